@@ -1,0 +1,182 @@
+"""The ``audioprep`` command: one subcommand per stage. This file only parses options.
+
+Heavy modules (numpy, soundfile, ffmpeg-python, models) are imported inside the commands,
+so ``audioprep --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from audioprep import __version__
+
+if TYPE_CHECKING:
+    from audioprep.stage import Stage
+
+app = typer.Typer(
+    name="audioprep",
+    help=(
+        "Turn raw web audio into clean speech and ASMR training corpora.\n\n"
+        "Each stage reads a manifest directory and writes a new one: "
+        "audioprep STAGE IN_DIR OUT_DIR [options]. Re-running a stage resumes it.\n\n"
+        "Exit status: 0 all items done, 1 some items failed (see OUT_DIR/errors.jsonl), "
+        "2 bad options, 3 the stage could not run, 130 interrupted."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+InDir = Annotated[Path, typer.Argument(help="Input manifest directory.", show_default=False)]
+OutDir = Annotated[Path, typer.Argument(help="Output manifest directory (created).", show_default=False)]
+Jobs = Annotated[
+    int, typer.Option("--jobs", "-j", help="Parallel workers; 0 means one per core.", min=0)
+]
+FailFast = Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failed item.")]
+Overwrite = Annotated[
+    bool, typer.Option("--overwrite", help="Discard what OUT_DIR holds and start afresh.")
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"audioprep {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        Optional[bool],  # noqa: UP045 - typer needs Optional here
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = None,
+) -> None:
+    """Turn raw web audio into clean speech and ASMR training corpora."""
+
+
+def _execute(
+    stage: Stage,
+    out_dir: Path,
+    *,
+    in_dir: Path | None,
+    jobs: int,
+    fail_fast: bool,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    from audioprep.errors import AudioprepError
+    from audioprep.runner import run_stage
+
+    try:
+        summary = run_stage(
+            stage,
+            out_dir,
+            in_dir=in_dir,
+            jobs=jobs,
+            fail_fast=fail_fast,
+            overwrite=overwrite,
+            progress=False if quiet else None,
+        )
+    except AudioprepError as exc:
+        typer.echo(f"audioprep {stage.name}: error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo(
+            f"audioprep {stage.name}: interrupted; run the same command again to resume.", err=True
+        )
+        raise typer.Exit(130) from None
+    typer.echo(summary.line(), err=True)
+    raise typer.Exit(summary.exit_code)
+
+
+@app.command()
+def ingest(
+    sources: Annotated[
+        list[str],
+        typer.Argument(help="Media files, folders (walked recursively) or quoted globs.", show_default=False),
+    ],
+    out_dir: OutDir,
+    jobs: Jobs = 0,
+    fail_fast: FailFast = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Build a manifest directory from local media files, folders or globs.
+
+    Probes duration, sample rate and channels with ffprobe and hard-links each file into
+    OUT_DIR/audio/ (copies across file systems). Files that are empty, truncated or not media
+    go to OUT_DIR/errors.jsonl.
+
+    Example: `audioprep ingest ~/podcasts "~/clips/**/*.mp3" raw/`
+    """
+    from audioprep.stages.ingest import IngestStage
+
+    stage = IngestStage(IngestStage.Params(sources=tuple(sources)))
+    _execute(stage, out_dir, in_dir=None, jobs=jobs, fail_fast=fail_fast, overwrite=overwrite, quiet=quiet)
+
+
+@app.command()
+def convert(
+    in_dir: InDir,
+    out_dir: OutDir,
+    sample_rate: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--sample-rate", "-r", help="Output rate in Hz (default: keep)."),
+    ] = None,
+    channels: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--channels", "-c", help="Output channels, 1 = mono (default: keep)."),
+    ] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="wav or flac.")] = "wav",
+    sample_format: Annotated[
+        str, typer.Option("--sample-format", help="s16, s24 or f32 (f32: wav only).")
+    ] = "s16",
+    jobs: Jobs = 0,
+    fail_fast: FailFast = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Convert any media ffmpeg reads (mp4, m4a, webm, mp3, ogg, flac, wav) to PCM wav or flac.
+
+    Example: `audioprep convert raw/ wav16k/ --sample-rate 16000 --channels 1`
+    """
+    from audioprep.stages.convert import ConvertStage
+
+    stage = ConvertStage(
+        ConvertStage.Params(
+            sample_rate=sample_rate, channels=channels, format=format, sample_format=sample_format
+        )
+    )
+    _execute(stage, out_dir, in_dir=in_dir, jobs=jobs, fail_fast=fail_fast, overwrite=overwrite, quiet=quiet)
+
+
+@app.command()
+def trim(
+    in_dir: InDir,
+    out_dir: OutDir,
+    head: Annotated[float, typer.Option("--head", help="Seconds to cut from the start.")] = 0.0,
+    tail: Annotated[float, typer.Option("--tail", help="Seconds to cut from the end.")] = 0.0,
+    jobs: Jobs = 0,
+    fail_fast: FailFast = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Strip a fixed intro and outro from every item, sample-accurately.
+
+    Items not longer than head + tail go to OUT_DIR/rejected.jsonl with the reason.
+
+    Example: `audioprep trim wav16k/ trimmed/ --head 5 --tail 2`
+    """
+    from audioprep.stages.trim import TrimStage
+
+    stage = TrimStage(TrimStage.Params(head=head, tail=tail))
+    _execute(stage, out_dir, in_dir=in_dir, jobs=jobs, fail_fast=fail_fast, overwrite=overwrite, quiet=quiet)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,215 @@
+"""Executors run a stage's items: in this process, in a local process pool, later on Ray.
+
+An executor receives a picklable :class:`WorkerSpec` (which stage, its parameters, the
+directories) and an iterable of input records, and yields one :class:`ItemResult` per record
+in completion order. It reads and writes no manifest: that is the runner's job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import importlib
+import multiprocessing
+import signal
+import time
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from audioprep.errors import AudioprepError, ItemError
+from audioprep.manifest import Record
+from audioprep.stage import ItemContext, ItemResult, Stage
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker needs to rebuild the stage in another process."""
+
+    stage_path: str  # "package.module:ClassName"
+    params: Any
+    in_dir: str | None
+    out_dir: str
+
+    @classmethod
+    def for_stage(cls, stage: Stage, *, in_dir: Path | None, out_dir: Path) -> WorkerSpec:
+        kind = type(stage)
+        return cls(
+            stage_path=f"{kind.__module__}:{kind.__qualname__}",
+            params=stage.params,
+            in_dir=str(in_dir) if in_dir else None,
+            out_dir=str(out_dir),
+        )
+
+    def build(self) -> Stage:
+        module, _, name = self.stage_path.partition(":")
+        stage_cls = getattr(importlib.import_module(module), name)
+        return stage_cls(self.params)
+
+
+def error_result(record: Record, reason: str, kind: str, *, fatal: bool = False) -> ItemResult:
+    """An ItemResult for a failed item, carrying the input record for errors.jsonl."""
+    error = {"reason": reason, "type": kind, "record": record}
+    if fatal:
+        error["fatal"] = True
+    return ItemResult(id=str(record.get("id")), status="error", error=error)
+
+
+class Worker:
+    """Holds one stage instance, set up once, and processes items with it."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.spec = spec
+        self.stage = spec.build()
+        self.setup_error: str | None = None
+        try:
+            self.stage.setup()
+        except AudioprepError as exc:
+            self.setup_error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - reported to the user as a fatal error
+            self.setup_error = f"{self.stage.name} could not start: {type(exc).__name__}: {exc}"
+
+    def process(self, record: Record) -> ItemResult:
+        if self.setup_error:
+            return error_result(record, self.setup_error, "SetupError", fatal=True)
+        ctx = ItemContext(
+            stage_name=self.stage.name,
+            in_dir=Path(self.spec.in_dir) if self.spec.in_dir else None,
+            out_dir=Path(self.spec.out_dir),
+        )
+        started = time.perf_counter()
+        try:
+            records = list(self.stage.process(record, ctx))
+        except ItemError as exc:
+            return error_result(record, str(exc), "ItemError")
+        except AudioprepError as exc:
+            return error_result(record, str(exc), type(exc).__name__, fatal=True)
+        except Exception as exc:  # noqa: BLE001 - any failure of one item is recorded, not fatal
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            reason = f"{type(exc).__name__}: {exc} (at {Path(where.filename).name}:{where.lineno})"
+            return error_result(record, reason, type(exc).__name__)
+        if not records and not ctx.rejected:
+            ctx.reject(record, f"{self.stage.name} produced no output for this item")
+        return ItemResult(
+            id=str(record["id"]),
+            status="ok" if records else "rejected",
+            records=records,
+            rejected=ctx.rejected,
+            seconds=round(time.perf_counter() - started, 4),
+        )
+
+
+class Executor(ABC):
+    """Runs items through workers; yields results as they complete."""
+
+    jobs: int = 1
+
+    @abstractmethod
+    def map_unordered(self, spec: WorkerSpec, items: Iterable[Record]) -> Iterator[ItemResult]:
+        """Yield one ItemResult per item, in completion order. Closing the iterator stops work."""
+
+
+class SerialExecutor(Executor):
+    """Runs every item in this process, one after the other (``--jobs 1``)."""
+
+    def map_unordered(self, spec: WorkerSpec, items: Iterable[Record]) -> Iterator[ItemResult]:
+        worker = Worker(spec)
+        for item in items:
+            yield worker.process(item)
+
+
+_WORKER: Worker | None = None
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when its parent dies (kill -9 of the runner)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _init_worker(spec: WorkerSpec) -> None:
+    global _WORKER
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner handles Ctrl-C
+    _WORKER = Worker(spec)
+
+
+def _process_in_worker(record: Record) -> ItemResult:
+    assert _WORKER is not None
+    return _WORKER.process(record)
+
+
+class ProcessPoolExecutorBackend(Executor):
+    """A pool of ``jobs`` local worker processes (spawned, so they share no open files)."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = max(1, jobs)
+
+    def _new_pool(self, spec: WorkerSpec) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self.jobs,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(spec,),
+        )
+
+    def map_unordered(self, spec: WorkerSpec, items: Iterable[Record]) -> Iterator[ItemResult]:
+        pool = self._new_pool(spec)
+        inflight: dict[Future[ItemResult], Record] = {}
+        source = iter(items)
+        exhausted = False
+        finished = False
+        try:
+            while True:
+                while not exhausted and len(inflight) < 2 * self.jobs:
+                    try:
+                        record = next(source)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    inflight[pool.submit(_process_in_worker, record)] = record
+                if not inflight:
+                    break
+                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                broken = False
+                for future in done:
+                    record = inflight.pop(future)
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        result = error_result(
+                            record,
+                            "a worker process died (killed, crashed or out of memory) while "
+                            "this item was in flight; re-run to retry it",
+                            "WorkerDied",
+                        )
+                    yield result
+                if broken:
+                    for record in inflight.values():
+                        yield error_result(
+                            record,
+                            "a worker process died while this item was in flight; re-run to retry",
+                            "WorkerDied",
+                        )
+                    inflight.clear()
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = self._new_pool(spec)
+            finished = True
+        finally:
+            if not finished:  # stopped early (fail-fast, Ctrl-C): do not wait for running items
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    with contextlib.suppress(Exception):
+                        process.terminate()
+            pool.shutdown(wait=finished, cancel_futures=True)
+
+
+def local_executor(jobs: int) -> Executor:
+    """The default executor: in-process for one job, a process pool for more."""
+    return SerialExecutor() if jobs <= 1 else ProcessPoolExecutorBackend(jobs)

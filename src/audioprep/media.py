@@ -1,0 +1,103 @@
+"""ffmpeg and ffprobe: finding them, probing media, and clear messages when they are missing."""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from audioprep.errors import AudioprepError, ItemError
+
+FFMPEG_HINT = "install it with `make ffmpeg` (Debian/Ubuntu: `sudo apt-get install ffmpeg`, macOS: `brew install ffmpeg`)"
+
+#: File extensions picked up when a folder is walked.
+MEDIA_EXTENSIONS = frozenset(
+    ".wav .flac .mp3 .m4a .mp4 .webm .ogg .opus .oga .aac .wma .aif .aiff .mkv .mov .avi .3gp".split()
+)
+
+
+def require_ffmpeg() -> None:
+    """Raise a one-sentence AudioprepError if ffmpeg or ffprobe is not on PATH."""
+    missing = [tool for tool in ("ffmpeg", "ffprobe") if shutil.which(tool) is None]
+    if missing:
+        raise AudioprepError(f"{' and '.join(missing)} not found on PATH: {FFMPEG_HINT}.")
+
+
+@functools.lru_cache(maxsize=1)
+def ffmpeg_version() -> str:
+    """The ffmpeg version string, e.g. ``5.1.9-0+deb12u1``."""
+    try:
+        out = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "missing"
+    first = out.stdout.splitlines()[0] if out.stdout else ""
+    return first.split()[2] if first.startswith("ffmpeg version") else first
+
+
+@dataclass(frozen=True)
+class ProbeInfo:
+    """What ffprobe says about a media file's first audio stream."""
+
+    duration: float
+    sample_rate: int
+    channels: int
+    codec: str
+    container: str
+    has_video: bool
+    warnings: tuple[str, ...]
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "no message"
+
+
+def probe(path: Path) -> ProbeInfo:
+    """Probe ``path`` with ffprobe; raise ItemError with a clear reason if it is not usable audio.
+
+    Truncated files that still declare their full length (an mp3 with a Xing header cut short)
+    are reported as truncated.
+    """
+    if path.is_dir():
+        raise ItemError("is a directory, not an audio file")
+    if not path.exists():
+        raise ItemError("no such file")
+    if path.stat().st_size == 0:
+        raise ItemError("file is empty (0 bytes)")
+    cmd = ["ffprobe", "-v", "warning", "-show_format", "-show_streams", "-of", "json", str(path)]
+    proc = subprocess.run(cmd, capture_output=True)
+    stderr = proc.stderr.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        raise ItemError(f"not a readable media file (ffprobe: {_last_line(stderr)})")
+    info = json.loads(proc.stdout or b"{}")
+    streams = info.get("streams", [])
+    audio = [s for s in streams if s.get("codec_type") == "audio"]
+    if not audio:
+        kinds = ", ".join(sorted({s.get("codec_type", "?") for s in streams})) or "none"
+        raise ItemError(f"has no audio stream (streams: {kinds})")
+    stream = audio[0]
+    fmt = info.get("format", {})
+    duration = float(stream.get("duration") or fmt.get("duration") or 0.0)
+    warnings = tuple(ln.strip() for ln in stderr.splitlines() if ln.strip())
+    if any("filesize and duration do not match" in w for w in warnings):
+        raise ItemError(
+            f"truncated: the file declares {duration:.2f} s but is shorter on disk "
+            "(ffprobe: filesize and duration do not match)"
+        )
+    if duration <= 0:
+        raise ItemError("has no measurable duration (empty or corrupt audio stream)")
+    return ProbeInfo(
+        duration=duration,
+        sample_rate=int(stream.get("sample_rate") or 0),
+        channels=int(stream.get("channels") or 0),
+        codec=str(stream.get("codec_name", "")),
+        container=str(fmt.get("format_name", "")),
+        has_video=any(
+            s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")
+            for s in streams
+        ),
+        warnings=warnings,
+    )

@@ -1,0 +1,430 @@
+"""The one runner every stage goes through.
+
+It streams the input manifest, skips items a previous run finished, sends the rest to an
+executor, journals each result as it comes back, and at the end writes ``manifest.jsonl``,
+``rejected.jsonl`` and ``errors.jsonl`` in input order, then ``stage.json`` last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import fcntl
+import json
+import os
+import platform
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from audioprep import __version__
+from audioprep.errors import AudioprepError, ItemError, UsageError
+from audioprep.executor import Executor, WorkerSpec, local_executor
+from audioprep.journal import JOURNAL, Journal
+from audioprep.manifest import (
+    AUDIO_DIR,
+    ERRORS,
+    MANIFEST,
+    REJECTED,
+    STAGE_FILE,
+    Record,
+    atomic_write_text,
+    dumps,
+    iter_raw,
+    manifest_path,
+    resolve_audio,
+    validate_record,
+)
+from audioprep.progress import Progress
+from audioprep.stage import Stage
+
+RUN_FILE = ".run.json"
+LOCK_FILE = ".lock"
+EXIT_OK = 0
+EXIT_ITEMS_FAILED = 1
+
+
+def default_jobs() -> int:
+    """The number of cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+@dataclasses.dataclass
+class RunSummary:
+    """Counts and timings of one run; ``exit_code`` is 0 when no item failed, 1 otherwise."""
+
+    stage: str
+    out_dir: Path
+    items_in: int = 0
+    items_ok: int = 0
+    items_rejected: int = 0
+    items_failed: int = 0
+    items_resumed: int = 0
+    records_out: int = 0
+    records_rejected: int = 0
+    seconds_in: float = 0.0
+    seconds_out: float = 0.0
+    wall_time_s: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_ITEMS_FAILED if self.items_failed else EXIT_OK
+
+    def line(self) -> str:
+        """One line for the terminal."""
+        parts = [f"{self.items_ok} ok"]
+        if self.items_rejected:
+            parts.append(f"{self.items_rejected} rejected")
+        if self.items_failed:
+            parts.append(f"{self.items_failed} failed (see {self.out_dir / ERRORS})")
+        if self.items_resumed:
+            parts.append(f"{self.items_resumed} already done")
+        speed = ""
+        if self.wall_time_s > 0 and self.seconds_in > 0:
+            speed = f", {self.seconds_in / self.wall_time_s:.0f}x real time"
+        return (
+            f"{self.stage}: {', '.join(parts)} of {self.items_in} items -> {self.records_out} "
+            f"records ({self.seconds_out / 3600:.3f} h) in {self.wall_time_s:.1f} s{speed}: "
+            f"{self.out_dir}"
+        )
+
+
+class _Lock:
+    """An exclusive, non-blocking flock on OUT_DIR/.lock (released even by kill -9)."""
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            raise AudioprepError(
+                f"another audioprep run is writing to {path.parent} right now; wait for it to "
+                "finish (or stop it), then run this again."
+            ) from None
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, f"{os.getpid()}\n".encode())
+
+    def release(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+def _is_manifest_dir(path: Path) -> bool:
+    return any((path / name).exists() for name in (RUN_FILE, STAGE_FILE, JOURNAL, MANIFEST))
+
+
+def _clear(out_dir: Path) -> None:
+    """Remove everything a previous run wrote (used by --overwrite)."""
+    for name in (STAGE_FILE, MANIFEST, ERRORS, REJECTED, JOURNAL, RUN_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            (out_dir / name).unlink()
+    for name in (AUDIO_DIR, ".tmp"):
+        shutil.rmtree(out_dir / name, ignore_errors=True)
+
+
+def _error_line(stage: str, item_id: str, reason: str, kind: str, record: Any) -> Record:
+    return {"id": item_id, "stage": stage, "reason": reason, "type": kind, "record": record}
+
+
+class Runner:
+    """Runs one stage from IN_DIR (or the stage's own sources) into OUT_DIR.
+
+    >>> from audioprep.stages.convert import ConvertStage  # doctest: +SKIP
+    >>> Runner(ConvertStage(ConvertStage.Params(sample_rate=16000)), "wav/", in_dir="raw/").run()
+    """
+
+    def __init__(
+        self,
+        stage: Stage,
+        out_dir: str | os.PathLike[str],
+        *,
+        in_dir: str | os.PathLike[str] | None = None,
+        jobs: int | None = None,
+        fail_fast: bool = False,
+        overwrite: bool = False,
+        progress: bool | None = None,
+        executor: Executor | None = None,
+    ) -> None:
+        self.stage = stage
+        self.out_dir = Path(out_dir).absolute()
+        self.in_dir = Path(in_dir).resolve() if in_dir is not None else None
+        self.jobs = jobs if jobs and jobs > 0 else default_jobs()
+        self.fail_fast = fail_fast
+        self.overwrite = overwrite
+        self.progress = progress
+        self.executor = executor or local_executor(self.jobs)
+        if self.stage.is_source == (self.in_dir is not None):
+            raise UsageError(f"stage {stage.name} {'takes no' if stage.is_source else 'needs an'} IN_DIR")
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _identity(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage.name,
+            "version": self.stage.version,
+            "params": self.stage.params_dict(),
+            "input": str(self.in_dir) if self.in_dir else None,
+        }
+
+    def _prepare_out_dir(self) -> None:
+        out = self.out_dir
+        if self.in_dir is not None:
+            manifest_path(self.in_dir)
+            if out.resolve() == self.in_dir:
+                raise UsageError("OUT_DIR must not be IN_DIR: every stage writes a new directory.")
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"OUT_DIR {out} exists and is not a directory.")
+        if out.is_dir() and any(out.iterdir()) and not _is_manifest_dir(out):
+            raise UsageError(
+                f"OUT_DIR {out} exists, is not empty and is not an audioprep directory; "
+                "choose a new OUT_DIR."
+            )
+        out.mkdir(parents=True, exist_ok=True)
+
+    def _check_identity(self) -> None:
+        run_file = self.out_dir / RUN_FILE
+        identity = self._identity()
+        if self.overwrite:
+            _clear(self.out_dir)
+        elif run_file.exists():
+            previous = json.loads(run_file.read_text(encoding="utf-8"))
+            if previous != identity:
+                changed = sorted(
+                    k for k in set(previous) | set(identity) if previous.get(k) != identity.get(k)
+                )
+                if "params" in changed:
+                    old, new = previous.get("params", {}), identity["params"]
+                    changed += [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in new if old.get(k) != new.get(k)]
+                raise UsageError(
+                    f"{self.out_dir} holds a run with other settings ({'; '.join(changed)}); "
+                    "pass --overwrite to replace it, or choose another OUT_DIR."
+                )
+        atomic_write_text(run_file, json.dumps(identity, indent=2) + "\n")
+        # The completion markers of an earlier run no longer hold while this one runs.
+        for name in (STAGE_FILE, MANIFEST):
+            with contextlib.suppress(FileNotFoundError):
+                (self.out_dir / name).unlink()
+        shutil.rmtree(self.out_dir / ".tmp", ignore_errors=True)
+        (self.out_dir / AUDIO_DIR).mkdir(exist_ok=True)
+
+    # -- inputs ---------------------------------------------------------------------------
+    def _raw_inputs(self) -> Iterator[tuple[int, Record | None, str]]:
+        if self.in_dir is None:
+            for n, record in enumerate(self.stage.inputs(), start=1):  # type: ignore[attr-defined]
+                yield n, record, ""
+        else:
+            yield from iter_raw(self.in_dir / MANIFEST)
+
+    def _count_inputs(self) -> int | None:
+        if self.in_dir is None:
+            return None
+        with open(self.in_dir / MANIFEST, "rb") as fh:
+            return sum(1 for line in fh if line.strip())
+
+    # -- the run --------------------------------------------------------------------------
+    def run(self) -> RunSummary:
+        """Run the stage; return the summary. Raises AudioprepError for fatal problems."""
+        started_at = dt.datetime.now(dt.timezone.utc)
+        t0 = time.perf_counter()
+        self._prepare_out_dir()
+        self.stage.check()
+        lock = _Lock(self.out_dir / LOCK_FILE)
+        try:
+            self._check_identity()
+            summary = self._run_locked()
+            summary.wall_time_s = time.perf_counter() - t0
+            self._write_stage_json(summary, started_at)
+            return summary
+        finally:
+            lock.release()
+
+    def _run_locked(self) -> RunSummary:
+        stage = self.stage
+        summary = RunSummary(stage=stage.name, out_dir=self.out_dir)
+        journal = Journal(self.out_dir / JOURNAL)
+        journal.open()
+        order: list[str] = []
+        invalid: list[Record] = []
+        seen: set[str] = set()
+        progress = Progress(stage.name, self._count_inputs(), enabled=self.progress)
+
+        def pending() -> Iterator[Record]:
+            for lineno, record, problem in self._raw_inputs():
+                if record is None:
+                    invalid.append(_error_line(stage.name, f"line-{lineno}", problem, "BadLine", None))
+                    progress.advance()
+                    continue
+                try:
+                    if self.in_dir is not None:
+                        validate_record(record)
+                        resolve_audio(self.in_dir, record["audio"])
+                    if record["id"] in seen:
+                        raise ItemError(f"duplicate id {record['id']!r} in the input (line {lineno})")
+                except ItemError as exc:
+                    item_id = str(record.get("id", f"line-{lineno}"))
+                    invalid.append(_error_line(stage.name, item_id, str(exc), "InvalidRecord", record))
+                    progress.advance()
+                    continue
+                seen.add(record["id"])
+                order.append(record["id"])
+                summary.seconds_in += float(record.get("duration") or 0.0)
+                if journal.status(record["id"]) in ("ok", "rejected"):
+                    summary.items_resumed += 1
+                    progress.advance()
+                    continue
+                yield record
+
+        spec = WorkerSpec.for_stage(stage, in_dir=self.in_dir, out_dir=self.out_dir)
+        results = self.executor.map_unordered(spec, pending())
+        fatal: str | None = None
+        aborted = False
+        try:
+            for result in results:
+                if result.error and result.error.get("fatal"):
+                    fatal = result.error["reason"]
+                    break
+                journal.append(result)
+                progress.advance()
+                if result.status == "error" and self.fail_fast:
+                    aborted = True
+                    break
+        finally:
+            results.close()  # type: ignore[attr-defined]
+            progress.close()
+        if fatal:
+            journal.close()
+            raise AudioprepError(fatal)
+        self._finalize(journal, order, invalid, summary, complete=not aborted)
+        journal.close()
+        if aborted:
+            raise _FailFast(summary)
+        return summary
+
+    # -- outputs --------------------------------------------------------------------------
+    def _finalize(
+        self, journal: Journal, order: list[str], invalid: list[Record], summary: RunSummary,
+        *, complete: bool,
+    ) -> None:
+        out = self.out_dir
+        name = self.stage.name
+        summary.items_in = len(order) + len(invalid)
+        source_stage = self.in_dir is None
+        files: dict[str, TextIO] = {
+            fname: open(out / f".{fname}.tmp", "w", encoding="utf-8")
+            for fname in (MANIFEST, REJECTED, ERRORS)
+        }
+        referenced: set[str] = set()
+        out_ids: set[str] = set()
+        try:
+            for item_id in order:
+                entry = journal.read(item_id)
+                if entry is None:
+                    continue
+                status = entry["status"]
+                if status == "ok":
+                    clash = [r["id"] for r in entry["records"] if r["id"] in out_ids]
+                    if clash:
+                        entry["error"] = {
+                            "reason": f"output id {clash[0]!r} is produced by another item too",
+                            "type": "DuplicateOutputId", "record": None,
+                        }
+                        status = "error"
+                if status == "error":
+                    err = entry["error"] or {}
+                    files[ERRORS].write(dumps(_error_line(
+                        name, item_id, err.get("reason", "unknown error"), err.get("type", "Error"),
+                        err.get("record"))) + "\n")
+                    summary.items_failed += 1
+                    continue
+                for record in entry["records"]:
+                    out_ids.add(record["id"])
+                    referenced.add(record["audio"])
+                    files[MANIFEST].write(dumps(record) + "\n")
+                    summary.records_out += 1
+                    summary.seconds_out += float(record.get("duration") or 0.0)
+                    if source_stage:  # a source stage's input is what it found
+                        summary.seconds_in += float(record.get("duration") or 0.0)
+                for rejected in entry["rejected"]:
+                    files[REJECTED].write(dumps(rejected) + "\n")
+                    summary.records_rejected += 1
+                if status == "ok":
+                    summary.items_ok += 1
+                else:
+                    summary.items_rejected += 1
+            for line in invalid:
+                files[ERRORS].write(dumps(line) + "\n")
+                summary.items_failed += 1
+        finally:
+            for fh in files.values():
+                fh.flush()
+                os.fsync(fh.fileno())
+                fh.close()
+        os.replace(out / f".{ERRORS}.tmp", out / ERRORS)
+        if not complete:
+            for fname in (MANIFEST, REJECTED):
+                (out / f".{fname}.tmp").unlink()
+            return
+        os.replace(out / f".{REJECTED}.tmp", out / REJECTED)
+        os.replace(out / f".{MANIFEST}.tmp", out / MANIFEST)
+        audio_dir = out / AUDIO_DIR
+        for path in audio_dir.iterdir():  # orphans of items killed mid-way or since re-done
+            if f"{AUDIO_DIR}/{path.name}" not in referenced and path.is_file():
+                path.unlink()
+        shutil.rmtree(out / ".tmp", ignore_errors=True)
+
+    def _write_stage_json(self, summary: RunSummary, started_at: dt.datetime) -> None:
+        info = {
+            "stage": self.stage.name,
+            "version": self.stage.version,
+            "params": self.stage.params_dict(),
+            "input": str(self.in_dir) if self.in_dir else None,
+            "output": str(self.out_dir),
+            "items_in": summary.items_in,
+            "items_ok": summary.items_ok,
+            "items_rejected": summary.items_rejected,
+            "items_failed": summary.items_failed,
+            "items_resumed": summary.items_resumed,
+            "records_out": summary.records_out,
+            "records_rejected": summary.records_rejected,
+            "hours_in": round(summary.seconds_in / 3600, 6),
+            "hours_out": round(summary.seconds_out / 3600, 6),
+            "wall_time_s": round(summary.wall_time_s, 3),
+            "started_at": started_at.isoformat(timespec="seconds"),
+            "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "jobs": self.jobs,
+            "executor": type(self.executor).__name__,
+            "tools": {
+                "audioprep": __version__,
+                "python": platform.python_version(),
+                **self.stage.tool_versions(),
+            },
+        }
+        atomic_write_text(self.out_dir / STAGE_FILE, json.dumps(info, indent=2) + "\n")
+
+
+class _FailFast(AudioprepError):
+    """Raised when --fail-fast stopped the run at the first failed item."""
+
+    exit_code = EXIT_ITEMS_FAILED
+
+    def __init__(self, summary: RunSummary) -> None:
+        super().__init__(
+            f"{summary.stage}: stopped at the first failure (--fail-fast); the reason is in "
+            f"{summary.out_dir / ERRORS}; re-run to resume."
+        )
+        self.summary = summary
+
+
+def run_stage(stage: Stage, out_dir: str | os.PathLike[str], **kwargs: Any) -> RunSummary:
+    """Run ``stage`` into ``out_dir`` (see :class:`Runner` for the options).
+
+    >>> from audioprep.stages.trim import TrimStage  # doctest: +SKIP
+    >>> run_stage(TrimStage(TrimStage.Params(head=5.0)), "trimmed/", in_dir="wav/").line()
+    """
+    return Runner(stage, out_dir, **kwargs).run()

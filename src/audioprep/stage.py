@@ -1,0 +1,143 @@
+"""The one shape every stage has: name, version, typed parameters, setup once, map one record.
+
+A stage never reads or writes manifests and never starts processes: the runner does that.
+It receives one input record and an :class:`ItemContext` and returns zero, one or many
+output records (a list of dicts). To drop an item or part of it, call ``ctx.reject``.
+Raise :class:`~audioprep.errors.ItemError` for a clear per-item failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+from audioprep.errors import ItemError
+from audioprep.manifest import AUDIO_DIR, Record, resolve_audio
+
+
+class Stage:
+    """Base class of all stages.
+
+    Subclasses set ``name``, ``version`` and ``Params`` (a dataclass), and implement
+    :meth:`process`. ``check`` runs once in the main process before any file is touched,
+    ``setup`` once in each worker (load models there).
+    """
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    #: True for stages that read sources (files, URLs) rather than a manifest directory.
+    is_source: ClassVar[bool] = False
+
+    @dataclasses.dataclass(frozen=True)
+    class Params:
+        pass
+
+    def __init__(self, params: Any | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+
+    def check(self) -> None:
+        """Validate parameters and required tools; raise AudioprepError/UsageError if unusable."""
+
+    def setup(self) -> None:
+        """Prepare a worker (load a model, open a session). Called once per worker."""
+
+    def inputs(self) -> Iterator[Record]:
+        """Source stages only: the input items (``id`` and ``source``) built from parameters."""
+        raise NotImplementedError
+
+    def process(self, record: Record, ctx: ItemContext) -> list[Record]:
+        """Map one input record to output records."""
+        raise NotImplementedError
+
+    def tool_versions(self) -> dict[str, str]:
+        """Versions of the external tools this stage uses, recorded in stage.json."""
+        return {}
+
+    def params_dict(self) -> dict[str, Any]:
+        """The parameters as plain JSON-able data."""
+        return dataclasses.asdict(self.params)
+
+
+@dataclasses.dataclass
+class ItemResult:
+    """What processing one input item produced; one line of the run's journal."""
+
+    id: str
+    status: str  # "ok" | "rejected" | "error"
+    records: list[Record] = dataclasses.field(default_factory=list)
+    rejected: list[Record] = dataclasses.field(default_factory=list)
+    error: Record | None = None
+    seconds: float = 0.0
+
+
+class ItemContext:
+    """File access for one item: safe input paths, atomic audio outputs, hard links, rejects."""
+
+    def __init__(self, *, stage_name: str, in_dir: Path | None, out_dir: Path) -> None:
+        self.stage_name = stage_name
+        self.in_dir = in_dir
+        self.out_dir = out_dir
+        self.audio_dir = out_dir / AUDIO_DIR
+        self.tmp_dir = out_dir / ".tmp"
+        self.rejected: list[Record] = []
+
+    def input_audio(self, record: Record) -> Path:
+        """Absolute path of a record's audio in the input directory, checked to exist inside it."""
+        if self.in_dir is None:
+            raise ItemError("this stage has no input directory")
+        path = resolve_audio(self.in_dir, record["audio"])
+        if not path.is_file():
+            raise ItemError(f"audio file {record['audio']!r} is missing from the input directory")
+        return path
+
+    @contextlib.contextmanager
+    def output(self, filename: str) -> Iterator[Path]:
+        """Yield a temporary path to write ``filename`` into; on success move it into ``audio/``.
+
+        The rename is atomic, so ``audio/`` never holds a half-written file. Use the returned
+        :meth:`relpath` of the name in the record.
+        """
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.tmp_dir / f"{os.getpid()}-{filename}"
+        try:
+            yield tmp
+            if not tmp.is_file():
+                raise ItemError(f"no output was written for {filename}")
+            os.replace(tmp, self.audio_dir / filename)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+    def link(self, source: Path, filename: str) -> str:
+        """Put ``source`` into ``audio/filename`` unchanged: a hard link, a copy across file systems."""
+        dest = self.audio_dir / filename
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.tmp_dir / f"{os.getpid()}-{filename}"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                raise
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, dest)
+        return self.relpath(filename)
+
+    @staticmethod
+    def relpath(filename: str) -> str:
+        """The ``audio`` field value for a file written with :meth:`output` or :meth:`link`."""
+        return f"{AUDIO_DIR}/{filename}"
+
+    def reject(self, record: Record, reason: str, **details: Any) -> None:
+        """Drop ``record`` (an input record or a part of one) with a reason, into rejected.jsonl."""
+        self.rejected.append(
+            {"id": record.get("id"), "reason": reason, "stage": self.stage_name, **details,
+             "record": record}
+        )

@@ -1,0 +1,1 @@
+"""The stages. Each module holds one Stage subclass; import them lazily (heavy dependencies)."""

@@ -1,0 +1,110 @@
+"""convert: any media ffmpeg reads to PCM wav or flac at a chosen rate and channel count."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from audioprep.errors import ItemError, UsageError
+from audioprep.manifest import Record
+from audioprep.media import ffmpeg_version, require_ffmpeg
+from audioprep.stage import ItemContext, Stage
+
+FORMATS = ("wav", "flac")
+SAMPLE_FORMATS = ("s16", "s24", "f32")
+_WAV_CODECS = {"s16": "pcm_s16le", "s24": "pcm_s24le", "f32": "pcm_f32le"}
+
+
+def _last_line(data: bytes | None) -> str:
+    text = (data or b"").decode("utf-8", "replace").strip().splitlines()
+    return text[-1].strip() if text else "no message"
+
+
+class ConvertStage(Stage):
+    """Decode with ffmpeg (through ffmpeg-python) and write PCM wav or flac."""
+
+    name = "convert"
+    version = "1"
+
+    @dataclasses.dataclass(frozen=True)
+    class Params:
+        sample_rate: int | None = None  # None keeps the source rate
+        channels: int | None = None  # None keeps the source channel count
+        format: str = "wav"
+        sample_format: str = "s16"
+
+    def check(self) -> None:
+        p = self.params
+        if p.format not in FORMATS:
+            raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {p.format!r}.")
+        if p.sample_format not in SAMPLE_FORMATS:
+            raise UsageError(f"--sample-format must be one of {', '.join(SAMPLE_FORMATS)}.")
+        if p.format == "flac" and p.sample_format == "f32":
+            raise UsageError("flac stores integers only: use --sample-format s16 or s24 with flac.")
+        if p.sample_rate is not None and not 1000 <= p.sample_rate <= 384000:
+            raise UsageError(f"--sample-rate {p.sample_rate} is out of range (1000 to 384000 Hz).")
+        if p.channels is not None and not 1 <= p.channels <= 32:
+            raise UsageError(f"--channels {p.channels} is out of range (1 to 32).")
+        require_ffmpeg()
+
+    def _output_args(self) -> dict[str, Any]:
+        p = self.params
+        args: dict[str, Any] = {"map": "0:a:0", "map_metadata": -1, "f": p.format}
+        if p.format == "wav":
+            args["acodec"] = _WAV_CODECS[p.sample_format]
+            args["rf64"] = "auto"  # files over 4 GiB stay valid
+        else:
+            args["acodec"] = "flac"
+            args["sample_fmt"] = "s16" if p.sample_format == "s16" else "s32"
+            if p.sample_format == "s24":
+                args["bits_per_raw_sample"] = 24
+        if p.sample_rate:
+            args["ar"] = p.sample_rate
+        if p.channels:
+            args["ac"] = p.channels
+        return args
+
+    def process(self, record: Record, ctx: ItemContext) -> list[Record]:
+        import ffmpeg
+        import soundfile as sf
+
+        src = ctx.input_audio(record)
+        name = f"{record['id']}.{self.params.format}"
+        args = self._output_args()
+        with ctx.output(name) as tmp:
+            stream = (
+                ffmpeg.input(str(src))
+                .output(str(tmp), **args)
+                .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
+                .overwrite_output()
+            )
+            try:
+                stream.run(capture_stdout=True, capture_stderr=True)
+            except ffmpeg.Error as exc:
+                raise ItemError(f"ffmpeg could not convert it: {_last_line(exc.stderr)}") from None
+            info = sf.info(str(tmp))
+            decoded = info.frames / info.samplerate
+            declared = float(record.get("duration") or 0.0)
+            if declared > 0 and decoded < declared - max(0.5, 0.02 * declared):
+                raise ItemError(
+                    f"truncated or corrupt: decoded {decoded:.2f} s of the {declared:.2f} s "
+                    "the file declares"
+                )
+            if info.frames == 0:
+                raise ItemError("decoded to no audio at all (empty or corrupt stream)")
+        return [
+            {
+                **record,
+                "audio": ctx.relpath(name),
+                "duration": round(decoded, 6),
+                "sample_rate": info.samplerate,
+                "channels": info.channels,
+                "codec": args["acodec"],
+                "container": self.params.format,
+            }
+        ]
+
+    def tool_versions(self) -> dict[str, str]:
+        from importlib.metadata import version
+
+        return {"ffmpeg": ffmpeg_version(), "ffmpeg-python": version("ffmpeg-python")}

@@ -1,0 +1,127 @@
+"""trim: strip a fixed intro and outro, sample-accurately, streaming in blocks."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from audioprep.dsp.trim import trim_bounds
+from audioprep.errors import ItemError, UsageError
+from audioprep.manifest import Record
+from audioprep.media import ffmpeg_version
+from audioprep.stage import ItemContext, Stage
+
+BLOCK_FRAMES = 1 << 18  # 262144 frames: about 16 s at 16 kHz, 6 s at 44.1 kHz
+_KEEP_FORMATS = {"WAV": "wav", "WAVEX": "wav", "RF64": "wav", "FLAC": "flac", "AIFF": "aiff"}
+_DTYPES = {"PCM_16": "int16", "PCM_24": "int32", "PCM_32": "int32", "FLOAT": "float32"}
+
+
+def _last_line(data: bytes | None) -> str:
+    text = (data or b"").decode("utf-8", "replace").strip().splitlines()
+    return text[-1].strip() if text else "no message"
+
+
+class TrimStage(Stage):
+    """Drop ``head`` seconds from the start and ``tail`` seconds from the end of every item."""
+
+    name = "trim"
+    version = "1"
+
+    @dataclasses.dataclass(frozen=True)
+    class Params:
+        head: float = 0.0
+        tail: float = 0.0
+
+    def check(self) -> None:
+        if self.params.head < 0 or self.params.tail < 0:
+            raise UsageError("--head and --tail must be zero or more seconds.")
+
+    def process(self, record: Record, ctx: ItemContext) -> list[Record]:
+        import soundfile as sf
+
+        src = ctx.input_audio(record)
+        p = self.params
+        try:
+            info = sf.info(str(src))
+        except (sf.LibsndfileError, RuntimeError):
+            return self._trim_with_ffmpeg(record, src, ctx)
+        start, stop = trim_bounds(info.frames, sr=info.samplerate, head=p.head, tail=p.tail)
+        if stop <= start:
+            ctx.reject(
+                record,
+                f"duration {info.frames / info.samplerate:.2f} s is not longer than "
+                f"head + tail = {p.head + p.tail:.2f} s",
+                duration=info.frames / info.samplerate,
+            )
+            return []
+        fmt = _KEEP_FORMATS.get(info.format)
+        subtype = info.subtype if fmt else "PCM_16"
+        fmt = fmt or "wav"
+        name = f"{record['id']}.{fmt}"
+        if start == 0 and stop == info.frames and src.suffix == f".{fmt}":
+            audio = ctx.link(src, name)
+        else:
+            dtype = _DTYPES.get(subtype, "float64")
+            with ctx.output(name) as tmp, sf.SoundFile(str(src)) as fin, sf.SoundFile(
+                str(tmp), "w", samplerate=info.samplerate, channels=info.channels,
+                subtype=subtype, format=fmt.upper(),
+            ) as fout:
+                fin.seek(start)
+                remaining = stop - start
+                while remaining > 0:
+                    block = fin.read(min(BLOCK_FRAMES, remaining), dtype=dtype, always_2d=True)
+                    if len(block) == 0:
+                        raise ItemError(f"file ended {remaining} frames early: truncated or corrupt")
+                    fout.write(block)
+                    remaining -= len(block)
+            audio = ctx.relpath(name)
+        return [self._record(record, audio, start, stop, info.frames, info.samplerate)]
+
+    def _record(
+        self, record: Record, audio: str, start: int, stop: int, n: int, sr: int
+    ) -> Record:
+        return {
+            **record,
+            "audio": audio,
+            "duration": round((stop - start) / sr, 6),
+            "offset": round(float(record.get("offset") or 0.0) + start / sr, 6),
+            "trim": {"head": round(start / sr, 6), "tail": round((n - stop) / sr, 6)},
+        }
+
+    def _trim_with_ffmpeg(self, record: Record, src: Path, ctx: ItemContext) -> list[Record]:
+        """For containers libsndfile cannot read (m4a, mp4, webm): ffmpeg's sample-exact atrim."""
+        import ffmpeg
+
+        sr = int(record["sample_rate"])
+        n = int(round(float(record["duration"]) * sr))
+        start, stop = trim_bounds(n, sr=sr, head=self.params.head, tail=self.params.tail)
+        if stop <= start:
+            ctx.reject(
+                record,
+                f"duration {record['duration']:.2f} s is not longer than head + tail = "
+                f"{self.params.head + self.params.tail:.2f} s",
+                duration=record["duration"],
+            )
+            return []
+        name = f"{record['id']}.wav"
+        with ctx.output(name) as tmp:
+            stream = (
+                ffmpeg.input(str(src))["a:0"]
+                .filter("atrim", start_sample=start, end_sample=stop)
+                .output(str(tmp), acodec="pcm_s16le", f="wav", ar=sr)
+                .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
+                .overwrite_output()
+            )
+            try:
+                stream.run(capture_stdout=True, capture_stderr=True)
+            except ffmpeg.Error as exc:
+                raise ItemError(f"ffmpeg could not trim it: {_last_line(exc.stderr)}") from None
+            import soundfile as sf
+
+            frames = sf.info(str(tmp)).frames
+        return [self._record(record, ctx.relpath(name), start, start + frames, n, sr)]
+
+    def tool_versions(self) -> dict[str, str]:
+        from importlib.metadata import version
+
+        return {"soundfile": version("soundfile"), "ffmpeg": ffmpeg_version()}
