@@ -32,7 +32,9 @@ app = typer.Typer(
 )
 
 InDir = Annotated[Path, typer.Argument(help="Input manifest directory.", show_default=False)]
-OutDir = Annotated[Path, typer.Argument(help="Output manifest directory (created).", show_default=False)]
+OutDir = Annotated[
+    Path, typer.Argument(help="Output manifest directory (created).", show_default=False)
+]
 Jobs = Annotated[
     int, typer.Option("--jobs", "-j", help="Parallel workers; 0 means one per core.", min=0)
 ]
@@ -98,7 +100,9 @@ def _execute(
 def ingest(
     sources: Annotated[
         list[str],
-        typer.Argument(help="Media files, folders (walked recursively) or quoted globs.", show_default=False),
+        typer.Argument(
+            help="Media files, folders (walked recursively) or quoted globs.", show_default=False
+        ),
     ],
     out_dir: OutDir,
     jobs: Jobs = 0,
@@ -117,7 +121,15 @@ def ingest(
     from audioprep.stages.ingest import IngestStage
 
     stage = IngestStage(IngestStage.Params(sources=tuple(sources)))
-    _execute(stage, out_dir, in_dir=None, jobs=jobs, fail_fast=fail_fast, overwrite=overwrite, quiet=quiet)
+    _execute(
+        stage,
+        out_dir,
+        in_dir=None,
+        jobs=jobs,
+        fail_fast=fail_fast,
+        overwrite=overwrite,
+        quiet=quiet,
+    )
 
 
 @app.command()
@@ -152,7 +164,15 @@ def convert(
             sample_rate=sample_rate, channels=channels, format=format, sample_format=sample_format
         )
     )
-    _execute(stage, out_dir, in_dir=in_dir, jobs=jobs, fail_fast=fail_fast, overwrite=overwrite, quiet=quiet)
+    _execute(
+        stage,
+        out_dir,
+        in_dir=in_dir,
+        jobs=jobs,
+        fail_fast=fail_fast,
+        overwrite=overwrite,
+        quiet=quiet,
+    )
 
 
 @app.command()
@@ -175,7 +195,15 @@ def trim(
     from audioprep.stages.trim import TrimStage
 
     stage = TrimStage(TrimStage.Params(head=head, tail=tail))
-    _execute(stage, out_dir, in_dir=in_dir, jobs=jobs, fail_fast=fail_fast, overwrite=overwrite, quiet=quiet)
+    _execute(
+        stage,
+        out_dir,
+        in_dir=in_dir,
+        jobs=jobs,
+        fail_fast=fail_fast,
+        overwrite=overwrite,
+        quiet=quiet,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -69,7 +69,7 @@ def read_manifest(directory: str | os.PathLike[str]) -> Iterator[Record]:
     ...     print(rec["id"], rec["duration"])
     """
     path = manifest_path(directory)
-    for lineno, record, problem in iter_raw(path):
+    for _lineno, record, problem in iter_raw(path):
         if record is None:
             raise AudioprepError(f"{path}: {problem}.")
         yield record
@@ -108,7 +108,7 @@ def resolve_audio(directory: str | os.PathLike[str], audio: str) -> Path:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename, so readers never see half."""
+    """Write ``text`` to ``path`` via a temporary file and a rename: readers never see half."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)

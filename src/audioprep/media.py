@@ -11,11 +11,15 @@ from pathlib import Path
 
 from audioprep.errors import AudioprepError, ItemError
 
-FFMPEG_HINT = "install it with `make ffmpeg` (Debian/Ubuntu: `sudo apt-get install ffmpeg`, macOS: `brew install ffmpeg`)"
+FFMPEG_HINT = (
+    "install it with `make ffmpeg` (Debian/Ubuntu: `sudo apt-get install ffmpeg`, "
+    "macOS: `brew install ffmpeg`)"
+)
 
 #: File extensions picked up when a folder is walked.
 MEDIA_EXTENSIONS = frozenset(
-    ".wav .flac .mp3 .m4a .mp4 .webm .ogg .opus .oga .aac .wma .aif .aiff .mkv .mov .avi .3gp".split()
+    {".wav", ".flac", ".mp3", ".m4a", ".mp4", ".webm", ".ogg", ".opus", ".oga", ".aac", ".wma"}
+    | {".aif", ".aiff", ".mkv", ".mov", ".avi", ".3gp"}
 )
 
 

@@ -161,7 +161,9 @@ class Runner:
         self.progress = progress
         self.executor = executor or local_executor(self.jobs)
         if self.stage.is_source == (self.in_dir is not None):
-            raise UsageError(f"stage {stage.name} {'takes no' if stage.is_source else 'needs an'} IN_DIR")
+            raise UsageError(
+                f"stage {stage.name} {'takes no' if stage.is_source else 'needs an'} IN_DIR"
+            )
 
     # -- set-up ---------------------------------------------------------------------------
     def _identity(self) -> dict[str, Any]:
@@ -200,7 +202,11 @@ class Runner:
                 )
                 if "params" in changed:
                     old, new = previous.get("params", {}), identity["params"]
-                    changed += [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in new if old.get(k) != new.get(k)]
+                    changed += [
+                        f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
+                        for k in new
+                        if old.get(k) != new.get(k)
+                    ]
                 raise UsageError(
                     f"{self.out_dir} holds a run with other settings ({'; '.join(changed)}); "
                     "pass --overwrite to replace it, or choose another OUT_DIR."
@@ -232,8 +238,8 @@ class Runner:
         """Run the stage; return the summary. Raises AudioprepError for fatal problems."""
         started_at = dt.datetime.now(dt.timezone.utc)
         t0 = time.perf_counter()
-        self._prepare_out_dir()
         self.stage.check()
+        self._prepare_out_dir()
         lock = _Lock(self.out_dir / LOCK_FILE)
         try:
             self._check_identity()
@@ -257,7 +263,9 @@ class Runner:
         def pending() -> Iterator[Record]:
             for lineno, record, problem in self._raw_inputs():
                 if record is None:
-                    invalid.append(_error_line(stage.name, f"line-{lineno}", problem, "BadLine", None))
+                    invalid.append(
+                        _error_line(stage.name, f"line-{lineno}", problem, "BadLine", None)
+                    )
                     progress.advance()
                     continue
                 try:
@@ -265,10 +273,14 @@ class Runner:
                         validate_record(record)
                         resolve_audio(self.in_dir, record["audio"])
                     if record["id"] in seen:
-                        raise ItemError(f"duplicate id {record['id']!r} in the input (line {lineno})")
+                        raise ItemError(
+                            f"duplicate id {record['id']!r} in the input (line {lineno})"
+                        )
                 except ItemError as exc:
                     item_id = str(record.get("id", f"line-{lineno}"))
-                    invalid.append(_error_line(stage.name, item_id, str(exc), "InvalidRecord", record))
+                    invalid.append(
+                        _error_line(stage.name, item_id, str(exc), "InvalidRecord", record)
+                    )
                     progress.advance()
                     continue
                 seen.add(record["id"])
@@ -308,20 +320,25 @@ class Runner:
 
     # -- outputs --------------------------------------------------------------------------
     def _finalize(
-        self, journal: Journal, order: list[str], invalid: list[Record], summary: RunSummary,
-        *, complete: bool,
+        self,
+        journal: Journal,
+        order: list[str],
+        invalid: list[Record],
+        summary: RunSummary,
+        *,
+        complete: bool,
     ) -> None:
         out = self.out_dir
         name = self.stage.name
         summary.items_in = len(order) + len(invalid)
         source_stage = self.in_dir is None
-        files: dict[str, TextIO] = {
-            fname: open(out / f".{fname}.tmp", "w", encoding="utf-8")
-            for fname in (MANIFEST, REJECTED, ERRORS)
-        }
         referenced: set[str] = set()
         out_ids: set[str] = set()
-        try:
+        with contextlib.ExitStack() as stack:
+            files: dict[str, TextIO] = {
+                fname: stack.enter_context(open(out / f".{fname}.tmp", "w", encoding="utf-8"))
+                for fname in (MANIFEST, REJECTED, ERRORS)
+            }
             for item_id in order:
                 entry = journal.read(item_id)
                 if entry is None:
@@ -332,14 +349,24 @@ class Runner:
                     if clash:
                         entry["error"] = {
                             "reason": f"output id {clash[0]!r} is produced by another item too",
-                            "type": "DuplicateOutputId", "record": None,
+                            "type": "DuplicateOutputId",
+                            "record": None,
                         }
                         status = "error"
                 if status == "error":
                     err = entry["error"] or {}
-                    files[ERRORS].write(dumps(_error_line(
-                        name, item_id, err.get("reason", "unknown error"), err.get("type", "Error"),
-                        err.get("record"))) + "\n")
+                    files[ERRORS].write(
+                        dumps(
+                            _error_line(
+                                name,
+                                item_id,
+                                err.get("reason", "unknown error"),
+                                err.get("type", "Error"),
+                                err.get("record"),
+                            )
+                        )
+                        + "\n"
+                    )
                     summary.items_failed += 1
                     continue
                 for record in entry["records"]:
@@ -360,11 +387,9 @@ class Runner:
             for line in invalid:
                 files[ERRORS].write(dumps(line) + "\n")
                 summary.items_failed += 1
-        finally:
             for fh in files.values():
                 fh.flush()
                 os.fsync(fh.fileno())
-                fh.close()
         os.replace(out / f".{ERRORS}.tmp", out / ERRORS)
         if not complete:
             for fname in (MANIFEST, REJECTED):

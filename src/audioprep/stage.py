@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -60,8 +61,8 @@ class Stage:
         return {}
 
     def params_dict(self) -> dict[str, Any]:
-        """The parameters as plain JSON-able data."""
-        return dataclasses.asdict(self.params)
+        """The parameters as plain JSON data (tuples become lists, paths strings)."""
+        return json.loads(json.dumps(dataclasses.asdict(self.params), default=str))
 
 
 @dataclasses.dataclass
@@ -115,7 +116,7 @@ class ItemContext:
                 tmp.unlink()
 
     def link(self, source: Path, filename: str) -> str:
-        """Put ``source`` into ``audio/filename`` unchanged: a hard link, a copy across file systems."""
+        """Put ``source`` into ``audio/filename`` unchanged: hard-linked, copied across devices."""
         dest = self.audio_dir / filename
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.tmp_dir / f"{os.getpid()}-{filename}"
@@ -138,6 +139,11 @@ class ItemContext:
     def reject(self, record: Record, reason: str, **details: Any) -> None:
         """Drop ``record`` (an input record or a part of one) with a reason, into rejected.jsonl."""
         self.rejected.append(
-            {"id": record.get("id"), "reason": reason, "stage": self.stage_name, **details,
-             "record": record}
+            {
+                "id": record.get("id"),
+                "reason": reason,
+                "stage": self.stage_name,
+                **details,
+                "record": record,
+            }
         )

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def trim_bounds(n_samples: int, *, sr: int, head: float = 0.0, tail: float = 0.0) -> tuple[int, int]:
+def trim_bounds(
+    n_samples: int, *, sr: int, head: float = 0.0, tail: float = 0.0
+) -> tuple[int, int]:
     """Return ``(start, stop)`` sample indices that drop ``head`` and ``tail`` seconds.
 
     Seconds are rounded to the nearest sample. When head + tail covers the whole signal the

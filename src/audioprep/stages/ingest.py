@@ -49,7 +49,9 @@ class IngestStage(Stage):
         if not self.params.sources:
             raise UsageError("ingest needs at least one file, folder or glob.")
         for src in self.params.sources:
-            if not Path(src).exists() and not (_GLOB_CHARS.search(src) and glob.glob(src, recursive=True)):
+            if not Path(src).exists() and not (
+                _GLOB_CHARS.search(src) and glob.glob(src, recursive=True)
+            ):
                 raise UsageError(f"no such file, folder or matching glob: {src}")
 
     def _expand(self) -> Iterator[Path]:
@@ -81,7 +83,9 @@ class IngestStage(Stage):
         if not _SAFE_EXT.match(ext):
             ext = ".media"
         audio = ctx.link(path, f"{record['id']}{ext}")
-        mtime = dt.datetime.fromtimestamp(stat.st_mtime, dt.timezone.utc).isoformat(timespec="seconds")
+        mtime = dt.datetime.fromtimestamp(stat.st_mtime, dt.timezone.utc).isoformat(
+            timespec="seconds"
+        )
         return [
             {
                 "id": record["id"],

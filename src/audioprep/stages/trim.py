@@ -62,24 +62,32 @@ class TrimStage(Stage):
             audio = ctx.link(src, name)
         else:
             dtype = _DTYPES.get(subtype, "float64")
-            with ctx.output(name) as tmp, sf.SoundFile(str(src)) as fin, sf.SoundFile(
-                str(tmp), "w", samplerate=info.samplerate, channels=info.channels,
-                subtype=subtype, format=fmt.upper(),
-            ) as fout:
+            with (
+                ctx.output(name) as tmp,
+                sf.SoundFile(str(src)) as fin,
+                sf.SoundFile(
+                    str(tmp),
+                    "w",
+                    samplerate=info.samplerate,
+                    channels=info.channels,
+                    subtype=subtype,
+                    format=fmt.upper(),
+                ) as fout,
+            ):
                 fin.seek(start)
                 remaining = stop - start
                 while remaining > 0:
                     block = fin.read(min(BLOCK_FRAMES, remaining), dtype=dtype, always_2d=True)
                     if len(block) == 0:
-                        raise ItemError(f"file ended {remaining} frames early: truncated or corrupt")
+                        raise ItemError(
+                            f"file ended {remaining} frames early: truncated or corrupt"
+                        )
                     fout.write(block)
                     remaining -= len(block)
             audio = ctx.relpath(name)
         return [self._record(record, audio, start, stop, info.frames, info.samplerate)]
 
-    def _record(
-        self, record: Record, audio: str, start: int, stop: int, n: int, sr: int
-    ) -> Record:
+    def _record(self, record: Record, audio: str, start: int, stop: int, n: int, sr: int) -> Record:
         return {
             **record,
             "audio": audio,

@@ -1,0 +1,39 @@
+# audioprep: `make test` and `make demo` set up everything they need on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export AUDIOPREP_SHARED ?= $(abspath ../shared)
+
+.PHONY: setup ffmpeg test demo bench lint format clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+ffmpeg:
+	@bash scripts/ensure-ffmpeg.sh
+
+setup: $(STAMP) ffmpeg
+
+test: setup
+	$(BIN)/python -m pytest
+
+demo: setup
+	@bash scripts/demo.sh
+
+bench: setup
+	$(BIN)/python scripts/bench.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix src tests scripts
+	$(BIN)/ruff format src tests scripts
+
+clean:
+	rm -rf demo-out bench-out .pytest_cache .ruff_cache
