@@ -206,5 +206,73 @@ def trim(
     )
 
 
+@app.command()
+def denoise(
+    in_dir: InDir,
+    out_dir: OutDir,
+    lowpass: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option("--lowpass", help="Low-pass cut-off in Hz (hiss, crackle)."),
+    ] = None,
+    highpass: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option("--highpass", help="High-pass cut-off in Hz (rumble)."),
+    ] = None,
+    rolloff: Annotated[
+        float,
+        typer.Option("--rolloff", help="Roll-off in dB per octave, as applied (sets the order)."),
+    ] = 36.0,
+    passes: Annotated[int, typer.Option("--passes", help="Apply the filters this many times.")] = 1,
+    zero_phase: Annotated[
+        bool,
+        typer.Option("--zero-phase/--causal", help="Forward-backward (no phase shift) or causal."),
+    ] = True,
+    notch: Annotated[
+        Optional[list[float]],  # noqa: UP045
+        typer.Option("--notch", help="Notch out a tonal whine at this frequency (repeatable)."),
+    ] = None,
+    q: Annotated[
+        float, typer.Option("--q", help="Quality of the notches (bandwidth = f / Q).")
+    ] = 30.0,
+    notch_auto: Annotated[
+        int,
+        typer.Option("--notch-auto", help="Find and notch the N strongest tonal peaks per item."),
+    ] = 0,
+    jobs: Jobs = 0,
+    fail_fast: FailFast = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Filter hiss, rumble and tonal whine: low-pass, high-pass and notch filters in one pass.
+
+    Files are processed in blocks (bounded memory at any length); when filtering would push a
+    peak past full scale the item is scaled down and the gain recorded under `denoise`.
+
+    Example: `audioprep denoise wav/ clean/ --lowpass 5000 --rolloff 36 --passes 2 --notch 6000`
+    """
+    from audioprep.stages.denoise import DenoiseStage
+
+    params = DenoiseStage.Params(
+        lowpass=lowpass,
+        highpass=highpass,
+        rolloff=rolloff,
+        passes=passes,
+        zero_phase=zero_phase,
+        notch=tuple(notch or ()),
+        q=q,
+        notch_auto=notch_auto,
+    )
+    stage = DenoiseStage(params)
+    _execute(
+        stage,
+        out_dir,
+        in_dir=in_dir,
+        jobs=jobs,
+        fail_fast=fail_fast,
+        overwrite=overwrite,
+        quiet=quiet,
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -27,7 +27,7 @@ def slugify(text: str, *, max_len: int = 60) -> str:
     """
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     slug = _UNSAFE_CHARS.sub("_", ascii_text).strip("._-")
-    slug = re.sub(r"_+", "_", slug)[:max_len].strip("._-")
+    slug = re.sub(r"\.{2,}", ".", re.sub(r"_+", "_", slug))[:max_len].strip("._-")
     return slug or "item"
 
 

@@ -239,6 +239,9 @@ class Runner:
         started_at = dt.datetime.now(dt.timezone.utc)
         t0 = time.perf_counter()
         self.stage.check()
+        if self.in_dir is not None:
+            manifest_path(self.in_dir)
+            self.stage.check_input(self.in_dir)
         self._prepare_out_dir()
         lock = _Lock(self.out_dir / LOCK_FILE)
         try:

@@ -45,6 +45,9 @@ class Stage:
     def check(self) -> None:
         """Validate parameters and required tools; raise AudioprepError/UsageError if unusable."""
 
+    def check_input(self, in_dir: Path) -> None:
+        """Validate parameters against the input manifest (e.g. sample rates) before any work."""
+
     def setup(self) -> None:
         """Prepare a worker (load a model, open a session). Called once per worker."""
 

@@ -1,0 +1,272 @@
+"""make bench: each stage's throughput (x real time) and peak memory, beside the raw tool.
+
+Builds a corpus once under bench-out/corpus from ../shared (240 short mp3 files, 44.1 kHz
+stereo, and one 1-hour mp3), then times audioprep with --jobs 1 and --jobs 2 and the raw tool
+(ffprobe / ffmpeg, run by xargs -P) on the same files in the same run. Peak memory is the
+largest summed RSS of the whole process tree, sampled every 50 ms.
+
+Each figure is the best of --repeat runs (default 2). Usage:
+python scripts/bench.py [--only ingest,convert,trim] [--quick] [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("AUDIOPREP_SHARED", REPO.parent / "shared"))
+OUT = REPO / "bench-out"
+CORPUS = OUT / "corpus"
+AUDIOPREP = [sys.executable, "-m", "audioprep"]
+
+
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                kids += [int(x) for x in fh.read().split()]
+    except OSError:
+        pass
+    return kids
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return 0.0
+
+
+@dataclass
+class Measure:
+    seconds: float
+    peak_mb: float
+
+
+REPEAT = 2
+
+
+def measure(cmd: list[str] | str) -> Measure:
+    """Best wall time and largest peak tree RSS of ``REPEAT`` runs of ``cmd``."""
+    runs = [measure_once(cmd) for _ in range(REPEAT)]
+    return Measure(min(m.seconds for m in runs), max(m.peak_mb for m in runs))
+
+
+def measure_once(cmd: list[str] | str) -> Measure:
+    """Run ``cmd`` (argv, or a shell string); return wall time and peak tree RSS."""
+    peak = 0.0
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, shell=isinstance(cmd, str), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            tree, stack = [], [proc.pid]
+            while stack:
+                pid = stack.pop()
+                tree.append(pid)
+                stack += _children(pid)
+            peak = max(peak, sum(_rss_mb(p) for p in tree))
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    rc = proc.wait()
+    seconds = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    if rc not in (0, 1):
+        raise SystemExit(f"bench: command failed ({rc}): {cmd}")
+    return Measure(seconds, peak)
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
+
+
+def audio_seconds(manifest_dir: Path) -> float:
+    with open(manifest_dir / "manifest.jsonl") as fh:
+        return sum(json.loads(line)["duration"] for line in fh if line.strip())
+
+
+def build_corpus(n_short: int) -> tuple[Path, Path]:
+    """240 short mp3 (44.1 kHz stereo) from LibriSpeech, and a 1-hour mp3 from musanmix."""
+    short = CORPUS / f"short{n_short}"
+    long_file = CORPUS / "long" / "one-hour.mp3"
+    if not short.is_dir():
+        tmp = CORPUS / "short.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        flacs = sorted((SHARED / "data" / "librispeech-test-other").glob("*/*.flac"))
+        encoded = []
+        for f in flacs:
+            dst = tmp / f"{f.stem}.mp3"
+            ffmpeg("-i", str(f), "-ar", "44100", "-ac", "2", "-b:a", "128k", str(dst))
+            encoded.append(dst)
+        for i in range(n_short):
+            src = encoded[i % len(encoded)]
+            os.link(src, tmp / f"clip {i:04d} {src.name}")
+        for f in encoded:
+            f.unlink()
+        tmp.rename(short)
+    if not long_file.exists():
+        long_file.parent.mkdir(parents=True, exist_ok=True)
+        mix = SHARED / "data" / "musan-mix" / "musanmix.wav"
+        ffmpeg(
+            "-stream_loop",
+            "-1",
+            "-i",
+            str(mix),
+            "-t",
+            "3600",
+            "-ar",
+            "44100",
+            "-ac",
+            "2",
+            "-b:a",
+            "128k",
+            str(long_file) + ".part.mp3",
+        )
+        os.replace(str(long_file) + ".part.mp3", long_file)
+    return short, long_file
+
+
+def xargs(jobs: int, files_dir: Path, pattern: str, script: str) -> str:
+    """A shell line running ``script`` (with $1 the file) over files by xargs -P jobs."""
+    return (
+        f"find '{files_dir}' -name '{pattern}' -print0 | xargs -0 -P {jobs} -n 1 sh -c '{script}' _"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="ingest,convert,trim,denoise")
+    parser.add_argument("--quick", action="store_true", help="60 short files, no 1-hour file")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per measure (best is kept)")
+    args = parser.parse_args()
+    global REPEAT
+    REPEAT = max(1, args.repeat)
+    only = set(args.only.split(","))
+    n_short = 60 if args.quick else 240
+    short, long_file = build_corpus(n_short)
+    work = OUT / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    rows: list[dict] = []
+
+    def row(stage: str, corpus: str, seconds_audio: float, **runs: Measure) -> None:
+        r = {"stage": stage, "corpus": corpus, "audio_s": round(seconds_audio, 1)}
+        for name, m in runs.items():
+            r[name] = {
+                "x_rt": round(seconds_audio / m.seconds, 1),
+                "s": round(m.seconds, 2),
+                "peak_mb": round(m.peak_mb),
+            }
+        rows.append(r)
+        cells = "  ".join(
+            f"{n}: {m.seconds:7.2f} s {seconds_audio / m.seconds:7.0f}x {m.peak_mb:6.0f} MB"
+            for n, m in runs.items()
+        )
+        print(f"{stage:8} {corpus:14} {cells}", flush=True)
+
+    def ap(*a: object) -> list[str]:
+        return [*AUDIOPREP, *map(str, a), "-q", "--overwrite"]
+
+    corpora = [("short", short, f"{n_short} short")]
+    if not args.quick:
+        corpora.append(("long", long_file.parent, "1 x 1 hour"))
+    for key, src, label in corpora:
+        raw = work / f"{key}-raw"
+        # ingest: probe + hard link, against ffprobe alone
+        m1 = measure(ap("ingest", src, raw, "-j", 1))
+        m2 = measure(ap("ingest", src, raw, "-j", 2))
+        secs = audio_seconds(raw)
+        if "ingest" in only:
+            probe = 'ffprobe -v error -show_format -show_streams -of json "$1"'
+            r1 = measure(xargs(1, src, "*.mp3", probe))
+            r2 = measure(xargs(2, src, "*.mp3", probe))
+            row("ingest", label, secs, ap_j1=m1, ap_j2=m2, ffprobe_j1=r1, ffprobe_j2=r2)
+        # convert: mp3 44.1k stereo -> wav 16k mono, against the same ffmpeg command
+        wav = work / f"{key}-wav"
+        raw_out = work / f"{key}-ffmpeg"
+        raw_out.mkdir()
+        conv = (
+            'ffmpeg -nostdin -v error -y -i "$1" -map 0:a:0 -ar 16000 -ac 1 -c:a pcm_s16le '
+            f'"{raw_out}/$(basename "$1").wav"'
+        )
+        c1 = measure(ap("convert", raw, wav, "-r", 16000, "-c", 1, "-j", 1))
+        c2 = measure(ap("convert", raw, wav, "-r", 16000, "-c", 1, "-j", 2))
+        if "convert" in only:
+            f1 = measure(xargs(1, src, "*.mp3", conv))
+            f2 = measure(xargs(2, src, "*.mp3", conv))
+            row("convert", label, secs, ap_j1=c1, ap_j2=c2, ffmpeg_j1=f1, ffmpeg_j2=f2)
+        if "trim" in only:
+            trimmed = work / f"{key}-trim"
+            ff_trim = work / f"{key}-fftrim"
+            ff_trim.mkdir()
+            tcmd = (
+                'ffmpeg -nostdin -v error -y -i "$1" -af atrim=start=0.5 '
+                f'-c:a pcm_s16le "{ff_trim}/$(basename "$1")"'
+            )
+            t1 = measure(ap("trim", wav, trimmed, "--head", 0.5, "-j", 1))
+            t2 = measure(ap("trim", wav, trimmed, "--head", 0.5, "-j", 2))
+            g1 = measure(xargs(1, wav / "audio", "*.wav", tcmd))
+            g2 = measure(xargs(2, wav / "audio", "*.wav", tcmd))
+            row("trim", label, secs, ap_j1=t1, ap_j2=t2, ffmpeg_j1=g1, ffmpeg_j2=g2)
+
+        if "denoise" in only:
+            # 6th-order Butterworth low-pass at 16 kHz, causal, against scipy on whole arrays
+            clean = work / f"{key}-denoise"
+            d1 = measure(
+                ap("denoise", wav, clean, "--lowpass", 5000, "--rolloff", 36, "--causal", "-j", 1)
+            )
+            d2 = measure(
+                ap("denoise", wav, clean, "--lowpass", 5000, "--rolloff", 36, "--causal", "-j", 2)
+            )
+            z1 = measure(ap("denoise", wav, clean, "--lowpass", 5000, "--rolloff", 36, "-j", 1))
+            s1 = measure(
+                [
+                    sys.executable,
+                    str(REPO / "scripts" / "raw_scipy_filter.py"),
+                    str(wav / "audio"),
+                    str(work / f"{key}-scipy"),
+                ]
+            )
+            row(
+                "denoise",
+                label,
+                secs,
+                ap_causal_j1=d1,
+                ap_causal_j2=d2,
+                ap_zerophase_j1=z1,
+                scipy_j1=s1,
+            )
+
+    meta = {
+        "date": dt.date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "repeat": REPEAT,
+        "rows": rows,
+    }
+    (OUT / "results.json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"\nbench: results in {OUT / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()

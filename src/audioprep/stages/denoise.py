@@ -1,0 +1,238 @@
+"""denoise: low-pass, high-pass and notch filters (scipy), streamed in blocks, never clipping."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from audioprep.errors import UsageError
+from audioprep.manifest import MANIFEST, Record, iter_raw
+from audioprep.stage import ItemContext, Stage
+
+BLOCK_FRAMES = 1 << 16
+#: Items up to this many samples (all channels) are filtered as one array: same result, faster.
+IN_MEMORY_SAMPLES = 1 << 21
+_KEEP_FORMATS = {"WAV": "wav", "WAVEX": "wav", "RF64": "wav", "FLAC": "flac"}
+_KEEP_SUBTYPES = {"PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"}
+
+
+def _blocks(path: Path, frames: int = BLOCK_FRAMES) -> Iterator[Any]:
+    """Blocks of a sound file as float64 arrays of shape ``(channels, m)``."""
+    import soundfile as sf
+
+    with sf.SoundFile(str(path)) as fh:
+        while True:
+            block = fh.read(frames, dtype="float64", always_2d=True)
+            if not len(block):
+                return
+            yield block.T
+
+
+class DenoiseStage(Stage):
+    """Butterworth low-pass / high-pass and IIR notches, zero-phase or causal, in blocks."""
+
+    name = "denoise"
+    version = "1"
+
+    @dataclasses.dataclass(frozen=True)
+    class Params:
+        lowpass: float | None = None
+        highpass: float | None = None
+        rolloff: float = 36.0  # dB per octave, as applied (per pass)
+        passes: int = 1
+        zero_phase: bool = True
+        notch: tuple[float, ...] = ()
+        q: float = 30.0
+        notch_auto: int = 0
+
+    def check(self) -> None:
+        p = self.params
+        if p.lowpass is None and p.highpass is None and not p.notch and not p.notch_auto:
+            raise UsageError(
+                "denoise needs at least one of --lowpass, --highpass, --notch, --notch-auto."
+            )
+        if not p.rolloff > 0:
+            raise UsageError(f"--rolloff must be more than 0 dB per octave, not {p.rolloff:g}.")
+        if p.passes < 1:
+            raise UsageError("--passes must be at least 1.")
+        if not p.q > 0:
+            raise UsageError(f"--q must be more than 0, not {p.q:g}.")
+        if p.notch_auto < 0:
+            raise UsageError("--notch-auto must be 0 or more.")
+        for name, freq in (("--lowpass", p.lowpass), ("--highpass", p.highpass)) + tuple(
+            ("--notch", f) for f in p.notch
+        ):
+            if freq is not None and not freq > 0:
+                raise UsageError(f"{name} must be a frequency above 0 Hz, not {freq:g}.")
+        if p.lowpass is not None and p.highpass is not None and p.highpass >= p.lowpass:
+            raise UsageError(
+                f"--highpass {p.highpass:g} Hz must be below --lowpass {p.lowpass:g} Hz."
+            )
+
+    def check_input(self, in_dir: Path) -> None:
+        """Every cut-off and notch must lie below the Nyquist frequency of every item."""
+        rates: dict[int, str] = {}
+        for _, record, _ in iter_raw(in_dir / MANIFEST):
+            if record and isinstance(record.get("sample_rate"), int):
+                rates.setdefault(record["sample_rate"], str(record.get("id")))
+        for sr, item in sorted(rates.items()):
+            try:
+                self.design(sr)
+            except ValueError as exc:
+                raise UsageError(f"{exc} (item {item} is sampled at {sr} Hz).") from None
+
+    def design(self, sr: int, auto_notches: tuple[float, ...] = ()) -> tuple[Any, list[Record]]:
+        """The cascaded sos for sample rate ``sr`` and a description of each filter."""
+        from audioprep.dsp.filters import butter_sos, chain_sos, notch_sos, order_for_rolloff
+
+        p = self.params
+        sections, described = [], []
+        order = order_for_rolloff(p.rolloff, zero_phase=p.zero_phase)
+        for kind, cutoff in (("highpass", p.highpass), ("lowpass", p.lowpass)):
+            if cutoff is not None:
+                sections.append(butter_sos(kind, cutoff, sr=sr, order=order))
+                described.append(
+                    {
+                        "type": kind,
+                        "cutoff_hz": cutoff,
+                        "order": order,
+                        "rolloff_db_per_octave": p.rolloff,
+                    }
+                )
+        for freq, auto in [(f, False) for f in p.notch] + [(f, True) for f in auto_notches]:
+            sections.append(notch_sos(freq, sr=sr, q=p.q))
+            described.append({"type": "notch", "freq_hz": round(freq, 2), "q": p.q, "auto": auto})
+        if not sections:
+            return None, []
+        return chain_sos(sections, passes=p.passes), described
+
+    def process(self, record: Record, ctx: ItemContext) -> list[Record]:
+        import numpy as np
+        import soundfile as sf
+
+        from audioprep.dsp.filters import LongTermSpectrum, apply_sos, find_tonal_peaks
+
+        p = self.params
+        src = ctx.input_audio(record)
+        info = sf.info(str(src))
+        sr, channels, n = info.samplerate, info.channels, info.frames
+        found: list[tuple[float, float]] = []
+        if p.notch_auto:
+            spectrum = LongTermSpectrum(sr=sr)
+            for block in _blocks(src):
+                spectrum.feed(block)
+            found = find_tonal_peaks(*spectrum.result(), n=p.notch_auto)
+        sos, described = self.design(sr, tuple(f for f, _ in found))
+        fmt = _KEEP_FORMATS.get(info.format, "wav")
+        subtype = info.subtype if info.subtype in _KEEP_SUBTYPES else "PCM_16"
+        if fmt == "flac" and subtype not in ("PCM_16", "PCM_24"):
+            fmt = "wav"
+        limit = 1.0 if subtype in ("FLOAT", "DOUBLE") else 32767 / 32768
+        name = f"{record['id']}.{fmt}"
+        if n * channels <= IN_MEMORY_SAMPLES:
+            y = sf.read(str(src), dtype="float64", always_2d=True)[0].T
+            filtered = y if sos is None else apply_sos(y, sos, zero_phase=p.zero_phase)
+            peak = float(np.abs(filtered).max(initial=0.0))
+            gain = limit / peak if peak > limit else 1.0
+            with ctx.output(name) as tmp:
+                sf.write(
+                    str(tmp),
+                    (filtered * gain if gain != 1.0 else filtered).T,
+                    sr,
+                    subtype=subtype,
+                    format=fmt.upper(),
+                )
+        else:
+            peak, gain = self._filter_streamed(src, ctx, name, sos, info, fmt, subtype, limit)
+        return [
+            {
+                **record,
+                "audio": ctx.relpath(name),
+                "duration": round(n / sr, 6),
+                "sample_rate": sr,
+                "channels": channels,
+                "denoise": {
+                    "filters": described,
+                    "passes": p.passes,
+                    "zero_phase": p.zero_phase,
+                    "peak_before": round(peak, 6),
+                    "gain": round(gain, 6),
+                    "scaled_to_avoid_clipping": gain != 1.0,
+                    "tonal_peaks": [
+                        {"freq_hz": round(f, 2), "prominence_db": round(d, 1)} for f, d in found
+                    ],
+                },
+            }
+        ]
+
+    def _filter_streamed(
+        self,
+        src: Path,
+        ctx: ItemContext,
+        name: str,
+        sos: Any,
+        info: Any,
+        fmt: str,
+        subtype: str,
+        limit: float,
+    ) -> tuple[float, float]:
+        """Filter block by block through scratch files; returns ``(peak, gain)``."""
+        import numpy as np
+        import soundfile as sf
+
+        from audioprep.dsp.filters import CausalStream, RawBuffer, ZeroPhaseStream
+
+        p = self.params
+        sr, channels, n = info.samplerate, info.channels, info.frames
+        ctx.tmp_dir.mkdir(parents=True, exist_ok=True)
+        peak = 0.0
+        with RawBuffer(channels, tmp_dir=str(ctx.tmp_dir)) as out:
+            if sos is None:  # --notch-auto found nothing: pass the audio through unchanged
+                for pos, block in _enumerate_blocks(_blocks(src)):
+                    out.write_at(pos, block)
+                    peak = max(peak, float(np.abs(block).max(initial=0.0)))
+            elif p.zero_phase:
+                with ZeroPhaseStream(
+                    sos, channels=channels, n=n, block=BLOCK_FRAMES, tmp_dir=str(ctx.tmp_dir)
+                ) as zp:
+                    for block in _blocks(src):
+                        zp.feed(block)
+                    for start, block in zp.backward():
+                        out.write_at(start, block)
+                        peak = max(peak, float(np.abs(block).max(initial=0.0)))
+            else:
+                stream = CausalStream(sos, channels=channels)
+                for pos, block in _enumerate_blocks(_blocks(src)):
+                    filtered = stream.process(block)
+                    out.write_at(pos, filtered)
+                    peak = max(peak, float(np.abs(filtered).max(initial=0.0)))
+            gain = limit / peak if peak > limit else 1.0
+            with (
+                ctx.output(name) as tmp,
+                sf.SoundFile(
+                    str(tmp),
+                    "w",
+                    samplerate=sr,
+                    channels=channels,
+                    subtype=subtype,
+                    format=fmt.upper(),
+                ) as fout,
+            ):
+                for pos in range(0, n, BLOCK_FRAMES):
+                    block = out.read(pos, BLOCK_FRAMES)
+                    fout.write((block * gain if gain != 1.0 else block).T)
+        return peak, gain
+
+    def tool_versions(self) -> dict[str, str]:
+        from importlib.metadata import version
+
+        return {"scipy": version("scipy"), "soundfile": version("soundfile")}
+
+
+def _enumerate_blocks(blocks: Iterator[Any]) -> Iterator[tuple[int, Any]]:
+    pos = 0
+    for block in blocks:
+        yield pos, block
+        pos += block.shape[-1]
