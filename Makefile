@@ -5,12 +5,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AUDIOPREP_SHARED ?= $(abspath ../shared)
+export AUDIOPREP_MODEL_DIR ?= $(AUDIOPREP_SHARED)/models
+INA := inaSpeechSegmenter==0.8.0
 
 .PHONY: setup ffmpeg test demo bench lint format clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,segment]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps '$(INA)'
 	@touch $@
 
 ffmpeg:

@@ -68,3 +68,25 @@ def media_dir(tmp_path: Path) -> Path:
     ffmpeg("-i", str(flacs[0]), "-c:a", "aac", "-b:a", "64k", str(src / "talk video.mp4"))
     ffmpeg("-i", str(flacs[1]), "-c:a", "libopus", str(src / "clip.webm"))
     return src
+
+
+MODELS = Path(os.environ.setdefault("AUDIOPREP_MODEL_DIR", str(SHARED / "models")))
+
+
+def frame_labels(segments, n_frames: int, *, hop: float = 0.01) -> list[str]:
+    """Per-frame labels (frame i covers [i*hop, (i+1)*hop)) from (label, start, end) triples."""
+    labels = ["none"] * n_frames
+    for label, start, end in segments:
+        a, b = int(round(start / hop)), min(n_frames, int(round(end / hop)))
+        labels[a:b] = [label] * (b - a)
+    return labels
+
+
+def read_reference_csv(path: Path) -> list[tuple[str, float, float]]:
+    rows = path.read_text().splitlines()[1:]
+    out = []
+    for row in rows:
+        label, start, stop = row.split("\t")
+        label = "speech" if label in ("male", "female") else label
+        out.append((label, float(start), float(stop)))
+    return out

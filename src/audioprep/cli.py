@@ -274,5 +274,159 @@ def denoise(
     )
 
 
+ModelDir = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--model-dir",
+        help="Model weights folder (default: $AUDIOPREP_MODEL_DIR or ~/.cache/audioprep/models).",
+    ),
+]
+Device = Annotated[str, typer.Option("--device", help="cpu or cuda.")]
+
+
+@app.command()
+def segment(
+    in_dir: InDir,
+    out_dir: OutDir,
+    engine: Annotated[str, typer.Option("--engine", help="ina (inaSpeechSegmenter).")] = "ina",
+    vad_engine: Annotated[
+        str, typer.Option("--vad-engine", help="smn: speech/music/noise; sm: speech/music.")
+    ] = "smn",
+    detect_gender: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option(
+            "--detect-gender/--no-detect-gender",
+            help="Label speech male/female (default: when the gender model is present).",
+            show_default=False,
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="CNN batch size.")] = 256,
+    device: Device = "cpu",
+    window: Annotated[
+        float, typer.Option("--window", help="Seconds of audio per CNN window (memory bound).")
+    ] = 300.0,
+    model_dir: ModelDir = None,
+    jobs: Jobs = 0,
+    fail_fast: FailFast = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Label speech, music, noise and silence (noEnergy) in every item with inaSpeechSegmenter.
+
+    Adds `segments` ([{label, start, end}]), `label_seconds`, `speech_seconds` and the ASMR
+    attribute `source.comment` (1 when the item contains speech). Long files are processed in
+    windows with bounded memory and the same labels as a whole-file run.
+
+    Example: `AUDIOPREP_MODEL_DIR=../shared/models audioprep segment wav16k/ labelled/`
+    """
+    from audioprep.stages.segment import SegmentStage
+
+    stage = SegmentStage(
+        SegmentStage.Params(
+            engine=engine,
+            vad_engine=vad_engine,
+            detect_gender=detect_gender,
+            batch_size=batch_size,
+            device=device,
+            window=window,
+            model_dir=model_dir or "",
+        )
+    )
+    _execute(
+        stage,
+        out_dir,
+        in_dir=in_dir,
+        jobs=jobs,
+        fail_fast=fail_fast,
+        overwrite=overwrite,
+        quiet=quiet,
+    )
+
+
+@app.command(name="slice")
+def slice_(
+    in_dir: InDir,
+    out_dir: OutDir,
+    labels: Annotated[
+        str, typer.Option("--labels", help="Comma-separated labels to cut into clips.")
+    ] = "speech,male,female",
+    min_duration: Annotated[
+        float, typer.Option("--min-duration", help="Drop shorter segments (to rejected.jsonl).")
+    ] = 1.5,
+    max_duration: Annotated[
+        float,
+        typer.Option(
+            "--max-duration", help="Split longer ones at a quiet point (padding included)."
+        ),
+    ] = 15.0,
+    merge_gap: Annotated[
+        float, typer.Option("--merge-gap", help="Join same-label segments this close (s).")
+    ] = 0.0,
+    pad: Annotated[
+        float, typer.Option("--pad", help="Context kept on each side (s), never past the file.")
+    ] = 0.0,
+    chunk: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option("--chunk", help="Cut fixed-length chunks of this many seconds instead."),
+    ] = None,
+    drop_last: Annotated[
+        bool, typer.Option("--drop-last/--keep-last", help="With --chunk: drop a short last chunk.")
+    ] = True,
+    jobs: Jobs = 0,
+    fail_fast: FailFast = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Cut labelled segments into clips by duration, or cut fixed-length chunks.
+
+    Each clip records `parent`, `offset` (start in the parent, s), `label` and its share of the
+    parent's `segments`. Segments shorter than the minimum go to rejected.jsonl.
+
+    Example: `audioprep slice labelled/ clips/ --labels male,female --max-duration 15`
+    or `audioprep slice wav/ chunks/ --chunk 30 --keep-last`
+    """
+    from audioprep.stages.slice import SliceStage
+
+    stage = SliceStage(
+        SliceStage.Params(
+            labels=tuple(x.strip() for x in labels.split(",") if x.strip()),
+            min_duration=min_duration,
+            max_duration=max_duration,
+            merge_gap=merge_gap,
+            pad=pad,
+            chunk=chunk,
+            drop_last=drop_last,
+        )
+    )
+    _execute(
+        stage,
+        out_dir,
+        in_dir=in_dir,
+        jobs=jobs,
+        fail_fast=fail_fast,
+        overwrite=overwrite,
+        quiet=quiet,
+    )
+
+
+@app.command()
+def models(model_dir: ModelDir = None) -> None:
+    """List the models audioprep knows, whether each is present, and where.
+
+    Example: `AUDIOPREP_MODEL_DIR=../shared/models audioprep models`
+    """
+    from audioprep.models import ENV, KNOWN_MODELS
+    from audioprep.models import model_dir as resolve
+
+    directory = resolve(model_dir)
+    source = "--model-dir" if model_dir else (ENV if ENV in __import__("os").environ else "default")
+    typer.echo(f"model directory: {directory} (from {source})")
+    for spec in KNOWN_MODELS:
+        state = "present" if spec.present(directory) else "missing"
+        typer.echo(f"  {state:8} {spec.engine}/{spec.name:38} used by: {spec.used_by}")
+        if state == "missing":
+            typer.echo(f"           get it from {spec.origin}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

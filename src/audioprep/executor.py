@@ -35,21 +35,27 @@ class WorkerSpec:
     params: Any
     in_dir: str | None
     out_dir: str
+    threads: int = 1  # CPU threads each worker may use (cores / jobs)
 
     @classmethod
-    def for_stage(cls, stage: Stage, *, in_dir: Path | None, out_dir: Path) -> WorkerSpec:
+    def for_stage(
+        cls, stage: Stage, *, in_dir: Path | None, out_dir: Path, threads: int = 1
+    ) -> WorkerSpec:
         kind = type(stage)
         return cls(
             stage_path=f"{kind.__module__}:{kind.__qualname__}",
             params=stage.params,
             in_dir=str(in_dir) if in_dir else None,
             out_dir=str(out_dir),
+            threads=threads,
         )
 
     def build(self) -> Stage:
         module, _, name = self.stage_path.partition(":")
         stage_cls = getattr(importlib.import_module(module), name)
-        return stage_cls(self.params)
+        stage = stage_cls(self.params)
+        stage.threads = self.threads
+        return stage
 
 
 def error_result(record: Record, reason: str, kind: str, *, fatal: bool = False) -> ItemResult:

@@ -34,8 +34,8 @@ def slugify(text: str, *, max_len: int = 60) -> str:
 def make_id(name: str, key: str) -> str:
     """Build a stable id from a readable ``name`` and a unique ``key`` (hashed to 8 hex digits).
 
-    >>> make_id("my talk.mp3", "/data/my talk.mp3")
-    'my_talk.mp3-...'  # doctest: +SKIP
+    >>> make_id("my talk", "/data/my talk.mp3")
+    'my_talk-e6729899'
     """
     digest = hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest()[:8]
     return f"{slugify(name)}-{digest}"

@@ -137,7 +137,8 @@ class Runner:
     """Runs one stage from IN_DIR (or the stage's own sources) into OUT_DIR.
 
     >>> from audioprep.stages.convert import ConvertStage  # doctest: +SKIP
-    >>> Runner(ConvertStage(ConvertStage.Params(sample_rate=16000)), "wav/", in_dir="raw/").run()
+    >>> stage = ConvertStage(ConvertStage.Params(sample_rate=16000))  # doctest: +SKIP
+    >>> Runner(stage, "wav/", in_dir="raw/").run()  # doctest: +SKIP
     """
 
     def __init__(
@@ -295,7 +296,10 @@ class Runner:
                     continue
                 yield record
 
-        spec = WorkerSpec.for_stage(stage, in_dir=self.in_dir, out_dir=self.out_dir)
+        threads = max(1, default_jobs() // self.jobs)
+        spec = WorkerSpec.for_stage(
+            stage, in_dir=self.in_dir, out_dir=self.out_dir, threads=threads
+        )
         results = self.executor.map_unordered(spec, pending())
         fatal: str | None = None
         aborted = False
@@ -453,6 +457,6 @@ def run_stage(stage: Stage, out_dir: str | os.PathLike[str], **kwargs: Any) -> R
     """Run ``stage`` into ``out_dir`` (see :class:`Runner` for the options).
 
     >>> from audioprep.stages.trim import TrimStage  # doctest: +SKIP
-    >>> run_stage(TrimStage(TrimStage.Params(head=5.0)), "trimmed/", in_dir="wav/").line()
+    >>> run_stage(TrimStage(TrimStage.Params(head=5)), "trimmed/", in_dir="wav/")  # doctest: +SKIP
     """
     return Runner(stage, out_dir, **kwargs).run()

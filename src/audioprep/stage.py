@@ -41,6 +41,8 @@ class Stage:
 
     def __init__(self, params: Any | None = None) -> None:
         self.params = params if params is not None else self.Params()
+        #: CPU threads this worker may use (cores divided by jobs); set by the executor.
+        self.threads = 1
 
     def check(self) -> None:
         """Validate parameters and required tools; raise AudioprepError/UsageError if unusable."""

@@ -1,0 +1,1 @@
+"""Wrappers around the external models (heavy imports happen inside, at set-up)."""

@@ -1,0 +1,119 @@
+"""segment: label speech, music, noise and silence in every item (inaSpeechSegmenter)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from audioprep.errors import UsageError
+from audioprep.manifest import Record
+from audioprep.media import require_ffmpeg
+from audioprep.models import find, model_dir
+from audioprep.stage import ItemContext, Stage
+
+SPEECH_LABELS = frozenset({"speech", "male", "female"})
+ENGINES = ("ina",)
+
+
+def label_seconds(segments: list[Record]) -> dict[str, float]:
+    """Seconds per label of a segment list."""
+    totals: dict[str, float] = {}
+    for seg in segments:
+        totals[seg["label"]] = totals.get(seg["label"], 0.0) + seg["end"] - seg["start"]
+    return {k: round(v, 2) for k, v in sorted(totals.items())}
+
+
+class SegmentStage(Stage):
+    """Adds ``segments`` (label, start, end), ``label_seconds`` and the ASMR ``comment`` flag."""
+
+    name = "segment"
+    version = "1"
+
+    @dataclasses.dataclass(frozen=True)
+    class Params:
+        engine: str = "ina"
+        vad_engine: str = "smn"
+        detect_gender: bool | None = None  # None: when the gender model is in the model dir
+        batch_size: int = 256
+        device: str = "cpu"
+        window: float = 300.0
+        model_dir: str = ""
+
+    def _model_dir(self) -> Path:
+        return model_dir(self.params.model_dir or None)
+
+    def gender(self) -> bool:
+        if self.params.detect_gender is not None:
+            return self.params.detect_gender
+        return find("inaSpeechSegmenter", "keras_male_female_cnn.hdf5").present(self._model_dir())
+
+    def check(self) -> None:
+        p = self.params
+        if p.engine not in ENGINES:
+            raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, not {p.engine!r}.")
+        if p.vad_engine not in ("smn", "sm"):
+            raise UsageError("--vad-engine must be smn (speech/music/noise) or sm (speech/music).")
+        if p.device not in ("cpu", "cuda"):
+            raise UsageError("--device must be cpu or cuda.")
+        if p.batch_size < 1:
+            raise UsageError("--batch-size must be at least 1.")
+        if p.window < 10:
+            raise UsageError("--window must be at least 10 seconds.")
+        require_ffmpeg()
+
+    def setup(self) -> None:
+        from audioprep.engines.ina import InaEngine
+
+        p = self.params
+        self.engine = InaEngine(
+            model_dir=self._model_dir(),
+            vad_engine=p.vad_engine,
+            detect_gender=self.gender(),
+            batch_size=p.batch_size,
+            device=p.device,
+            threads=self.threads,
+        )
+
+    def process(self, record: Record, ctx: ItemContext) -> list[Record]:
+        src = ctx.input_audio(record)
+        segments = [
+            {"label": label, "start": start, "end": end}
+            for label, start, end in self.engine.segment(src, window_s=self.params.window)
+        ]
+        seconds = label_seconds(segments)
+        comment = int(any(seg["label"] in SPEECH_LABELS for seg in segments))
+        source = record.get("source")
+        source = (
+            {**source, "comment": comment} if isinstance(source, dict) else {"comment": comment}
+        )
+        audio = ctx.link(src, f"{record['id']}{src.suffix}")
+        return [
+            {
+                **record,
+                "audio": audio,
+                "segments": segments,
+                "label_seconds": seconds,
+                "speech_seconds": round(
+                    sum(v for k, v in seconds.items() if k in SPEECH_LABELS), 2
+                ),
+                "source": source,
+            }
+        ]
+
+    def params_dict(self) -> dict[str, Any]:
+        data = super().params_dict()
+        data["model_dir"] = str(self._model_dir())
+        data["detect_gender"] = self.gender()
+        return data
+
+    def tool_versions(self) -> dict[str, str]:
+        from importlib.metadata import PackageNotFoundError, version
+
+        out = {}
+        for pkg in ("inaSpeechSegmenter", "tensorflow-cpu", "tensorflow", "keras"):
+            try:
+                out[pkg] = version(pkg)
+            except PackageNotFoundError:
+                continue
+        return out

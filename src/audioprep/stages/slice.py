@@ -1,0 +1,184 @@
+"""slice: cut labelled segments into clips by duration, or cut fixed-length chunks."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from audioprep.dsp.slicing import (
+    Span,
+    pad_span,
+    plan_chunks,
+    select_and_merge,
+    split_long,
+    to_samples,
+)
+from audioprep.errors import ItemError, UsageError
+from audioprep.manifest import Record
+from audioprep.stage import ItemContext, Stage
+
+_KEEP_FORMATS = {"WAV": "wav", "WAVEX": "wav", "RF64": "wav", "FLAC": "flac", "AIFF": "aiff"}
+_DTYPES = {"PCM_16": "int16", "PCM_24": "int32", "PCM_32": "int32", "FLOAT": "float32"}
+HOP = 0.01  # energy frames for finding quiet split points
+
+
+class SliceStage(Stage):
+    """Cut each item's chosen labels into clips (``--labels``), or into chunks (``--chunk``)."""
+
+    name = "slice"
+    version = "1"
+
+    @dataclasses.dataclass(frozen=True)
+    class Params:
+        labels: tuple[str, ...] = ("speech", "male", "female")
+        min_duration: float = 1.5
+        max_duration: float = 15.0
+        merge_gap: float = 0.0
+        pad: float = 0.0
+        chunk: float | None = None
+        drop_last: bool = True
+        search: float = 3.0  # seconds before the limit searched for a quiet split point
+
+    def check(self) -> None:
+        p = self.params
+        if p.chunk is not None:
+            if not p.chunk > 0:
+                raise UsageError("--chunk must be more than 0 seconds.")
+            return
+        if p.min_duration < 0 or p.merge_gap < 0 or p.pad < 0 or p.search < 0:
+            raise UsageError("--min-duration, --merge-gap, --pad and --search must be >= 0.")
+        if not p.max_duration > 2 * p.pad:
+            raise UsageError("--max-duration must be longer than twice --pad.")
+        if p.min_duration > p.max_duration - 2 * p.pad:
+            raise UsageError("--min-duration must not exceed --max-duration minus twice --pad.")
+        if not p.labels:
+            raise UsageError("--labels needs at least one label.")
+
+    def _spans(self, record: Record, total: float, energy: Any, ctx: ItemContext) -> list[Span]:
+        p = self.params
+        if p.chunk is not None:
+            chunks, dropped = plan_chunks(total, chunk=p.chunk, drop_last=p.drop_last)
+            if dropped is not None and dropped.duration > 0:
+                ctx.reject(
+                    {
+                        "id": f"{record['id']}_{len(chunks):04d}",
+                        "parent": record["id"],
+                        "offset": round(dropped.start, 6),
+                        "duration": round(dropped.duration, 6),
+                    },
+                    f"last chunk is {dropped.duration:.2f} s, shorter than --chunk {p.chunk:g} s "
+                    "(--keep-last keeps it)",
+                )
+            return chunks
+        if "segments" not in record:
+            raise ItemError("has no 'segments': run `audioprep segment` first, or use --chunk")
+        segments = [
+            Span(float(s["start"]), float(s["end"]), s["label"]) for s in record["segments"]
+        ]
+        budget = p.max_duration - 2 * p.pad
+        spans: list[Span] = []
+        chosen = select_and_merge(segments, labels=p.labels, merge_gap=p.merge_gap)
+        if not chosen:
+            ctx.reject(record, f"no segment labelled {', '.join(p.labels)}")
+            return []
+        for seg in chosen:
+            for piece in split_long(
+                seg,
+                max_duration=budget,
+                min_duration=p.min_duration,
+                energy=energy,
+                search=p.search,
+            ):
+                if piece.duration < p.min_duration:
+                    ctx.reject(
+                        {
+                            "id": f"{record['id']}@{piece.start:.2f}",
+                            "parent": record["id"],
+                            "offset": round(piece.start, 6),
+                            "duration": round(piece.duration, 6),
+                            "label": piece.label,
+                        },
+                        f"{piece.label} segment of {piece.duration:.2f} s is shorter than "
+                        f"--min-duration {p.min_duration:g} s",
+                    )
+                    continue
+                spans.append(pad_span(piece, pad=p.pad, total=total))
+        return spans
+
+    def process(self, record: Record, ctx: ItemContext) -> list[Record]:
+        import numpy as np
+        import soundfile as sf
+
+        src = ctx.input_audio(record)
+        info = sf.info(str(src))
+        sr, n = info.samplerate, info.frames
+        total = n / sr
+
+        def energy(t0: float, t1: float) -> tuple[Any, float, float]:
+            a, b = int(t0 * sr), min(n, int(np.ceil(t1 * sr)))
+            with sf.SoundFile(str(src)) as fh:
+                fh.seek(a)
+                y = fh.read(b - a, dtype="float32", always_2d=True).mean(axis=1)
+            hop = max(1, int(HOP * sr))
+            frames = len(y) // hop
+            rms = (
+                np.sqrt(np.mean(y[: frames * hop].reshape(frames, hop) ** 2, axis=1))
+                if frames
+                else y[:0]
+            )
+            return rms, hop / sr, a / sr
+
+        spans = self._spans(record, total, energy, ctx)
+        fmt = _KEEP_FORMATS.get(info.format)
+        subtype = info.subtype if fmt else "PCM_16"
+        fmt = fmt or "wav"
+        dtype = _DTYPES.get(subtype, "float64")
+        out: list[Record] = []
+        base = {k: v for k, v in record.items() if k not in ("segments", "label_seconds")}
+        with sf.SoundFile(str(src)) as fin:
+            for index, span in enumerate(spans):
+                a, b = to_samples(span, sr=sr, n=n)
+                if b <= a:
+                    continue
+                clip_id = f"{record['id']}_{index:04d}"
+                name = f"{clip_id}.{fmt}"
+                fin.seek(a)
+                with ctx.output(name) as tmp:
+                    sf.write(
+                        str(tmp),
+                        fin.read(b - a, dtype=dtype, always_2d=True),
+                        sr,
+                        subtype=subtype,
+                        format=fmt.upper(),
+                    )
+                clip: Record = {
+                    **base,
+                    "id": clip_id,
+                    "audio": ctx.relpath(name),
+                    "duration": round((b - a) / sr, 6),
+                    "parent": record["id"],
+                    "offset": round(a / sr, 6),
+                    "label": span.label,
+                    "slice": {"index": index, "start_sample": a, "end_sample": b},
+                }
+                if "segments" in record:
+                    clip["segments"] = _rebase(record["segments"], a / sr, b / sr)
+                out.append(clip)
+        return out
+
+    def tool_versions(self) -> dict[str, str]:
+        from importlib.metadata import version
+
+        return {"soundfile": version("soundfile")}
+
+
+def _rebase(segments: list[Record], start: float, end: float) -> list[Record]:
+    """The parent's segments that overlap ``[start, end)``, clipped and shifted to clip time."""
+    out = []
+    for seg in segments:
+        a, b = max(seg["start"], start), min(seg["end"], end)
+        if b > a:
+            out.append(
+                {"label": seg["label"], "start": round(a - start, 6), "end": round(b - start, 6)}
+            )
+    return out
