@@ -7,13 +7,17 @@ STAMP := $(VENV)/.installed
 export AUDIOPREP_SHARED ?= $(abspath ../shared)
 export AUDIOPREP_MODEL_DIR ?= $(AUDIOPREP_SHARED)/models
 INA := inaSpeechSegmenter==0.8.0
+SILERO := silero-vad==6.2.3
+# a pinned torch: 2.13.0 has a CPU build on local disk here, an unpinned one pulls GBs of CUDA
+TORCH := torch==2.13.0
 
 .PHONY: setup ffmpeg test demo bench lint format clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check '$(TORCH)'
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,segment]'
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps '$(INA)'
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps '$(INA)' '$(SILERO)'
 	@touch $@
 
 ffmpeg:

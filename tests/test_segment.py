@@ -134,3 +134,54 @@ def test_models_command_lists_what_is_present() -> None:
     assert "present  inaSpeechSegmenter/keras_speech_music_noise_cnn.hdf5" in out
     assert "missing  inaSpeechSegmenter/keras_male_female_cnn.hdf5" in out
     assert "present  spleeter/2stems" in out
+
+
+@pytest.fixture(scope="module")
+def silero():
+    from audioprep.engines.silero import SileroEngine
+
+    return SileroEngine()
+
+
+def test_silero_streamed_equals_the_package_on_the_whole_tensor(silero) -> None:
+    require_shared()
+    import torch
+    from silero_vad import get_speech_timestamps
+
+    from audioprep.engines.silero import fill_gaps
+
+    y, _ = sf.read(str(MUSANMIX), dtype="int16")
+    whole = get_speech_timestamps(
+        torch.from_numpy(y.astype(np.float32) / 32768), silero.model, sampling_rate=16000
+    )
+    expected = fill_gaps([(s["start"] / 16000, s["end"] / 16000) for s in whole], len(y) / 16000)
+    for window in (300.0, 7.3):
+        assert silero.segment(MUSANMIX, window_s=window) == expected
+
+
+def test_silero_agrees_with_the_reference_on_speech(silero) -> None:
+    require_shared()
+    segs = silero.segment(MUSANMIX)
+    n = int(74.52 * 100)
+    ours = frame_labels(segs, n)
+    ref = frame_labels(read_reference_csv(REFERENCE), n)
+    agreement = np.mean(
+        [(a == "speech") == (b == "speech") for a, b in zip(ours, ref, strict=True)]
+    )
+    assert agreement >= 0.95, agreement  # measured here: 0.981
+
+
+def test_silero_stage_through_the_cli(segmented, tmp_path) -> None:
+    raw = segmented.parent / "raw"
+    proc = cli("segment", raw, tmp_path / "s", "--engine", "silero", "-q", "-j", "2")
+    assert "4 ok of 4 items" in proc.stderr
+    items = by_name(tmp_path / "s")
+    assert items["musanmix"]["source"]["comment"] == 1
+    assert items["silence"]["source"]["comment"] == 0
+    assert {s["label"] for s in items["musanmix"]["segments"]} == {"speech", "nonspeech"}
+    stage = __import__("json").loads((tmp_path / "s" / "stage.json").read_text())
+    assert stage["params"]["engine"] == "silero" and "silero-vad" in stage["tools"]
+    proc = cli(
+        "segment", raw, tmp_path / "x", "--engine", "silero", "--device", "cuda", check=False
+    )
+    assert proc.returncode == 2

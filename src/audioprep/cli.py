@@ -288,7 +288,12 @@ Device = Annotated[str, typer.Option("--device", help="cpu or cuda.")]
 def segment(
     in_dir: InDir,
     out_dir: OutDir,
-    engine: Annotated[str, typer.Option("--engine", help="ina (inaSpeechSegmenter).")] = "ina",
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine", help="ina (inaSpeechSegmenter) or silero (speech/nonspeech, faster)."
+        ),
+    ] = "ina",
     vad_engine: Annotated[
         str, typer.Option("--vad-engine", help="smn: speech/music/noise; sm: speech/music.")
     ] = "smn",

@@ -6,8 +6,10 @@ import functools
 import json
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from audioprep.errors import AudioprepError, ItemError
 
@@ -39,6 +41,45 @@ def ffmpeg_version() -> str:
         return "missing"
     first = out.stdout.splitlines()[0] if out.stdout else ""
     return first.split()[2] if first.startswith("ffmpeg version") else first
+
+
+def pcm16_chunks(path: Path, *, chunk_samples: int, sample_rate: int = 16000) -> Iterator[Any]:
+    """Decode any media to mono signed 16-bit PCM at ``sample_rate`` with ffmpeg, streaming:
+    yields int16 arrays of ``chunk_samples`` (the last may be shorter). This is the conversion
+    inaSpeechSegmenter itself makes (``-acodec pcm_s16le -ar 16000 -ac 1``)."""
+    import numpy as np
+
+    cmd = [
+        "ffmpeg",
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        str(path),
+        "-f",
+        "s16le",
+        "-acodec",
+        "pcm_s16le",
+        "-ar",
+        str(sample_rate),
+        "-ac",
+        "1",
+        "pipe:1",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        while True:
+            data = proc.stdout.read(chunk_samples * 2)
+            if not data:
+                break
+            yield np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2")
+    finally:
+        proc.stdout.close()
+        err = proc.stderr.read().decode("utf-8", "replace")
+        proc.stderr.close()
+        if proc.wait() != 0:
+            raise ItemError(f"ffmpeg could not decode it: {_last_line(err)}")
 
 
 @dataclass(frozen=True)

@@ -23,15 +23,14 @@ So the labels do not depend on the window size, joins included. Items shorter th
 from __future__ import annotations
 
 import os
-import subprocess
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from audioprep.errors import AudioprepError, ItemError
+from audioprep.errors import AudioprepError
+from audioprep.media import pcm16_chunks
 from audioprep.models import find, missing_message
 
 FRAME = 160  # 10 ms at 16 kHz
@@ -112,41 +111,6 @@ class InaEngine:
         self.batch_size = batch_size
 
     # -- features -------------------------------------------------------------------------
-    @staticmethod
-    def _pcm_chunks(path: Path, chunk_frames: int) -> Iterator[np.ndarray]:
-        """The item decoded by ffmpeg to 16 kHz mono s16, as inaSpeechSegmenter does, in chunks."""
-        cmd = [
-            "ffmpeg",
-            "-nostdin",
-            "-v",
-            "error",
-            "-i",
-            str(path),
-            "-f",
-            "s16le",
-            "-acodec",
-            "pcm_s16le",
-            "-ar",
-            "16000",
-            "-ac",
-            "1",
-            "pipe:1",
-        ]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert proc.stdout is not None
-        try:
-            while True:
-                data = proc.stdout.read(chunk_frames * FRAME * 2)
-                if not data:
-                    break
-                yield np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2")
-        finally:
-            proc.stdout.close()
-            err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
-            if proc.wait() != 0:
-                last = err.strip().splitlines()[-1] if err.strip() else "no message"
-                raise ItemError(f"ffmpeg could not decode it: {last}")
-
     def features(self, path: Path, *, window_s: float) -> tuple[np.ndarray, np.ndarray]:
         """``(mspec, loge)`` of the whole item, computed chunk by chunk on the frame grid."""
         from inaSpeechSegmenter.sidekit_mfcc import mfcc
@@ -154,7 +118,7 @@ class InaEngine:
         chunk_frames = max(1, int(window_s * 100))
         mspecs, loges = [], []
         carry = np.zeros(0, dtype=np.float32)
-        for pcm in self._pcm_chunks(path, chunk_frames):
+        for pcm in pcm16_chunks(path, chunk_samples=chunk_frames * FRAME):
             sig = np.concatenate([carry, pcm.astype(np.float32) / 32768])
             n_frames = (len(sig) - WIN) // FRAME + 1 if len(sig) >= WIN else 0
             if n_frames > 0:

@@ -13,7 +13,7 @@ from audioprep.models import find, model_dir
 from audioprep.stage import ItemContext, Stage
 
 SPEECH_LABELS = frozenset({"speech", "male", "female"})
-ENGINES = ("ina",)
+ENGINES = ("ina", "silero")
 
 
 def label_seconds(segments: list[Record]) -> dict[str, float]:
@@ -56,6 +56,11 @@ class SegmentStage(Stage):
             raise UsageError("--vad-engine must be smn (speech/music/noise) or sm (speech/music).")
         if p.device not in ("cpu", "cuda"):
             raise UsageError("--device must be cpu or cuda.")
+        if p.engine == "silero" and p.device == "cuda":
+            raise UsageError(
+                "--engine silero runs on the CPU (it steps 32 ms at a time, faster there); "
+                "drop --device cuda."
+            )
         if p.batch_size < 1:
             raise UsageError("--batch-size must be at least 1.")
         if p.window < 10:
@@ -63,9 +68,14 @@ class SegmentStage(Stage):
         require_ffmpeg()
 
     def setup(self) -> None:
+        p = self.params
+        if p.engine == "silero":
+            from audioprep.engines.silero import SileroEngine
+
+            self.engine: Any = SileroEngine(threads=self.threads)
+            return
         from audioprep.engines.ina import InaEngine
 
-        p = self.params
         self.engine = InaEngine(
             model_dir=self._model_dir(),
             vad_engine=p.vad_engine,
@@ -103,15 +113,24 @@ class SegmentStage(Stage):
 
     def params_dict(self) -> dict[str, Any]:
         data = super().params_dict()
-        data["model_dir"] = str(self._model_dir())
-        data["detect_gender"] = self.gender()
+        if self.params.engine == "ina":
+            data["model_dir"] = str(self._model_dir())
+            data["detect_gender"] = self.gender()
+        else:  # options that silero does not use are not recorded
+            for key in ("vad_engine", "detect_gender", "batch_size", "model_dir"):
+                data.pop(key, None)
         return data
 
     def tool_versions(self) -> dict[str, str]:
         from importlib.metadata import PackageNotFoundError, version
 
         out = {}
-        for pkg in ("inaSpeechSegmenter", "tensorflow-cpu", "tensorflow", "keras"):
+        pkgs = (
+            ("silero-vad", "torch")
+            if self.params.engine == "silero"
+            else ("inaSpeechSegmenter", "tensorflow-cpu", "tensorflow", "keras")
+        )
+        for pkg in pkgs:
             try:
                 out[pkg] = version(pkg)
             except PackageNotFoundError:
