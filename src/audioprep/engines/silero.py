@@ -1,4 +1,4 @@
-"""silero-vad: speech / non-speech only, much faster than inaSpeechSegmenter, weights in its package.
+"""silero-vad: speech / non-speech only, faster than inaSpeechSegmenter, weights in its package.
 
 The audio is decoded by ffmpeg to 16 kHz mono and streamed through the model 512 samples (32 ms)
 at a time with its recurrent state carried, exactly as ``get_speech_timestamps`` does on a whole
