@@ -156,7 +156,7 @@ def xargs(jobs: int, files_dir: Path, pattern: str, script: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="ingest,convert,trim,denoise")
+    parser.add_argument("--only", default="ingest,convert,trim,denoise,segment,slice")
     parser.add_argument("--quick", action="store_true", help="60 short files, no 1-hour file")
     parser.add_argument("--repeat", type=int, default=2, help="runs per measure (best is kept)")
     args = parser.parse_args()
@@ -257,6 +257,58 @@ def main() -> None:
                 ap_zerophase_j1=z1,
                 scipy_j1=s1,
             )
+
+        if "segment" in only or "slice" in only:
+            seg = work / f"{key}-seg"
+            ina_cli = Path(sys.executable).parent / "ina_speech_segmenter.py"
+            files = " ".join(f"'{p}'" for p in sorted((wav / "audio").glob("*.wav")))
+            i1 = measure(ap("segment", wav, seg, "-j", 1))
+            if "segment" in only:
+                i2 = measure(ap("segment", wav, seg, "-j", 2))
+                s1 = measure(ap("segment", wav, work / f"{key}-sil", "--engine", "silero", "-j", 1))
+                s2 = measure(ap("segment", wav, work / f"{key}-sil", "--engine", "silero", "-j", 2))
+                raw_seg = work / f"{key}-inacli"
+                raw_seg.mkdir(exist_ok=True)
+                model_dir = os.environ.get("AUDIOPREP_MODEL_DIR", str(SHARED / "models"))
+                cli_cmd = (
+                    f"KERAS_HOME='{model_dir}' '{sys.executable}' '{ina_cli}' -g false "
+                    f"-d smn -s 256 -o '{raw_seg}' -i {files}"
+                )
+                c1 = measure(cli_cmd)
+                made = len(list(raw_seg.glob("*.csv")))
+                if made != len(list((wav / "audio").glob("*.wav"))):
+                    raise SystemExit(f"bench: ina_speech_segmenter.py wrote {made} CSV files")
+                row(
+                    "segment",
+                    label,
+                    secs,
+                    ap_ina_j1=i1,
+                    ap_ina_j2=i2,
+                    ap_silero_j1=s1,
+                    ap_silero_j2=s2,
+                    ina_cli=c1,
+                )
+            if "slice" in only:
+                l1 = measure(ap("slice", seg, work / f"{key}-clips", "--labels", "speech", "-j", 1))
+                l2 = measure(ap("slice", seg, work / f"{key}-clips", "--labels", "speech", "-j", 2))
+                row("slice", label, secs, ap_j1=l1, ap_j2=l2)
+        if key == "long" and "segment" in only:
+            two = CORPUS / "long" / "two-hours.wav"
+            if not two.exists():
+                ffmpeg(
+                    "-stream_loop",
+                    "1",
+                    "-i",
+                    str(next((wav / "audio").glob("*.wav"))),
+                    "-c",
+                    "copy",
+                    str(two) + ".part.wav",
+                )
+                os.replace(str(two) + ".part.wav", two)
+            raw2 = work / "two-raw"
+            measure(ap("ingest", two, raw2))
+            t1 = measure(ap("segment", raw2, work / "two-seg", "-j", 1))
+            row("segment", "1 x 2 hours", audio_seconds(raw2), ap_ina_j1=t1)
 
     meta = {
         "date": dt.date.today().isoformat(),

@@ -163,7 +163,9 @@ def test_causal_cli_and_bad_file_in_batch(tmp_path) -> None:
         )
     proc = cli("denoise", src, tmp_path / "o", "--highpass", "80", "--causal", "-q", check=False)
     assert proc.returncode == 1
-    assert [e["id"] for e in read_jsonl(tmp_path / "o" / "errors.jsonl")] == ["broken"]
+    errors = read_jsonl(tmp_path / "o" / "errors.jsonl")
+    assert [e["id"] for e in errors] == ["broken"]
+    assert errors[0]["reason"].startswith("not a readable audio file (libsndfile:")
     rec = read_jsonl(tmp_path / "o" / "manifest.jsonl")[0]
     assert rec["denoise"]["zero_phase"] is False
     out, sr2 = sf.read(str(tmp_path / "o" / rec["audio"]))

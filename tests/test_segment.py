@@ -114,6 +114,34 @@ def test_fifty_minutes_in_windows_agree_with_the_tiled_reference(tmp_path, engin
     assert agreement >= 0.99, agreement
 
 
+def test_a_corrupt_file_fails_alone(segmented, tmp_path) -> None:
+    import json
+    import shutil
+
+    bad = tmp_path / "in"
+    shutil.copytree(segmented.parent / "raw", bad)
+    (bad / "audio" / "junk.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really" * 8)
+    with open(bad / "manifest.jsonl", "a") as fh:
+        fh.write(
+            json.dumps(
+                {
+                    "id": "junk",
+                    "audio": "audio/junk.wav",
+                    "duration": 3.0,
+                    "sample_rate": 16000,
+                    "channels": 1,
+                }
+            )
+            + "\n"
+        )
+    proc = cli("segment", bad, tmp_path / "out", "--engine", "silero", "-q", "-j", "1", check=False)
+    assert proc.returncode == 1
+    errors = read_jsonl(tmp_path / "out" / "errors.jsonl")
+    assert [e["id"] for e in errors] == ["junk"]
+    assert errors[0]["reason"].startswith("ffmpeg could not decode it")
+    assert len(read_jsonl(tmp_path / "out" / "manifest.jsonl")) == 4
+
+
 def test_missing_model_is_one_clear_sentence(tmp_path, segmented, monkeypatch) -> None:
     empty = tmp_path / "models"
     empty.mkdir()

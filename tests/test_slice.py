@@ -182,3 +182,30 @@ def test_bad_slice_options_exit_2(labelled, tmp_path) -> None:
     ):
         proc = cli("slice", labelled, tmp_path / "x", *args, check=False)
         assert proc.returncode == 2, args
+
+
+def test_a_corrupt_file_fails_alone(labelled, tmp_path) -> None:
+    bad = tmp_path / "in"
+    import shutil
+
+    shutil.copytree(labelled, bad)
+    (bad / "audio" / "junk.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really" * 8)
+    with open(bad / "manifest.jsonl", "a") as fh:
+        fh.write(
+            json.dumps(
+                {
+                    "id": "junk",
+                    "audio": "audio/junk.wav",
+                    "duration": 3.0,
+                    "sample_rate": 16000,
+                    "channels": 1,
+                    "segments": [],
+                }
+            )
+            + "\n"
+        )
+    proc = cli("slice", bad, tmp_path / "out", "--chunk", "30", "-q", check=False)
+    assert proc.returncode == 1
+    errors = read_jsonl(tmp_path / "out" / "errors.jsonl")
+    assert [(e["id"], e["reason"][:26]) for e in errors] == [("junk", "not a readable audio file ")]
+    assert {c["parent"] for c in read_jsonl(tmp_path / "out" / "manifest.jsonl")} == {"mix", "talk"}

@@ -82,6 +82,17 @@ def pcm16_chunks(path: Path, *, chunk_samples: int, sample_rate: int = 16000) ->
             raise ItemError(f"ffmpeg could not decode it: {_last_line(err)}")
 
 
+def sound_info(path: Path) -> Any:
+    """``soundfile.info`` of a file, or ItemError saying why libsndfile cannot read it."""
+    import soundfile as sf
+
+    try:
+        return sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        detail = str(exc).split(": ", 1)[-1] if ": " in str(exc) else str(exc)
+        raise ItemError(f"not a readable audio file (libsndfile: {detail})") from None
+
+
 @dataclass(frozen=True)
 class ProbeInfo:
     """What ffprobe says about a media file's first audio stream."""

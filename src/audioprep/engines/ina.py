@@ -64,6 +64,22 @@ def _configure_tensorflow(device: str, threads: int) -> None:
         )
 
 
+def _use_model_dir(module: Any, model_dir: Path) -> None:
+    """Make inaSpeechSegmenter load its models from the model directory when they are there.
+
+    The package looks in /root/.keras, then in Keras' cache (fixed when Keras is imported), then
+    downloads; this puts the model directory first, whatever was imported before.
+    """
+    original = getattr(module.get_remote, "__wrapped__", module.get_remote)
+
+    def get_remote(model_fname: str) -> str:
+        path = model_dir / "inaSpeechSegmenter" / model_fname
+        return str(path) if path.is_file() else original(model_fname)
+
+    get_remote.__wrapped__ = original  # type: ignore[attr-defined]
+    module.get_remote = get_remote
+
+
 class InaEngine:
     """inaSpeechSegmenter's Segmenter, loaded once, applied in windows."""
 
@@ -90,6 +106,7 @@ class InaEngine:
         missing = [m for m in missing if not m.present(model_dir)]
         _configure_tensorflow(device, threads)
         try:
+            import inaSpeechSegmenter.segmenter as ina_segmenter
             from inaSpeechSegmenter import Segmenter
         except ImportError as exc:
             raise AudioprepError(
@@ -97,6 +114,7 @@ class InaEngine:
                 "`pip install 'audioprep[segment]'` then "
                 "`pip install --no-deps inaSpeechSegmenter==0.8.0`."
             ) from None
+        _use_model_dir(ina_segmenter, model_dir)
         try:
             self.segmenter = Segmenter(
                 vad_engine=vad_engine,
@@ -151,7 +169,12 @@ class InaEngine:
     def _dnn(
         self, model: Any, mspec: np.ndarray, lseg: list[tuple[str, int, int]], window_s: float
     ) -> list[tuple[str, int, int]]:
-        """inaSpeechSegmenter's DnnSegmenter.__call__, with patches predicted window by window."""
+        """inaSpeechSegmenter's DnnSegmenter.__call__, with patches predicted in windows.
+
+        Like the package, patches of all the segments to classify are sent to the model
+        together (few ``predict`` calls on short items), but never more than ``window_s``
+        seconds' worth (``window_s * 50`` patches) at a time.
+        """
         from inaSpeechSegmenter.pyannote_viterbi import viterbi_decoding
         from inaSpeechSegmenter.segmenter import _binidx2seglist
         from inaSpeechSegmenter.viterbi_utils import diag_trans_exp
@@ -159,21 +182,43 @@ class InaEngine:
         if model.nmel < 24:
             mspec = mspec[:, : model.nmel]
         step = max(1, int(window_s * 50))  # patches per window (one patch per 20 ms)
+        targets = [(start, stop) for lab, start, stop in lseg if lab == model.inlabel]
+        pieces = [
+            (a, min(stop, a + step)) for start, stop in targets for a in range(start, stop, step)
+        ]
+        preds: dict[tuple[int, int], np.ndarray] = {}
+        finites: dict[tuple[int, int], np.ndarray] = {}
+        batch: list[tuple[int, int]] = []
+
+        def flush() -> None:
+            built = [self._patches(mspec, a, b) for a, b in batch]
+            x = np.concatenate([patches for patches, _ in built])[..., None]
+            out = model.nn.predict(x, batch_size=self.batch_size, verbose=0)
+            pos = 0
+            for (a, b), (_, finite) in zip(batch, built, strict=True):
+                preds[(a, b)] = out[pos : pos + b - a]
+                finites[(a, b)] = finite
+                pos += b - a
+            batch.clear()
+
+        size = 0
+        for piece in pieces:
+            if batch and size + piece[1] - piece[0] > step:
+                flush()
+                size = 0
+            batch.append(piece)
+            size += piece[1] - piece[0]
+        if batch:
+            flush()
+
         ret: list[tuple[str, int, int]] = []
         for lab, start, stop in lseg:
             if lab != model.inlabel:
                 ret.append((lab, start, stop))
                 continue
-            preds, finites = [], []
-            for a in range(start, stop, step):
-                b = min(stop, a + step)
-                patches, finite = self._patches(mspec, a, b)
-                preds.append(
-                    model.nn.predict(patches[..., None], batch_size=self.batch_size, verbose=0)
-                )
-                finites.append(finite)
-            r = np.concatenate(preds)
-            r[~np.concatenate(finites), :] = 0.5
+            mine = [(a, min(stop, a + step)) for a in range(start, stop, step)]
+            r = np.concatenate([preds.pop(k) for k in mine])
+            r[~np.concatenate([finites.pop(k) for k in mine]), :] = 0.5
             pred = viterbi_decoding(
                 np.log(r), diag_trans_exp(model.viterbi_arg, len(model.outlabels))
             )

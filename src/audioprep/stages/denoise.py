@@ -9,6 +9,7 @@ from typing import Any
 
 from audioprep.errors import UsageError
 from audioprep.manifest import MANIFEST, Record, iter_raw
+from audioprep.media import sound_info
 from audioprep.stage import ItemContext, Stage
 
 BLOCK_FRAMES = 1 << 16
@@ -116,7 +117,7 @@ class DenoiseStage(Stage):
 
         p = self.params
         src = ctx.input_audio(record)
-        info = sf.info(str(src))
+        info = sound_info(src)
         sr, channels, n = info.samplerate, info.channels, info.frames
         found: list[tuple[float, float]] = []
         if p.notch_auto:

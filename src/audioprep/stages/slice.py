@@ -15,6 +15,7 @@ from audioprep.dsp.slicing import (
 )
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifest import Record
+from audioprep.media import sound_info
 from audioprep.stage import ItemContext, Stage
 
 _KEEP_FORMATS = {"WAV": "wav", "WAVEX": "wav", "RF64": "wav", "FLAC": "flac", "AIFF": "aiff"}
@@ -110,7 +111,7 @@ class SliceStage(Stage):
         import soundfile as sf
 
         src = ctx.input_audio(record)
-        info = sf.info(str(src))
+        info = sound_info(src)
         sr, n = info.samplerate, info.frames
         total = n / sr
 
