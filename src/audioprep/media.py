@@ -79,7 +79,7 @@ def pcm16_chunks(path: Path, *, chunk_samples: int, sample_rate: int = 16000) ->
         err = proc.stderr.read().decode("utf-8", "replace")
         proc.stderr.close()
         if proc.wait() != 0:
-            raise ItemError(f"ffmpeg could not decode it: {_last_line(err)}")
+            raise ItemError(f"ffmpeg could not decode it: {last_line(err)}")
 
 
 def sound_info(path: Path) -> Any:
@@ -106,9 +106,35 @@ class ProbeInfo:
     warnings: tuple[str, ...]
 
 
-def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+def last_line(text: str | bytes | None) -> str:
+    """The last non-blank line of a tool's output (its error message), for errors.jsonl."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    lines = [ln.strip() for ln in (text or "").strip().splitlines() if ln.strip()]
     return lines[-1] if lines else "no message"
+
+
+_KEEP_CONTAINERS = {"WAV": "wav", "WAVEX": "wav", "RF64": "wav", "FLAC": "flac", "AIFF": "aiff"}
+_KEEP_SUBTYPES = {"PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"}
+_EXACT_DTYPES = {"PCM_16": "int16", "PCM_24": "int32", "PCM_32": "int32", "FLOAT": "float32"}
+
+
+def output_format(info: Any) -> tuple[str, str]:
+    """``(extension, subtype)`` for writing audio derived from a file with ``soundfile`` ``info``.
+
+    wav, flac and aiff keep their container and sample type; anything else (mp3, ogg, ...)
+    becomes 16-bit wav, and flac keeps only the sample types flac stores.
+    """
+    ext = _KEEP_CONTAINERS.get(info.format)
+    subtype = info.subtype if ext and info.subtype in _KEEP_SUBTYPES else "PCM_16"
+    if ext == "flac" and subtype not in ("PCM_16", "PCM_24"):
+        ext = "wav"
+    return ext or "wav", subtype
+
+
+def exact_dtype(subtype: str) -> str:
+    """The numpy dtype that reads and writes ``subtype`` without changing a sample."""
+    return _EXACT_DTYPES.get(subtype, "float64")
 
 
 def probe(path: Path) -> ProbeInfo:
@@ -127,7 +153,7 @@ def probe(path: Path) -> ProbeInfo:
     proc = subprocess.run(cmd, capture_output=True)
     stderr = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
-        raise ItemError(f"not a readable media file (ffprobe: {_last_line(stderr)})")
+        raise ItemError(f"not a readable media file (ffprobe: {last_line(stderr)})")
     info = json.loads(proc.stdout or b"{}")
     streams = info.get("streams", [])
     audio = [s for s in streams if s.get("codec_type") == "audio"]

@@ -7,17 +7,12 @@ from typing import Any
 
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifest import Record
-from audioprep.media import ffmpeg_version, require_ffmpeg
+from audioprep.media import ffmpeg_version, last_line, require_ffmpeg
 from audioprep.stage import ItemContext, Stage
 
 FORMATS = ("wav", "flac")
 SAMPLE_FORMATS = ("s16", "s24", "f32")
 _WAV_CODECS = {"s16": "pcm_s16le", "s24": "pcm_s24le", "f32": "pcm_f32le"}
-
-
-def _last_line(data: bytes | None) -> str:
-    text = (data or b"").decode("utf-8", "replace").strip().splitlines()
-    return text[-1].strip() if text else "no message"
 
 
 class ConvertStage(Stage):
@@ -81,7 +76,7 @@ class ConvertStage(Stage):
             try:
                 stream.run(capture_stdout=True, capture_stderr=True)
             except ffmpeg.Error as exc:
-                raise ItemError(f"ffmpeg could not convert it: {_last_line(exc.stderr)}") from None
+                raise ItemError(f"ffmpeg could not convert it: {last_line(exc.stderr)}") from None
             info = sf.info(str(tmp))
             decoded = info.frames / info.samplerate
             declared = float(record.get("duration") or 0.0)

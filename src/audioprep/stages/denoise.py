@@ -9,14 +9,12 @@ from typing import Any
 
 from audioprep.errors import UsageError
 from audioprep.manifest import MANIFEST, Record, iter_raw
-from audioprep.media import sound_info
+from audioprep.media import output_format, sound_info
 from audioprep.stage import ItemContext, Stage
 
 BLOCK_FRAMES = 1 << 16
 #: Items up to this many samples (all channels) are filtered as one array: same result, faster.
 IN_MEMORY_SAMPLES = 1 << 21
-_KEEP_FORMATS = {"WAV": "wav", "WAVEX": "wav", "RF64": "wav", "FLAC": "flac"}
-_KEEP_SUBTYPES = {"PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"}
 
 
 def _blocks(path: Path, frames: int = BLOCK_FRAMES) -> Iterator[Any]:
@@ -126,10 +124,7 @@ class DenoiseStage(Stage):
                 spectrum.feed(block)
             found = find_tonal_peaks(*spectrum.result(), n=p.notch_auto)
         sos, described = self.design(sr, tuple(f for f, _ in found))
-        fmt = _KEEP_FORMATS.get(info.format, "wav")
-        subtype = info.subtype if info.subtype in _KEEP_SUBTYPES else "PCM_16"
-        if fmt == "flac" and subtype not in ("PCM_16", "PCM_24"):
-            fmt = "wav"
+        fmt, subtype = output_format(info)
         limit = 1.0 if subtype in ("FLOAT", "DOUBLE") else 32767 / 32768
         name = f"{record['id']}.{fmt}"
         if n * channels <= IN_MEMORY_SAMPLES:

@@ -15,11 +15,9 @@ from audioprep.dsp.slicing import (
 )
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifest import Record
-from audioprep.media import sound_info
+from audioprep.media import exact_dtype, output_format, sound_info
 from audioprep.stage import ItemContext, Stage
 
-_KEEP_FORMATS = {"WAV": "wav", "WAVEX": "wav", "RF64": "wav", "FLAC": "flac", "AIFF": "aiff"}
-_DTYPES = {"PCM_16": "int16", "PCM_24": "int32", "PCM_32": "int32", "FLOAT": "float32"}
 HOP = 0.01  # energy frames for finding quiet split points
 
 
@@ -130,10 +128,8 @@ class SliceStage(Stage):
             return rms, hop / sr, a / sr
 
         spans = self._spans(record, total, energy, ctx)
-        fmt = _KEEP_FORMATS.get(info.format)
-        subtype = info.subtype if fmt else "PCM_16"
-        fmt = fmt or "wav"
-        dtype = _DTYPES.get(subtype, "float64")
+        fmt, subtype = output_format(info)
+        dtype = exact_dtype(subtype)
         out: list[Record] = []
         base = {k: v for k, v in record.items() if k not in ("segments", "label_seconds")}
         with sf.SoundFile(str(src)) as fin:

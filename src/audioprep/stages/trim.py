@@ -8,17 +8,10 @@ from pathlib import Path
 from audioprep.dsp.trim import trim_bounds
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifest import Record
-from audioprep.media import ffmpeg_version
+from audioprep.media import exact_dtype, ffmpeg_version, last_line, output_format
 from audioprep.stage import ItemContext, Stage
 
 BLOCK_FRAMES = 1 << 18  # 262144 frames: about 16 s at 16 kHz, 6 s at 44.1 kHz
-_KEEP_FORMATS = {"WAV": "wav", "WAVEX": "wav", "RF64": "wav", "FLAC": "flac", "AIFF": "aiff"}
-_DTYPES = {"PCM_16": "int16", "PCM_24": "int32", "PCM_32": "int32", "FLOAT": "float32"}
-
-
-def _last_line(data: bytes | None) -> str:
-    text = (data or b"").decode("utf-8", "replace").strip().splitlines()
-    return text[-1].strip() if text else "no message"
 
 
 class TrimStage(Stage):
@@ -54,14 +47,12 @@ class TrimStage(Stage):
                 duration=info.frames / info.samplerate,
             )
             return []
-        fmt = _KEEP_FORMATS.get(info.format)
-        subtype = info.subtype if fmt else "PCM_16"
-        fmt = fmt or "wav"
+        fmt, subtype = output_format(info)
         name = f"{record['id']}.{fmt}"
         if start == 0 and stop == info.frames and src.suffix == f".{fmt}":
             audio = ctx.link(src, name)
         else:
-            dtype = _DTYPES.get(subtype, "float64")
+            dtype = exact_dtype(subtype)
             with (
                 ctx.output(name) as tmp,
                 sf.SoundFile(str(src)) as fin,
@@ -123,7 +114,7 @@ class TrimStage(Stage):
             try:
                 stream.run(capture_stdout=True, capture_stderr=True)
             except ffmpeg.Error as exc:
-                raise ItemError(f"ffmpeg could not trim it: {_last_line(exc.stderr)}") from None
+                raise ItemError(f"ffmpeg could not trim it: {last_line(exc.stderr)}") from None
             import soundfile as sf
 
             frames = sf.info(str(tmp)).frames
