@@ -156,7 +156,7 @@ def xargs(jobs: int, files_dir: Path, pattern: str, script: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="ingest,convert,trim,denoise,segment,slice")
+    parser.add_argument("--only", default="ingest,convert,trim,denoise,segment,slice,speaker")
     parser.add_argument("--quick", action="store_true", help="60 short files, no 1-hour file")
     parser.add_argument("--repeat", type=int, default=2, help="runs per measure (best is kept)")
     args = parser.parse_args()
@@ -309,6 +309,20 @@ def main() -> None:
             measure(ap("ingest", two, raw2))
             t1 = measure(ap("segment", raw2, work / "two-seg", "-j", 1))
             row("segment", "1 x 2 hours", audio_seconds(raw2), ap_ina_j1=t1)
+
+        if "speaker" in only and key == "short":
+            # torch threads per worker: 1 against 2 (AUDIOPREP_THREADS), and two workers of one
+            spk = work / f"{key}-spk"
+            ref = sorted((SHARED / "data" / "librispeech-test-other" / "1688").glob("*.flac"))[:3]
+            refs = [a for r in ref for a in ("--reference", r)]
+            runs = {}
+            for threads, jobs in ((1, 1), (2, 1), (1, 2)):
+                os.environ["AUDIOPREP_THREADS"] = str(threads)
+                runs[f"ap_t{threads}_j{jobs}"] = measure(
+                    ap("speaker-filter", wav, spk, *refs, "-j", jobs)
+                )
+            os.environ.pop("AUDIOPREP_THREADS")
+            row("speaker-filter", label, secs, **runs)
 
     meta = {
         "date": dt.date.today().isoformat(),

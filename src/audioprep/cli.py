@@ -414,6 +414,82 @@ def slice_(
     )
 
 
+@app.command(name="speaker-filter")
+def speaker_filter(
+    in_dir: InDir,
+    out_dir: OutDir,
+    reference: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--reference", help="Reference audio of the target voice: file or folder."),
+    ] = None,
+    reference_manifest: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--reference-manifest", help="Enrol from clips of this manifest directory."),
+    ] = None,
+    reference_ids: Annotated[
+        str,
+        typer.Option("--reference-ids", help="With --reference-manifest: ids, comma-separated."),
+    ] = "",
+    threshold: Annotated[
+        str, typer.Option("--threshold", help="Keep items at or above this similarity, or auto.")
+    ] = "0.75",
+    enrol: Annotated[
+        str,
+        typer.Option("--enrol", help="reference, or dominant: the voice most items share."),
+    ] = "reference",
+    min_voiced: Annotated[
+        float, typer.Option("--min-voiced", help="Reject items with less voiced audio (s).")
+    ] = 1.0,
+    report: Annotated[
+        bool, typer.Option("--report", help="Write speaker_report.png and .json in OUT_DIR.")
+    ] = False,
+    device: Device = "cpu",
+    jobs: Jobs = 0,
+    fail_fast: FailFast = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Keep only the target voice: Resemblyzer embeddings compared with reference audio.
+
+    Records `speaker_similarity` on every kept item; the others go to rejected.jsonl with their
+    score. `--enrol dominant` needs no reference: it takes the voice most items share.
+
+    Example: `audioprep speaker-filter clips/ host/ --reference host1.wav --reference host2.wav`
+    """
+    from audioprep.errors import UsageError
+    from audioprep.stages.speaker_filter import SpeakerFilterStage
+
+    try:
+        value = None if threshold == "auto" else float(threshold)
+    except ValueError:
+        typer.echo(
+            f"audioprep speaker-filter: error: --threshold {threshold!r} is not a number or auto.",
+            err=True,
+        )
+        raise typer.Exit(UsageError.exit_code) from None
+    stage = SpeakerFilterStage(
+        SpeakerFilterStage.Params(
+            references=tuple(reference or ()),
+            reference_manifest=reference_manifest,
+            reference_ids=tuple(x for x in reference_ids.split(",") if x),
+            threshold=value,
+            enrol=enrol,
+            min_voiced=min_voiced,
+            report=report,
+            device=device,
+        )
+    )
+    _execute(
+        stage,
+        out_dir,
+        in_dir=in_dir,
+        jobs=jobs,
+        fail_fast=fail_fast,
+        overwrite=overwrite,
+        quiet=quiet,
+    )
+
+
 @app.command()
 def models(model_dir: ModelDir = None) -> None:
     """List the models audioprep knows, whether each is present, and where.

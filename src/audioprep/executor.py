@@ -36,10 +36,17 @@ class WorkerSpec:
     in_dir: str | None
     out_dir: str
     threads: int = 1  # CPU threads each worker may use (cores / jobs)
+    mode: str = "process"  # or "measure", the first pass of a corpus stage
 
     @classmethod
     def for_stage(
-        cls, stage: Stage, *, in_dir: Path | None, out_dir: Path, threads: int = 1
+        cls,
+        stage: Stage,
+        *,
+        in_dir: Path | None,
+        out_dir: Path,
+        threads: int = 1,
+        mode: str = "process",
     ) -> WorkerSpec:
         kind = type(stage)
         return cls(
@@ -48,6 +55,7 @@ class WorkerSpec:
             in_dir=str(in_dir) if in_dir else None,
             out_dir=str(out_dir),
             threads=threads,
+            mode=mode,
         )
 
     def build(self) -> Stage:
@@ -90,7 +98,11 @@ class Worker:
         )
         started = time.perf_counter()
         try:
-            records = list(self.stage.process(record, ctx))
+            if self.spec.mode == "measure":  # a rejected item has no measurement
+                measurement = self.stage.measure(record, ctx)
+                records = [] if ctx.rejected else [measurement]
+            else:
+                records = list(self.stage.process(record, ctx))
         except ItemError as exc:
             return error_result(record, str(exc), "ItemError")
         except AudioprepError as exc:

@@ -48,6 +48,13 @@ class Journal:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._size = good_end
 
+    def open_fresh(self) -> None:
+        """Empty the journal and open it for appending (a pass that is redone whole)."""
+        self.close()
+        self._index.clear()
+        self.path.write_bytes(b"")
+        self.open()
+
     def close(self) -> None:
         if self._fd is not None:
             os.fsync(self._fd)

@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from audioprep import __version__
 from audioprep.errors import AudioprepError, ItemError, UsageError
-from audioprep.executor import Executor, WorkerSpec, local_executor
+from audioprep.executor import Executor, WorkerSpec, error_result, local_executor
 from audioprep.journal import JOURNAL, Journal
 from audioprep.manifest import (
     AUDIO_DIR,
@@ -39,9 +39,11 @@ from audioprep.manifest import (
     validate_record,
 )
 from audioprep.progress import Progress
-from audioprep.stage import Stage
+from audioprep.stage import ItemContext, ItemResult, Stage
 
 RUN_FILE = ".run.json"
+MEASURE_JOURNAL = ".measure.jsonl"
+DECISION_FILE = "decision.json"
 LOCK_FILE = ".lock"
 EXIT_OK = 0
 EXIT_ITEMS_FAILED = 1
@@ -122,7 +124,16 @@ def _is_manifest_dir(path: Path) -> bool:
 
 def _clear(out_dir: Path) -> None:
     """Remove everything a previous run wrote (used by --overwrite)."""
-    for name in (STAGE_FILE, MANIFEST, ERRORS, REJECTED, JOURNAL, RUN_FILE):
+    for name in (
+        STAGE_FILE,
+        MANIFEST,
+        ERRORS,
+        REJECTED,
+        JOURNAL,
+        RUN_FILE,
+        MEASURE_JOURNAL,
+        DECISION_FILE,
+    ):
         with contextlib.suppress(FileNotFoundError):
             (out_dir / name).unlink()
     for name in (AUDIO_DIR, ".tmp"):
@@ -296,19 +307,27 @@ class Runner:
                     continue
                 yield record
 
-        threads = max(1, default_jobs() // self.jobs)
+        threads = int(os.environ.get("AUDIOPREP_THREADS") or max(1, default_jobs() // self.jobs))
+        mode = "measure" if stage.needs_corpus else "process"
         spec = WorkerSpec.for_stage(
-            stage, in_dir=self.in_dir, out_dir=self.out_dir, threads=threads
+            stage, in_dir=self.in_dir, out_dir=self.out_dir, threads=threads, mode=mode
         )
-        results = self.executor.map_unordered(spec, pending())
+        if stage.needs_corpus:
+            measured = Journal(self.out_dir / MEASURE_JOURNAL)
+            measured.open()
+            todo = (r for r in pending() if measured.status(r["id"]) not in ("ok", "rejected"))
+            results = self.executor.map_unordered(spec, todo)
+        else:
+            results = self.executor.map_unordered(spec, pending())
         fatal: str | None = None
         aborted = False
+        target = measured if stage.needs_corpus else journal
         try:
             for result in results:
                 if result.error and result.error.get("fatal"):
                     fatal = result.error["reason"]
                     break
-                journal.append(result)
+                target.append(result)
                 progress.advance()
                 if result.status == "error" and self.fail_fast:
                     aborted = True
@@ -319,11 +338,59 @@ class Runner:
         if fatal:
             journal.close()
             raise AudioprepError(fatal)
+        if stage.needs_corpus and not aborted:
+            self._finish_corpus(measured, journal, order)
+        if stage.needs_corpus:
+            measured.close()
         self._finalize(journal, order, invalid, summary, complete=not aborted)
         journal.close()
         if aborted:
             raise _FailFast(summary)
         return summary
+
+    def _finish_corpus(self, measured: Journal, journal: Journal, order: list[str]) -> None:
+        """Second pass of a corpus stage: decide from every measurement, then finish each item.
+
+        It is cheap (no model runs here), so it is redone whole on every run: the journal of
+        the first pass is what makes a killed run resume.
+        """
+        stage = self.stage
+        entries = {item_id: measured.read(item_id) for item_id in order}
+        measurements = {
+            item_id: e["records"][0] for item_id, e in entries.items() if e and e["status"] == "ok"
+        }
+        stage.out_dir = self.out_dir  # type: ignore[attr-defined] - where decide may write reports
+        decision = stage.decide(measurements)
+        atomic_write_text(self.out_dir / DECISION_FILE, json.dumps(decision, indent=2) + "\n")
+        records = {}
+        if self.in_dir is not None:
+            records = {
+                r["id"]: r for _, r, _ in iter_raw(self.in_dir / MANIFEST) if r and "id" in r
+            }
+        journal.open_fresh()
+        for item_id in order:
+            entry = entries[item_id]
+            if entry is None:
+                continue
+            if entry["status"] != "ok":
+                journal.append(ItemResult(**entry))
+                continue
+            ctx = ItemContext(stage_name=stage.name, in_dir=self.in_dir, out_dir=self.out_dir)
+            try:
+                outs = stage.finish(records[item_id], measurements[item_id], decision, ctx)
+            except ItemError as exc:
+                journal.append(error_result(records[item_id], str(exc), "ItemError"))
+                continue
+            if not outs and not ctx.rejected:
+                ctx.reject(records[item_id], f"{stage.name} produced no output for this item")
+            journal.append(
+                ItemResult(
+                    id=item_id,
+                    status="ok" if outs else "rejected",
+                    records=outs,
+                    rejected=ctx.rejected,
+                )
+            )
 
     # -- outputs --------------------------------------------------------------------------
     def _finalize(

@@ -32,6 +32,10 @@ class Stage:
 
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
+    #: Stages that decide from the whole corpus (a threshold from every score, the voice most
+    #: items share) set this: the runner first ``measure``s every item in the workers, then
+    #: calls ``decide`` once with all measurements, then ``finish``es each item in order.
+    needs_corpus: ClassVar[bool] = False
     #: True for stages that read sources (files, URLs) rather than a manifest directory.
     is_source: ClassVar[bool] = False
 
@@ -59,6 +63,24 @@ class Stage:
 
     def process(self, record: Record, ctx: ItemContext) -> list[Record]:
         """Map one input record to output records."""
+        raise NotImplementedError
+
+    def measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
+        """Corpus stages: the per-item measurement (small, JSON-able), computed in a worker."""
+        raise NotImplementedError
+
+    def decide(self, measurements: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Corpus stages: one decision from every item's measurement (main process)."""
+        raise NotImplementedError
+
+    def finish(
+        self,
+        record: Record,
+        measurement: dict[str, Any],
+        decision: dict[str, Any],
+        ctx: ItemContext,
+    ) -> list[Record]:
+        """Corpus stages: map one record, knowing its measurement and the decision."""
         raise NotImplementedError
 
     def tool_versions(self) -> dict[str, str]:
