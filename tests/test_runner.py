@@ -204,3 +204,28 @@ def test_process_pool_sets_up_once_per_worker_and_survives_a_dead_worker(tmp_pat
         toy(sleep=0.05, crash_ids=("item5",)), out, in_dir=src, jobs=2, progress=False
     )
     assert again.items_resumed == len(records)
+
+
+def test_corpus_stage_measures_in_workers_decides_once_and_resumes(tmp_path) -> None:
+    from toy_stage import ToyCorpusStage
+
+    from audioprep.runner import DECISION_FILE, MEASURE_JOURNAL
+
+    src = make_input(tmp_path, n=7)
+    clean, cut = tmp_path / "clean", tmp_path / "cut"
+    stage = ToyCorpusStage()
+    run_stage(stage, clean, in_dir=src, jobs=2, progress=False)
+    kept = [r["id"] for r in read_jsonl(clean / "manifest.jsonl")]
+    assert kept == ["item3", "item4", "item5", "item6"]
+    assert [r["id"] for r in read_jsonl(clean / "rejected.jsonl")] == ["item0", "item1", "item2"]
+    assert json.loads((clean / DECISION_FILE).read_text()) == {"median": 0.04}
+    # a run killed while measuring (torn measure journal, no outputs) resumes to the same result
+    run_stage(stage, cut, in_dir=src, jobs=1, progress=False)
+    lines = (cut / MEASURE_JOURNAL).read_bytes().splitlines(keepends=True)
+    (cut / MEASURE_JOURNAL).write_bytes(b"".join(lines[:4]) + lines[4][:9])
+    for name in ("manifest.jsonl", "stage.json", JOURNAL):
+        (cut / name).unlink()
+    summary = run_stage(stage, cut, in_dir=src, jobs=1, progress=False)
+    assert summary.items_ok == 4 and summary.items_rejected == 3
+    assert len((cut / MEASURE_JOURNAL).read_bytes().splitlines()) == 7  # 3 measured again
+    assert (cut / "manifest.jsonl").read_text() == (clean / "manifest.jsonl").read_text()

@@ -50,3 +50,30 @@ class ToyStage(Stage):
                 {**record, "id": new_id, "audio": audio, "setup_pid": self.setup_pid, "tag": p.tag}
             )
         return out
+
+
+class ToyCorpusStage(Stage):
+    """A corpus stage: measures each item's duration, keeps those above the corpus median."""
+
+    name = "toy-corpus"
+    version = "1"
+    needs_corpus = True
+
+    @dataclasses.dataclass(frozen=True)
+    class Params:
+        sleep: float = 0.0
+
+    def measure(self, record, ctx: ItemContext):
+        time.sleep(self.params.sleep)
+        return {"duration": record["duration"], "pid": os.getpid()}
+
+    def decide(self, measurements):
+        values = sorted(m["duration"] for m in measurements.values())
+        return {"median": values[len(values) // 2]}
+
+    def finish(self, record, measurement, decision, ctx: ItemContext):
+        if measurement["duration"] < decision["median"]:
+            ctx.reject(record, "below the median")
+            return []
+        src = ctx.input_audio(record)
+        return [{**record, "audio": ctx.link(src, f"{record['id']}{src.suffix}")}]
