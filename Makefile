@@ -6,12 +6,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AUDIOPREP_SHARED ?= $(abspath ../shared)
 export AUDIOPREP_MODEL_DIR ?= $(AUDIOPREP_SHARED)/models
+export AUDIOPREP_SPLEETER_PYTHON ?= $(abspath .spleeter-venv/bin/python)
 INA := inaSpeechSegmenter==0.8.0
 SILERO := silero-vad==6.2.3
 # a pinned torch: 2.13.0 has a CPU build on local disk here, an unpinned one pulls GBs of CUDA
 TORCH := torch==2.13.0
 
-.PHONY: setup ffmpeg test demo bench lint format clean
+.PHONY: setup ffmpeg spleeter test demo bench lint format clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +24,17 @@ $(STAMP): pyproject.toml
 ffmpeg:
 	@bash scripts/ensure-ffmpeg.sh
 
-setup: $(STAMP) ffmpeg
+# Spleeter cannot share the main environment (Python < 3.12, tensorflow 2.12.1, numpy < 2).
+SPLEETER_STAMP := .spleeter-venv/.installed
+$(SPLEETER_STAMP):
+	@test -x .spleeter-venv/bin/python || $(PYTHON) -m venv .spleeter-venv
+	.spleeter-venv/bin/python -m pip install -q --disable-pip-version-check \
+	  'spleeter==2.4.2' 'tensorflow-cpu==2.12.1' 'numpy<2'
+	@touch $@
+
+spleeter: $(SPLEETER_STAMP)
+
+setup: $(STAMP) ffmpeg spleeter
 
 test: setup
 	$(BIN)/python -m pytest

@@ -156,7 +156,9 @@ def xargs(jobs: int, files_dir: Path, pattern: str, script: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="ingest,convert,trim,denoise,segment,slice,speaker")
+    parser.add_argument(
+        "--only", default="ingest,convert,trim,denoise,segment,slice,speaker,separate"
+    )
     parser.add_argument("--quick", action="store_true", help="60 short files, no 1-hour file")
     parser.add_argument("--repeat", type=int, default=2, help="runs per measure (best is kept)")
     args = parser.parse_args()
@@ -323,6 +325,43 @@ def main() -> None:
                 )
             os.environ.pop("AUDIOPREP_THREADS")
             row("speaker-filter", label, secs, **runs)
+
+        if "separate" in only:
+            # 20 short files, or a 20-minute file, against `spleeter separate` on the same files
+            spl_py = os.environ.get(
+                "AUDIOPREP_SPLEETER_PYTHON", str(REPO / ".spleeter-venv" / "bin" / "python")
+            )
+            spl_cli = Path(spl_py).parent / "spleeter"
+            model_dir = os.environ.get("AUDIOPREP_MODEL_DIR", str(SHARED / "models"))
+            sub_in = work / f"{key}-sep-in"
+            if key == "short":
+                files = sorted((wav / "audio").glob("*.wav"))[:20]
+                shutil.rmtree(sub_in, ignore_errors=True)
+                (sub_in / "audio").mkdir(parents=True)
+                lines = [json.loads(x) for x in (wav / "manifest.jsonl").read_text().splitlines()]
+                keep = [r for r in lines if Path(r["audio"]).name in {f.name for f in files}]
+                for r in keep:
+                    os.link(wav / r["audio"], sub_in / r["audio"])
+                (sub_in / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in keep))
+                label_sep = "20 short"
+            else:
+                twenty = CORPUS / "long" / "twenty-minutes.wav"
+                if not twenty.exists():
+                    ffmpeg(
+                        "-i", str(next((wav / "audio").glob("*.wav"))), "-t", "1200", str(twenty)
+                    )
+                measure(ap("ingest", twenty, sub_in))
+                files = [twenty]
+                label_sep = "1 x 20 minutes"
+            p1 = measure(ap("separate", sub_in, work / f"{key}-sep", "-j", 1))
+            p2 = measure(ap("separate", sub_in, work / f"{key}-sep", "-j", 2))
+            names = " ".join(f"'{f}'" for f in files)
+            raw_dir = work / f"{key}-spleeter-cli"
+            r1 = measure(
+                f"MODEL_PATH='{model_dir}/spleeter' '{spl_cli}' separate -p "
+                f"spleeter:2stems -o '{raw_dir}' {names}"
+            )
+            row("separate", label_sep, audio_seconds(sub_in), ap_j1=p1, ap_j2=p2, spleeter_cli=r1)
 
     meta = {
         "date": dt.date.today().isoformat(),

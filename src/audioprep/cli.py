@@ -491,6 +491,60 @@ def speaker_filter(
 
 
 @app.command()
+def separate(
+    in_dir: InDir,
+    out_dir: OutDir,
+    model: Annotated[
+        str, typer.Option("--model", help="spleeter:2stems, 4stems or 5stems (vocals kept).")
+    ] = "spleeter:2stems",
+    keep_accompaniment: Annotated[
+        bool, typer.Option("--keep-accompaniment", help="Also write the accompaniment.")
+    ] = False,
+    window: Annotated[
+        float, typer.Option("--window", help="Seconds per Spleeter call (bounds memory).")
+    ] = 30.0,
+    overlap: Annotated[
+        float, typer.Option("--overlap", help="Seconds cross-faded between windows.")
+    ] = 2.0,
+    device: Device = "cpu",
+    model_dir: ModelDir = None,
+    jobs: Jobs = 0,
+    fail_fast: FailFast = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Remove background music: keep the vocals of every item with Spleeter.
+
+    Spleeter runs in its own environment (`make spleeter`), in windows cross-faded together, so
+    files of any length separate with bounded memory; the output has the item's own rate,
+    channels and length to the sample.
+
+    Example: `audioprep separate wav/ vocals/ --keep-accompaniment`
+    """
+    from audioprep.stages.separate import SeparateStage
+
+    stage = SeparateStage(
+        SeparateStage.Params(
+            model=model,
+            keep_accompaniment=keep_accompaniment,
+            window=window,
+            overlap=overlap,
+            device=device,
+            model_dir=model_dir or "",
+        )
+    )
+    _execute(
+        stage,
+        out_dir,
+        in_dir=in_dir,
+        jobs=jobs,
+        fail_fast=fail_fast,
+        overwrite=overwrite,
+        quiet=quiet,
+    )
+
+
+@app.command()
 def models(model_dir: ModelDir = None) -> None:
     """List the models audioprep knows, whether each is present, and where.
 

@@ -132,6 +132,20 @@ def output_format(info: Any) -> tuple[str, str]:
     return ext or "wav", subtype
 
 
+_CODECS = {
+    "PCM_16": "pcm_s16le",
+    "PCM_24": "pcm_s24le",
+    "PCM_32": "pcm_s32le",
+    "FLOAT": "pcm_f32le",
+    "DOUBLE": "pcm_f64le",
+}
+
+
+def codec_fields(ext: str, subtype: str) -> dict[str, str]:
+    """The ``container`` and ``codec`` fields of audio written as ``ext`` with ``subtype``."""
+    return {"container": ext, "codec": "flac" if ext == "flac" else _CODECS.get(subtype, subtype)}
+
+
 def exact_dtype(subtype: str) -> str:
     """The numpy dtype that reads and writes ``subtype`` without changing a sample."""
     return _EXACT_DTYPES.get(subtype, "float64")

@@ -445,7 +445,11 @@ class Runner:
                     continue
                 for record in entry["records"]:
                     out_ids.add(record["id"])
-                    referenced.add(record["audio"])
+                    referenced.update(  # "audio" and any other file of the item (a stem)
+                        v
+                        for v in record.values()
+                        if isinstance(v, str) and v.startswith(f"{AUDIO_DIR}/")
+                    )
                     files[MANIFEST].write(dumps(record) + "\n")
                     summary.records_out += 1
                     summary.seconds_out += float(record.get("duration") or 0.0)

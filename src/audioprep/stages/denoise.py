@@ -9,7 +9,7 @@ from typing import Any
 
 from audioprep.errors import UsageError
 from audioprep.manifest import MANIFEST, Record, iter_raw
-from audioprep.media import output_format, sound_info
+from audioprep.media import codec_fields, output_format, sound_info
 from audioprep.stage import ItemContext, Stage
 
 BLOCK_FRAMES = 1 << 16
@@ -149,6 +149,7 @@ class DenoiseStage(Stage):
                 "duration": round(n / sr, 6),
                 "sample_rate": sr,
                 "channels": channels,
+                **codec_fields(fmt, subtype),
                 "denoise": {
                     "filters": described,
                     "passes": p.passes,

@@ -15,7 +15,7 @@ from audioprep.dsp.slicing import (
 )
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifest import Record
-from audioprep.media import exact_dtype, output_format, sound_info
+from audioprep.media import codec_fields, exact_dtype, output_format, sound_info
 from audioprep.stage import ItemContext, Stage
 
 HOP = 0.01  # energy frames for finding quiet split points
@@ -156,6 +156,7 @@ class SliceStage(Stage):
                     "parent": record["id"],
                     "offset": round(a / sr, 6),
                     "label": span.label,
+                    **codec_fields(fmt, subtype),
                     "slice": {"index": index, "start_sample": a, "end_sample": b},
                 }
                 if "segments" in record:

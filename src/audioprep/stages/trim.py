@@ -8,7 +8,7 @@ from pathlib import Path
 from audioprep.dsp.trim import trim_bounds
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifest import Record
-from audioprep.media import exact_dtype, ffmpeg_version, last_line, output_format
+from audioprep.media import codec_fields, exact_dtype, ffmpeg_version, last_line, output_format
 from audioprep.stage import ItemContext, Stage
 
 BLOCK_FRAMES = 1 << 18  # 262144 frames: about 16 s at 16 kHz, 6 s at 44.1 kHz
@@ -76,7 +76,8 @@ class TrimStage(Stage):
                     fout.write(block)
                     remaining -= len(block)
             audio = ctx.relpath(name)
-        return [self._record(record, audio, start, stop, info.frames, info.samplerate)]
+        out = self._record(record, audio, start, stop, info.frames, info.samplerate)
+        return [{**out, **codec_fields(fmt, subtype)}]
 
     def _record(self, record: Record, audio: str, start: int, stop: int, n: int, sr: int) -> Record:
         return {
@@ -118,7 +119,8 @@ class TrimStage(Stage):
             import soundfile as sf
 
             frames = sf.info(str(tmp)).frames
-        return [self._record(record, ctx.relpath(name), start, start + frames, n, sr)]
+        out = self._record(record, ctx.relpath(name), start, start + frames, n, sr)
+        return [{**out, **codec_fields("wav", "PCM_16")}]
 
     def tool_versions(self) -> dict[str, str]:
         from importlib.metadata import version

@@ -1,0 +1,212 @@
+"""separate: the vocals of every item (Spleeter, in its own environment), at any length."""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from audioprep.errors import ItemError, UsageError
+from audioprep.manifest import Record
+from audioprep.media import codec_fields, last_line, require_ffmpeg, sound_info
+from audioprep.models import model_dir
+from audioprep.stage import ItemContext, Stage
+
+SR = 44100
+MODELS = ("spleeter:2stems", "spleeter:4stems", "spleeter:5stems")
+
+
+def _decoder(path: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-f",
+            "f32le",
+            "-acodec",
+            "pcm_f32le",
+            "-ar",
+            str(SR),
+            "-ac",
+            "2",
+            "pipe:1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _encoder(path: Path, sr: int, channels: int, codec: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "f32le",
+            "-ar",
+            str(SR),
+            "-ac",
+            "2",
+            "-i",
+            "pipe:0",
+            "-ar",
+            str(sr),
+            "-ac",
+            str(channels),
+            "-c:a",
+            codec,
+            "-f",
+            "wav",
+            str(path),
+        ],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+class SeparateStage(Stage):
+    """Spleeter's pretrained model, windowed with cross-fades, output at the item's own format."""
+
+    name = "separate"
+    version = "1"
+
+    @dataclasses.dataclass(frozen=True)
+    class Params:
+        model: str = "spleeter:2stems"
+        keep_accompaniment: bool = False
+        window: float = 30.0  # seconds per Spleeter call (memory grows with it)
+        overlap: float = 2.0  # seconds cross-faded between windows
+        device: str = "cpu"
+        model_dir: str = ""
+
+    def _model_dir(self) -> Path:
+        return model_dir(self.params.model_dir or None)
+
+    def check(self) -> None:
+        from audioprep.engines.spleeter_client import check_model, spleeter_python
+
+        p = self.params
+        if p.model not in MODELS:
+            raise UsageError(f"--model must be one of {', '.join(MODELS)}.")
+        if not 5 <= p.window <= 600 or not 0 <= p.overlap < p.window / 2:
+            raise UsageError("--window must be 5 to 600 s and --overlap under half of it.")
+        if p.device not in ("cpu", "cuda"):
+            raise UsageError("--device must be cpu or cuda.")
+        require_ffmpeg()
+        check_model(self._model_dir(), p.model)
+        if not spleeter_python().is_file():
+            from audioprep.engines.spleeter_client import SpleeterWorker
+
+            SpleeterWorker(model_dir=self._model_dir(), model=p.model)  # raises the message
+
+    def setup(self) -> None:
+        from audioprep.engines.spleeter_client import SpleeterWorker
+
+        self.worker = SpleeterWorker(
+            model_dir=self._model_dir(), model=self.params.model, threads=self.threads
+        )
+        atexit.register(self.worker.close)
+
+    def process(self, record: Record, ctx: ItemContext) -> list[Record]:
+        import numpy as np
+        import soundfile as sf
+
+        from audioprep.dsp.overlap import crossfade_windows
+
+        p = self.params
+        src = ctx.input_audio(record)
+        try:
+            info = sound_info(src)
+            sr, channels, n = info.samplerate, info.channels, info.frames
+        except ItemError:  # compressed containers: trust the manifest
+            sr, channels = int(record["sample_rate"]), int(record["channels"])
+            n = int(round(float(record["duration"]) * sr))
+        stems = ["vocals"] + (["accompaniment"] if p.keep_accompaniment else [])
+        names = {s: f"{record['id']}{'' if s == 'vocals' else '.' + s}.wav" for s in stems}
+        tmp = {s: ctx.tmp_dir / f"{record['id']}.{s}.44k.wav" for s in stems}
+        ctx.tmp_dir.mkdir(parents=True, exist_ok=True)
+        codec = "pcm_s16le"
+        encoders = {s: _encoder(tmp[s], sr, channels, codec) for s in stems}
+        decoder = _decoder(src)
+        assert decoder.stdout is not None
+        window, overlap = int(p.window * SR), int(p.overlap * SR)
+
+        def blocks() -> Any:
+            while True:
+                data = decoder.stdout.read(SR * 2 * 4 * 10)
+                if not data:
+                    return
+                yield np.frombuffer(data[: len(data) // 8 * 8], dtype="<f4").reshape(-1, 2)
+
+        def run(x: Any) -> Any:
+            result = self.worker.separate(x)
+            accompaniment = result.get("accompaniment")
+            if accompaniment is None:  # 4 and 5 stems: everything that is not the voice
+                accompaniment = sum(v for k, v in result.items() if k != "vocals")
+            return np.concatenate([result["vocals"], accompaniment], axis=1)
+
+        try:
+            for out in crossfade_windows(blocks(), run, window=window, overlap=overlap):
+                out = out.astype("<f4")
+                encoders["vocals"].stdin.write(out[:, :2].tobytes())
+                if p.keep_accompaniment:
+                    encoders["accompaniment"].stdin.write(out[:, 2:].tobytes())
+        finally:
+            decoder.stdout.close()
+            err = decoder.stderr.read() if decoder.stderr else b""
+            for enc in encoders.values():
+                enc.stdin.close()
+                enc.wait()
+        if decoder.wait() != 0:
+            raise ItemError(f"ffmpeg could not decode it: {last_line(err)}")
+        for s, enc in encoders.items():
+            if enc.returncode != 0:
+                raise ItemError(f"ffmpeg could not write the {s}: {last_line(enc.stderr.read())}")
+        result: dict[str, str] = {}
+        for s in stems:  # exactly the input's length, to the sample
+            with (
+                ctx.output(names[s]) as final,
+                sf.SoundFile(str(tmp[s])) as fin,
+                sf.SoundFile(
+                    str(final), "w", samplerate=sr, channels=channels, subtype="PCM_16"
+                ) as fout,
+            ):
+                left = n
+                while left > 0:
+                    block = fin.read(min(left, 1 << 18), dtype="int16", always_2d=True)
+                    if not len(block):
+                        fout.write(np.zeros((left, channels), dtype="int16"))
+                        break
+                    fout.write(block)
+                    left -= len(block)
+            tmp[s].unlink()
+            result[s] = ctx.relpath(names[s])
+        out_record = {
+            **record,
+            "audio": result["vocals"],
+            "duration": round(n / sr, 6),
+            "sample_rate": sr,
+            "channels": channels,
+            **codec_fields("wav", "PCM_16"),
+            "separate": {"model": p.model, "stem": "vocals"},
+        }
+        if p.keep_accompaniment:
+            out_record["accompaniment"] = result["accompaniment"]
+        return [out_record]
+
+    def params_dict(self) -> dict[str, Any]:
+        data = super().params_dict()
+        data["model_dir"] = str(self._model_dir())
+        return data
+
+    def tool_versions(self) -> dict[str, str]:
+        return {"spleeter": "2.4.2 (own environment)"}
