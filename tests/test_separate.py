@@ -116,3 +116,10 @@ def test_missing_environment_model_or_checkpoint_are_clear_errors(mixture, tmp_p
     for out in ("a", "b", "c"):
         assert not (tmp_path / out / "manifest.jsonl").exists()
     assert MODELS.exists()
+
+
+def test_device_cuda_without_a_gpu_is_refused(mixture, tmp_path) -> None:
+    d, _, _ = mixture
+    proc = cli("separate", d, tmp_path / "gpu", "--device", "cuda", "-j", "1", check=False)
+    assert proc.returncode == 3 and "sees no GPU" in proc.stderr
+    assert not (tmp_path / "gpu" / "stage.json").exists()

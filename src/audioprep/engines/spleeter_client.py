@@ -51,6 +51,7 @@ class SpleeterWorker:
         model: str = "spleeter:2stems",
         python: Path | None = None,
         threads: int = 0,
+        device: str = "cpu",
     ) -> None:
         python = python or spleeter_python()
         if not python.is_file():
@@ -66,7 +67,7 @@ class SpleeterWorker:
             env["TF_NUM_INTRAOP_THREADS"] = str(threads)
             env["OMP_NUM_THREADS"] = str(threads)
         self.proc = subprocess.Popen(
-            [str(python), str(WORKER), str(model_dir / "spleeter"), model],
+            [str(python), str(WORKER), str(model_dir / "spleeter"), model, device],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,

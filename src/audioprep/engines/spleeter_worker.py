@@ -41,6 +41,9 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
     model_path, model = sys.argv[1], sys.argv[2]
+    device = sys.argv[3] if len(sys.argv) > 3 else "cpu"
+    if device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
     proto = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # stray prints from TensorFlow or Spleeter go to stderr
     os.environ["MODEL_PATH"] = model_path
@@ -49,6 +52,14 @@ def main():
         import numpy as np
         from spleeter.separator import Separator
 
+        if device == "cuda":
+            import tensorflow as tf
+
+            if not tf.config.list_physical_devices("GPU"):
+                raise RuntimeError(
+                    "--device cuda: this environment's TensorFlow sees no GPU (make spleeter "
+                    "installs tensorflow-cpu; install tensorflow==2.12.1 with CUDA into it)"
+                )
         separator = Separator(model, multiprocess=False)
         stems = list(separator._params["instrument_list"])
     except Exception as exc:  # noqa: BLE001 - reported to the parent as one line

@@ -112,7 +112,10 @@ class SeparateStage(Stage):
         from audioprep.engines.spleeter_client import SpleeterWorker
 
         self.worker = SpleeterWorker(
-            model_dir=self._model_dir(), model=self.params.model, threads=self.threads
+            model_dir=self._model_dir(),
+            model=self.params.model,
+            threads=self.threads,
+            device=self.params.device,
         )
         atexit.register(self.worker.close)
 
