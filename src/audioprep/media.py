@@ -43,12 +43,15 @@ def ffmpeg_version() -> str:
     return first.split()[2] if first.startswith("ffmpeg version") else first
 
 
-def pcm16_chunks(path: Path, *, chunk_samples: int, sample_rate: int = 16000) -> Iterator[Any]:
-    """Decode any media to mono signed 16-bit PCM at ``sample_rate`` with ffmpeg, streaming:
-    yields int16 arrays of ``chunk_samples`` (the last may be shorter). This is the conversion
-    inaSpeechSegmenter itself makes (``-acodec pcm_s16le -ar 16000 -ac 1``)."""
+def decode_chunks(
+    path: Path, *, chunk_frames: int, sample_rate: int, channels: int, sample_format: str = "s16"
+) -> Iterator[Any]:
+    """Decode any media with ffmpeg to raw PCM (``s16`` or ``f32``) at ``sample_rate`` and
+    ``channels``, streaming: yields arrays of shape ``(m, channels)``, ``m <= chunk_frames``.
+    A decoding failure raises ItemError once the stream ends."""
     import numpy as np
 
+    codec, dtype = {"s16": ("pcm_s16le", "<i2"), "f32": ("pcm_f32le", "<f4")}[sample_format]
     cmd = [
         "ffmpeg",
         "-nostdin",
@@ -57,29 +60,40 @@ def pcm16_chunks(path: Path, *, chunk_samples: int, sample_rate: int = 16000) ->
         "-i",
         str(path),
         "-f",
-        "s16le",
+        codec[4:],
         "-acodec",
-        "pcm_s16le",
+        codec,
         "-ar",
         str(sample_rate),
         "-ac",
-        "1",
+        str(channels),
         "pipe:1",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
+    frame = np.dtype(dtype).itemsize * channels
     try:
         while True:
-            data = proc.stdout.read(chunk_samples * 2)
+            data = proc.stdout.read(chunk_frames * frame)
             if not data:
                 break
-            yield np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2")
+            usable = len(data) // frame * frame
+            yield np.frombuffer(data[:usable], dtype=dtype).reshape(-1, channels)
     finally:
         proc.stdout.close()
         err = proc.stderr.read().decode("utf-8", "replace")
         proc.stderr.close()
         if proc.wait() != 0:
             raise ItemError(f"ffmpeg could not decode it: {last_line(err)}")
+
+
+def pcm16_chunks(path: Path, *, chunk_samples: int, sample_rate: int = 16000) -> Iterator[Any]:
+    """Mono signed 16-bit samples (1-D int16 arrays) of any media: the conversion
+    inaSpeechSegmenter itself makes (``-acodec pcm_s16le -ar 16000 -ac 1``)."""
+    for chunk in decode_chunks(
+        path, chunk_frames=chunk_samples, sample_rate=sample_rate, channels=1
+    ):
+        yield chunk[:, 0]
 
 
 def sound_info(path: Path) -> Any:

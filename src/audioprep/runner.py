@@ -348,6 +348,14 @@ class Runner:
             raise _FailFast(summary)
         return summary
 
+    def _valid_records(self, order: list[str]) -> Iterator[tuple[str, Record]]:
+        """The input records the first pass accepted, streamed again in input order."""
+        valid, done = set(order), set()
+        for _, record, _ in self._raw_inputs():
+            if record is not None and record.get("id") in valid and record["id"] not in done:
+                done.add(record["id"])
+                yield record["id"], record
+
     def _finish_corpus(self, measured: Journal, journal: Journal, order: list[str]) -> None:
         """Second pass of a corpus stage: decide from every measurement, then finish each item.
 
@@ -362,13 +370,8 @@ class Runner:
         stage.out_dir = self.out_dir  # type: ignore[attr-defined] - where decide may write reports
         decision = stage.decide(measurements)
         atomic_write_text(self.out_dir / DECISION_FILE, json.dumps(decision, indent=2) + "\n")
-        records = {}
-        if self.in_dir is not None:
-            records = {
-                r["id"]: r for _, r, _ in iter_raw(self.in_dir / MANIFEST) if r and "id" in r
-            }
         journal.open_fresh()
-        for item_id in order:
+        for item_id, record in self._valid_records(order):
             entry = entries[item_id]
             if entry is None:
                 continue
@@ -377,12 +380,12 @@ class Runner:
                 continue
             ctx = ItemContext(stage_name=stage.name, in_dir=self.in_dir, out_dir=self.out_dir)
             try:
-                outs = stage.finish(records[item_id], measurements[item_id], decision, ctx)
+                outs = stage.finish(record, measurements[item_id], decision, ctx)
             except ItemError as exc:
-                journal.append(error_result(records[item_id], str(exc), "ItemError"))
+                journal.append(error_result(record, str(exc), "ItemError"))
                 continue
             if not outs and not ctx.rejected:
-                ctx.reject(records[item_id], f"{stage.name} produced no output for this item")
+                ctx.reject(record, f"{stage.name} produced no output for this item")
             journal.append(
                 ItemResult(
                     id=item_id,

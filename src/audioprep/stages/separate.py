@@ -10,36 +10,12 @@ from typing import Any
 
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifest import Record
-from audioprep.media import codec_fields, last_line, require_ffmpeg, sound_info
+from audioprep.media import codec_fields, decode_chunks, last_line, require_ffmpeg, sound_info
 from audioprep.models import model_dir
 from audioprep.stage import ItemContext, Stage
 
 SR = 44100
 MODELS = ("spleeter:2stems", "spleeter:4stems", "spleeter:5stems")
-
-
-def _decoder(path: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-v",
-            "error",
-            "-i",
-            str(path),
-            "-f",
-            "f32le",
-            "-acodec",
-            "pcm_f32le",
-            "-ar",
-            str(SR),
-            "-ac",
-            "2",
-            "pipe:1",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
 
 
 def _encoder(path: Path, sr: int, channels: int, codec: str) -> subprocess.Popen[bytes]:
@@ -139,16 +115,10 @@ class SeparateStage(Stage):
         ctx.tmp_dir.mkdir(parents=True, exist_ok=True)
         codec = "pcm_s16le"
         encoders = {s: _encoder(tmp[s], sr, channels, codec) for s in stems}
-        decoder = _decoder(src)
-        assert decoder.stdout is not None
+        blocks = decode_chunks(
+            src, chunk_frames=SR * 10, sample_rate=SR, channels=2, sample_format="f32"
+        )
         window, overlap = int(p.window * SR), int(p.overlap * SR)
-
-        def blocks() -> Any:
-            while True:
-                data = decoder.stdout.read(SR * 2 * 4 * 10)
-                if not data:
-                    return
-                yield np.frombuffer(data[: len(data) // 8 * 8], dtype="<f4").reshape(-1, 2)
 
         def run(x: Any) -> Any:
             result = self.worker.separate(x)
@@ -158,19 +128,16 @@ class SeparateStage(Stage):
             return np.concatenate([result["vocals"], accompaniment], axis=1)
 
         try:
-            for out in crossfade_windows(blocks(), run, window=window, overlap=overlap):
+            for out in crossfade_windows(blocks, run, window=window, overlap=overlap):
                 out = out.astype("<f4")
                 encoders["vocals"].stdin.write(out[:, :2].tobytes())
                 if p.keep_accompaniment:
                     encoders["accompaniment"].stdin.write(out[:, 2:].tobytes())
-        finally:
-            decoder.stdout.close()
-            err = decoder.stderr.read() if decoder.stderr else b""
+        finally:  # a decoding failure raises here, after the encoders are closed
+            blocks.close()
             for enc in encoders.values():
                 enc.stdin.close()
                 enc.wait()
-        if decoder.wait() != 0:
-            raise ItemError(f"ffmpeg could not decode it: {last_line(err)}")
         for s, enc in encoders.items():
             if enc.returncode != 0:
                 raise ItemError(f"ffmpeg could not write the {s}: {last_line(enc.stderr.read())}")
