@@ -2,7 +2,8 @@
 
 Builds a corpus once under bench-out/corpus from ../shared (240 short mp3 files, 44.1 kHz
 stereo, and one 1-hour mp3), then times audioprep with --jobs 1 and --jobs 2 and the raw tool
-(ffprobe / ffmpeg, run by xargs -P) on the same files in the same run. Peak memory is the
+(ffprobe / ffmpeg run by xargs -P, yt-dlp on a local feed of the same files, the
+inaSpeechSegmenter and spleeter CLIs) on the same files in the same run. Peak memory is the
 largest summed RSS of the whole process tree, sampled every 50 ms.
 
 Each figure is the best of --repeat runs (default 2). Usage:
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,10 +156,54 @@ def xargs(jobs: int, files_dir: Path, pattern: str, script: str) -> str:
     )
 
 
+def bench_crawl(key: str, src: Path, label: str, work: Path, ap, row) -> None:
+    """crawl over a local podcast feed of the corpus files, against yt-dlp on the same feed.
+
+    The files are served by ``python -m http.server`` on 127.0.0.1, so the figures measure
+    the tools, not a network.
+    """
+    port_file = work / f"{key}-port"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1", "-d", str(src)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()  # "Serving HTTP on 127.0.0.1 port N (...) ..."
+        port = int(line.split(" port ")[1].split()[0])
+        port_file.write_text(str(port))
+        base = f"http://127.0.0.1:{port}"
+        files = sorted(p.name for p in src.glob("*.mp3"))
+        items = "".join(
+            f'<item><title>{n}</title><guid>{i}</guid><enclosure url="{base}/'
+            f'{urllib.parse.quote(n)}" type="audio/mpeg"/></item>'
+            for i, n in enumerate(files)
+        )
+        (src / "feed.xml").write_text(
+            f'<rss version="2.0"><channel><title>bench</title>{items}</channel></rss>'
+        )
+        feed = f"{base}/feed.xml"
+        out = work / f"{key}-crawl"
+        a1 = measure(ap("crawl", feed, out, "-j", 1))
+        a2 = measure(ap("crawl", feed, out, "-j", 2))
+        raw = work / f"{key}-ytdlp"
+        y1 = measure(
+            f"rm -rf '{raw}' && '{Path(sys.executable).parent / 'yt-dlp'}' -q --no-progress "
+            f"-f bestaudio/best -o '{raw}/%(id)s.%(ext)s' '{feed}'"
+        )
+        row("crawl", label, audio_seconds(out), ap_j1=a1, ap_j2=a2, ytdlp_cli=y1)
+    finally:
+        server.terminate()
+        server.wait()
+        (src / "feed.xml").unlink(missing_ok=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--only", default="ingest,convert,trim,denoise,segment,slice,speaker,separate"
+        "--only", default="crawl,ingest,convert,trim,denoise,segment,slice,speaker,separate"
     )
     parser.add_argument("--quick", action="store_true", help="60 short files, no 1-hour file")
     parser.add_argument("--repeat", type=int, default=2, help="runs per measure (best is kept)")
@@ -194,6 +240,10 @@ def main() -> None:
     if not args.quick:
         corpora.append(("long", long_file.parent, "1 x 1 hour"))
     for key, src, label in corpora:
+        if "crawl" in only:
+            bench_crawl(key, src, label, work, ap, row)
+        if not only - {"crawl"}:
+            continue
         raw = work / f"{key}-raw"
         # ingest: probe + hard link, against ffprobe alone
         m1 = measure(ap("ingest", src, raw, "-j", 1))

@@ -97,6 +97,139 @@ def _execute(
 
 
 @app.command()
+def crawl(
+    args: Annotated[
+        list[str],
+        typer.Argument(
+            help="URLs (videos, playlists, channels, searches, podcast feeds, pages, media "
+            "files, yt-dlp .info.json files), then OUT_DIR last.",
+            show_default=False,
+            metavar="[URL]... OUT_DIR",
+        ),
+    ],
+    from_file: Annotated[
+        Optional[list[Path]],  # noqa: UP045
+        typer.Option(
+            "--from-file",
+            "-f",
+            help="A file of URLs: one or more per line (commas allowed), # comments, "
+            "genre=... genre_keyword=... on a line. Repeatable.",
+        ),
+    ] = None,
+    backend: Annotated[
+        str, typer.Option(help="yt-dlp (anything yt-dlp reads) or pytube (YouTube only).")
+    ] = "yt-dlp",
+    video: Annotated[
+        bool, typer.Option("--video", help="Keep the video too (for a later convert).")
+    ] = False,
+    format_: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--format", help="yt-dlp format selector (default: bestaudio/best)."),
+    ] = None,
+    genre: Annotated[str, typer.Option(help="source.genre of every item, e.g. nature.")] = "",
+    genre_keyword: Annotated[
+        str, typer.Option(help="source.genre_keyword of every item, e.g. fire.")
+    ] = "",
+    max_items: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(help="At most this many items from each URL.", min=1),
+    ] = None,
+    date_after: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Keep items published on or after this date (2024-03-01)."),
+    ] = None,
+    date_before: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Keep items published on or before this date."),
+    ] = None,
+    match_title: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Keep items whose title matches this regex (case-insensitive)."),
+    ] = None,
+    min_duration: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(help="Keep items at least this long (s).", min=0),
+    ] = None,
+    max_duration: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(help="Keep items at most this long (s).", min=0),
+    ] = None,
+    retries: Annotated[
+        int, typer.Option(help="Retries of a network failure, with back-off.", min=0)
+    ] = 3,
+    retry_wait: Annotated[
+        float, typer.Option(help="First back-off wait (s); doubles each retry.", min=0)
+    ] = 2.0,
+    rate_limit: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Download speed limit per worker, e.g. 500K or 2M (bytes/s)."),
+    ] = None,
+    sleep: Annotated[
+        float, typer.Option(help="Seconds to wait before each request and download.", min=0)
+    ] = 0.0,
+    timeout: Annotated[float, typer.Option(help="Network timeout (s).", min=1)] = 30.0,
+    archive: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            help="Download archive shared between crawls: items listed there are not "
+            "downloaded again (rejected with a reason)."
+        ),
+    ] = None,
+    jobs: Jobs = 0,
+    fail_fast: FailFast = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Download audio and its metadata from YouTube, podcast feeds, pages and direct URLs.
+
+    Each item lands in OUT_DIR/audio/ named by its id (never its title), with its metadata
+    under `source` (id, author, title, channel_url, publish_date, genre, genre_keyword,
+    comment, file_size, description, duration, extractor, url). Re-running resumes partial
+    downloads and downloads nothing twice; failures go to OUT_DIR/errors.jsonl, filtered
+    items to OUT_DIR/rejected.jsonl.
+
+    Example: `audioprep crawl https://feeds.example.org/show.xml --max-items 20 raw/`
+    """
+    from audioprep.stages.crawl import CrawlStage
+
+    if not args:
+        raise typer.BadParameter("give OUT_DIR (and URLs, or --from-file)", param_hint="OUT_DIR")
+    *urls, out_dir = args
+    stage = CrawlStage(
+        CrawlStage.Params(
+            urls=tuple(urls),
+            from_file=tuple(str(p.absolute()) for p in from_file or ()),
+            backend=backend,
+            video=video,
+            format=format_,
+            genre=genre,
+            genre_keyword=genre_keyword,
+            max_items=max_items,
+            date_after=date_after,
+            date_before=date_before,
+            match_title=match_title,
+            min_duration=min_duration,
+            max_duration=max_duration,
+            retries=retries,
+            retry_wait=retry_wait,
+            rate_limit=rate_limit,
+            sleep=sleep,
+            timeout=timeout,
+            archive=str(archive.absolute()) if archive else None,
+        )
+    )
+    _execute(
+        stage,
+        Path(out_dir),
+        in_dir=None,
+        jobs=jobs,
+        fail_fast=fail_fast,
+        overwrite=overwrite,
+        quiet=quiet,
+    )
+
+
+@app.command()
 def ingest(
     sources: Annotated[
         list[str],

@@ -39,7 +39,7 @@ from audioprep.manifest import (
     validate_record,
 )
 from audioprep.progress import Progress
-from audioprep.stage import ItemContext, ItemResult, Stage
+from audioprep.stage import PARTIAL_DIR, ItemContext, ItemResult, Stage
 
 RUN_FILE = ".run.json"
 MEASURE_JOURNAL = ".measure.jsonl"
@@ -136,7 +136,7 @@ def _clear(out_dir: Path) -> None:
     ):
         with contextlib.suppress(FileNotFoundError):
             (out_dir / name).unlink()
-    for name in (AUDIO_DIR, ".tmp"):
+    for name in (AUDIO_DIR, ".tmp", PARTIAL_DIR):
         shutil.rmtree(out_dir / name, ignore_errors=True)
 
 
@@ -483,6 +483,8 @@ class Runner:
             if f"{AUDIO_DIR}/{path.name}" not in referenced and path.is_file():
                 path.unlink()
         shutil.rmtree(out / ".tmp", ignore_errors=True)
+        if not summary.items_failed:  # nothing left to resume
+            shutil.rmtree(out / PARTIAL_DIR, ignore_errors=True)
 
     def _write_stage_json(self, summary: RunSummary, started_at: dt.datetime) -> None:
         info = {

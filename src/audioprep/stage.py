@@ -21,6 +21,10 @@ from typing import Any, ClassVar
 from audioprep.errors import ItemError
 from audioprep.manifest import AUDIO_DIR, Record, resolve_audio
 
+#: Downloads in progress (source stages): kept across runs so they resume, removed once a run
+#: ends with no failed item.
+PARTIAL_DIR = ".partial"
+
 
 class Stage:
     """Base class of all stages.
@@ -113,6 +117,7 @@ class ItemContext:
         self.out_dir = out_dir
         self.audio_dir = out_dir / AUDIO_DIR
         self.tmp_dir = out_dir / ".tmp"
+        self.partial_dir = out_dir / PARTIAL_DIR
         self.rejected: list[Record] = []
 
     def input_audio(self, record: Record) -> Path:
@@ -156,6 +161,11 @@ class ItemContext:
                 raise
             shutil.copyfile(source, tmp)
         os.replace(tmp, dest)
+        return self.relpath(filename)
+
+    def adopt(self, path: Path, filename: str) -> str:
+        """Move a finished file from inside OUT_DIR (a download) into ``audio/filename``."""
+        os.replace(path, self.audio_dir / filename)
         return self.relpath(filename)
 
     @staticmethod

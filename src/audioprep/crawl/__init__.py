@@ -1,0 +1,1 @@
+"""Collecting audio from the web: URL lists, metadata schema, feeds, downloads, backends."""

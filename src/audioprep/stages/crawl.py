@@ -1,0 +1,298 @@
+"""crawl: collect audio and its metadata from YouTube, podcasts, pages and direct URLs.
+
+The main process lists what each URL holds (a feed's episodes, a playlist's videos) and
+yields one input item per entry; workers download one entry each. Downloads go to
+OUT_DIR/.partial under the item's id (never its title) and move into audio/ only once
+complete and probed, so a killed crawl resumes its partial files and never records a
+download that did not finish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import os
+import re
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from audioprep.crawl.http import message
+from audioprep.crawl.options import FetchOptions, Rejected, parse_rate
+from audioprep.crawl.schema import Filters, date_from_timestamp, parse_date
+from audioprep.crawl.urls import UrlItem, collect
+from audioprep.errors import AudioprepError, ItemError, UsageError
+from audioprep.ids import make_id, slugify
+from audioprep.manifest import Record, atomic_write_text
+from audioprep.media import ffmpeg_version, probe, require_ffmpeg
+from audioprep.stage import ItemContext, Stage
+
+BACKENDS = ("yt-dlp", "pytube")
+_FINISHED = re.compile(r"^(?P<id>.+)\.(?P<ext>[a-z0-9]{1,5})$")
+
+
+def _flat_meta(entry: dict[str, Any]) -> dict[str, Any]:
+    """What a listing already says about an entry; None where it says nothing."""
+    date = entry.get("upload_date") or date_from_timestamp(entry.get("timestamp")) or None
+    return {"title": entry.get("title"), "publish_date": date, "duration": entry.get("duration")}
+
+
+class CrawlStage(Stage):
+    """Download audio (or video) and its metadata from URLs into a manifest directory."""
+
+    name = "crawl"
+    version = "1"
+    is_source = True
+
+    @dataclasses.dataclass(frozen=True)
+    class Params:
+        urls: tuple[str, ...] = ()
+        from_file: tuple[str, ...] = ()
+        backend: str = "yt-dlp"
+        video: bool = False
+        format: str | None = None
+        genre: str = ""
+        genre_keyword: str = ""
+        max_items: int | None = None
+        date_after: str | None = None
+        date_before: str | None = None
+        match_title: str | None = None
+        min_duration: float | None = None
+        max_duration: float | None = None
+        retries: int = 3
+        retry_wait: float = 2.0
+        rate_limit: str | None = None
+        sleep: float = 0.0
+        timeout: float = 30.0
+        archive: str | None = None
+
+    # -- set-up --------------------------------------------------------------------------
+    def options(self) -> FetchOptions:
+        """The backend settings these parameters make (validated)."""
+        p = self.params
+        filters = Filters(
+            max_items=p.max_items,
+            date_after=parse_date(p.date_after, option="--date-after") if p.date_after else None,
+            date_before=parse_date(p.date_before, option="--date-before")
+            if p.date_before
+            else None,
+            match_title=p.match_title,
+            min_duration=p.min_duration,
+            max_duration=p.max_duration,
+        )
+        filters.check()
+        if p.retries < 0 or p.retry_wait < 0 or p.sleep < 0 or p.timeout <= 0:
+            raise UsageError("--retries, --retry-wait and --sleep must be >= 0, --timeout > 0")
+        return FetchOptions(
+            video=p.video,
+            format=p.format,
+            rate_limit=parse_rate(p.rate_limit),
+            sleep=p.sleep,
+            retries=p.retries,
+            retry_wait=p.retry_wait,
+            timeout=p.timeout,
+            filters=filters,
+        )
+
+    def backend(self) -> Any:
+        """The backend object (yt-dlp or pytube), imported on demand."""
+        if self.params.backend not in BACKENDS:
+            raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}")
+        options = self.options()
+        try:
+            if self.params.backend == "pytube":
+                import pytube  # noqa: F401
+
+                from audioprep.crawl.pytube_backend import PytubeBackend
+
+                return PytubeBackend(options)
+            import yt_dlp  # noqa: F401
+
+            from audioprep.crawl.ytdlp_backend import YtDlpBackend
+
+            return YtDlpBackend(options)
+        except ImportError as exc:
+            package = "pytube" if self.params.backend == "pytube" else "yt-dlp"
+            raise AudioprepError(
+                f"{package} is not installed ({exc.name}): run `make setup` or "
+                f"`pip install '{package}'`."
+            ) from None
+
+    def url_items(self) -> list[UrlItem]:
+        """The URLs to crawl, with their genre attributes."""
+        p = self.params
+        return collect(p.urls, p.from_file, genre=p.genre, genre_keyword=p.genre_keyword)
+
+    def check(self) -> None:
+        require_ffmpeg()
+        items = self.url_items()
+        if not items:
+            raise UsageError("crawl needs at least one URL (as an argument or in --from-file).")
+        backend = self.backend()
+        for item in items:
+            backend.check_url(item.url)
+        if self.params.archive:
+            parent = Path(self.params.archive).absolute().parent
+            if not parent.is_dir():
+                raise UsageError(f"the folder of --archive does not exist: {parent}")
+
+    def setup(self) -> None:
+        self._backend = self.backend()
+        self._archive = self._read_archive()
+
+    # -- listing (main process) ----------------------------------------------------------
+    def inputs(self) -> Iterator[Record]:
+        backend = self.backend()
+        filters = backend.options.filters
+        seen: set[str] = set()
+        for item in self.url_items():
+            base = {
+                "url": item.url,
+                "genre": item.genre,
+                "genre_keyword": item.genre_keyword,
+                "listed_in": item.origin,
+            }
+            kept = 0
+            try:
+                for entry in backend.expand(item):
+                    rid = entry["_key"]["id"]
+                    if rid in seen:
+                        continue
+                    seen.add(rid)
+                    source: dict[str, Any] = {**base, "entry": entry}
+                    reason = filters.reason(_flat_meta(entry))
+                    if reason:
+                        source["filtered"] = reason
+                    else:
+                        kept += 1
+                    yield {"id": rid, "source": source}
+                    if filters.max_items and kept >= filters.max_items:
+                        break
+            except Exception as exc:  # noqa: BLE001 - becomes this URL's line in errors.jsonl
+                host = urllib.parse.urlparse(item.url).netloc or "url"
+                rid = make_id(f"unlisted-{slugify(host, max_len=40)}", item.url)
+                if rid not in seen:
+                    seen.add(rid)
+                    error = f"listing failed: {message(exc)}"
+                    yield {"id": rid, "source": {**base, "error": error}}
+
+    # -- one item (worker) ---------------------------------------------------------------
+    def process(self, record: Record, ctx: ItemContext) -> list[Record]:
+        source = record["source"]
+        if source.get("error"):
+            raise ItemError(source["error"])
+        if source.get("filtered"):
+            ctx.reject(record, source["filtered"])
+            return []
+        rid = record["id"]
+        entry = source["entry"]
+        key = entry["_key"]
+        ctx.partial_dir.mkdir(parents=True, exist_ok=True)
+        meta_file = ctx.partial_dir / f"{rid}.meta.json"
+        found = self._finished(rid, ctx)
+        if found is not None and meta_file.is_file():  # done by a run killed before recording it
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+            path = found
+        else:
+            archived = f"{key['extractor']} {key['site_id'] or entry.get('url')}"
+            if archived in self._archive:
+                ctx.reject(
+                    record, f"already downloaded: listed in the archive {self.params.archive}"
+                )
+                return []
+            try:
+                meta, path = self._backend.fetch(entry, dest_dir=ctx.partial_dir, name=rid)
+            except Rejected as exc:
+                ctx.reject(record, str(exc))
+                return []
+            except ItemError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a download error of this item
+                raise ItemError(message(exc)) from None
+            atomic_write_text(meta_file, json.dumps(meta, ensure_ascii=False) + "\n")
+        try:
+            info = probe(path)
+        except ItemError as exc:
+            path.unlink(missing_ok=True)
+            meta_file.unlink(missing_ok=True)
+            raise ItemError(f"the downloaded file is not usable: {exc}") from None
+        size = path.stat().st_size
+        filename = f"{rid}{path.suffix.lower()}"
+        audio = ctx.relpath(filename) if path.parent == ctx.audio_dir else ctx.adopt(path, filename)
+        meta_file.unlink(missing_ok=True)
+        self._remember(f"{key['extractor']} {key['site_id'] or entry.get('url')}")
+        out_source = {k: v for k, v in source.items() if k not in ("entry", "listed_in")}
+        if source.get("listed_in", "command line") != "command line":
+            out_source["listed_in"] = source["listed_in"]
+        return [
+            {
+                "id": rid,
+                "audio": audio,
+                "duration": round(info.duration, 6),
+                "sample_rate": info.sample_rate,
+                "channels": info.channels,
+                "codec": info.codec,
+                "container": info.container,
+                "parent": None,
+                "offset": 0.0,
+                "source": {
+                    **meta,
+                    "url": source["url"],
+                    "genre": source["genre"],
+                    "genre_keyword": source["genre_keyword"],
+                    "comment": "",
+                    "file_size": size,
+                    "has_video": info.has_video,
+                    "backend": self.params.backend,
+                    **{k: v for k, v in out_source.items() if k not in meta and k != "url"},
+                },
+            }
+        ]
+
+    @staticmethod
+    def _finished(rid: str, ctx: ItemContext) -> Path | None:
+        """A complete download of ``rid`` already in audio/ or .partial/, if any."""
+        for folder in (ctx.audio_dir, ctx.partial_dir):
+            with contextlib.suppress(FileNotFoundError):
+                for path in folder.iterdir():
+                    m = _FINISHED.match(path.name)
+                    if m and m["id"] == rid and path.is_file():
+                        return path
+        return None
+
+    # -- the download archive ------------------------------------------------------------
+    def _read_archive(self) -> set[str]:
+        if not self.params.archive:
+            return set()
+        try:
+            text = Path(self.params.archive).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return set()
+        return {line.strip() for line in text.splitlines() if line.strip()}
+
+    def _remember(self, line: str) -> None:
+        if not self.params.archive or line in self._archive:
+            return
+        fd = os.open(self.params.archive, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, (line + "\n").encode("utf-8"))
+        finally:
+            os.close(fd)
+        self._archive.add(line)
+
+    def tool_versions(self) -> dict[str, str]:
+        versions = {"ffprobe": ffmpeg_version()}
+        with contextlib.suppress(ImportError):
+            if self.params.backend == "pytube":
+                from audioprep.crawl.pytube_backend import pytube_version
+
+                versions["pytube"] = pytube_version()
+            else:
+                from audioprep.crawl.ytdlp_backend import ytdlp_version
+
+                versions["yt-dlp"] = ytdlp_version()
+        return versions
