@@ -12,17 +12,21 @@ SILERO := silero-vad==6.2.3
 # a pinned torch: 2.13.0 has a CPU build on local disk here, an unpinned one pulls GBs of CUDA
 TORCH := torch==2.13.0
 
-.PHONY: setup ffmpeg spleeter test demo bench lint format clean
+.PHONY: setup ffmpeg chromium spleeter test demo bench lint format clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check '$(TORCH)'
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,segment,speaker]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,segment,speaker,report]'
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps '$(INA)' '$(SILERO)'
 	@touch $@
 
 ffmpeg:
 	@bash scripts/ensure-ffmpeg.sh
+
+# Debian's chromium, for the test that renders `audioprep report` in a real browser.
+chromium:
+	@bash scripts/ensure-chromium.sh
 
 # Spleeter cannot share the main environment (Python < 3.12, tensorflow 2.12.1, numpy < 2).
 SPLEETER_STAMP := .spleeter-venv/.installed
@@ -36,7 +40,7 @@ spleeter: $(SPLEETER_STAMP)
 
 setup: $(STAMP) ffmpeg spleeter
 
-test: setup
+test: setup chromium
 	$(BIN)/python -m pytest
 
 demo: setup

@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
-# The demo chain on real audio from ../shared:
-# ingest -> convert 16 kHz mono -> trim -> denoise -> segment -> slice speech into clips.
+# The demo on real audio from ../shared: `audioprep run configs/demo.yaml` (ingest -> convert
+# 22.05 kHz mono -> trim -> segment -> slice speech 1.5-15 s -> denoise -> speaker-filter),
+# then a Hugging Face audiofolder export and an HTML report of the result.
 set -euo pipefail
 SHARED=${AUDIOPREP_SHARED:-../shared}
 OUT=${DEMO_OUT:-demo-out}
-export AUDIOPREP_MODEL_DIR=${AUDIOPREP_MODEL_DIR:-$SHARED/models}
-A=.venv/bin/audioprep
-if [ ! -d "$SHARED/data" ]; then
-  echo "demo: the real audio in $SHARED/data is missing (set AUDIOPREP_SHARED to its folder)." >&2
+export AUDIOPREP_SHARED=$(cd "$SHARED" 2>/dev/null && pwd || echo "$SHARED")
+export AUDIOPREP_MODEL_DIR=${AUDIOPREP_MODEL_DIR:-$AUDIOPREP_SHARED/models}
+A=${AUDIOPREP:-.venv/bin/audioprep}
+if [ ! -d "$AUDIOPREP_SHARED/data" ]; then
+  echo "demo: the real audio in $AUDIOPREP_SHARED/data is missing (set AUDIOPREP_SHARED to its folder)." >&2
   exit 1
 fi
-$A ingest "$SHARED/data/librispeech-test-other" "$SHARED/data/music" "$SHARED/data/musan-mix" \
-  "$OUT/01-ingest"
-$A convert "$OUT/01-ingest" "$OUT/02-convert" --sample-rate 16000 --channels 1
-$A trim "$OUT/02-convert" "$OUT/03-trim" --head 0.25 --tail 0.25
-$A denoise "$OUT/03-trim" "$OUT/04-denoise" --highpass 80 --lowpass 7000
-$A segment "$OUT/04-denoise" "$OUT/05-segment"
-$A slice "$OUT/05-segment" "$OUT/06-slice" --labels speech --min-duration 1.5 --max-duration 15 \
-  --merge-gap 0.3 --pad 0.1
-echo "demo: done; the clips are in $OUT/06-slice (manifest.jsonl, audio/, stage.json)"
+status=0
+$A run configs/demo.yaml --workdir "$OUT" || status=$?
+if [ "$status" -gt 1 ]; then exit "$status"; fi  # 1: some items failed, the rest is usable
+LAST=$(ls -d "$OUT"/[0-9][0-9]-* | sort | tail -n 1)
+$A export "$LAST" "$OUT/export-hf" --format hf --overwrite
+$A report "$LAST"
+$A info "$LAST"
+echo "demo: done; clips in $LAST, a Hugging Face audiofolder in $OUT/export-hf, the report in $LAST/report.html"

@@ -6,6 +6,8 @@ so ``audioprep --help`` stays instant.
 
 from __future__ import annotations
 
+import contextvars
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -61,6 +63,58 @@ def main(
     """Turn raw web audio into clean speech and ASMR training corpora."""
 
 
+@dataclasses.dataclass
+class StageCall:
+    """What a stage command line asks for, parsed but not run (see :func:`parse_stage_command`)."""
+
+    stage: Stage
+    out_dir: Path
+    in_dir: Path | None
+    jobs: int
+    fail_fast: bool
+
+
+class _Captured(Exception):
+    pass
+
+
+_CAPTURE: contextvars.ContextVar[list[StageCall] | None] = contextvars.ContextVar(
+    "audioprep_capture", default=None
+)
+
+
+def parse_stage_command(argv: list[str]) -> StageCall:
+    """The stage, directories and options that ``audioprep ARGV`` would run, without running it.
+
+    Chains use this so that a config file takes exactly the command line's option names,
+    checks and defaults.
+
+    >>> call = parse_stage_command(["convert", "raw", "wav", "--sample-rate", "16000"])
+    >>> call.stage.name, call.stage.params.sample_rate, call.in_dir.name
+    ('convert', 16000, 'raw')
+    """
+    from audioprep.errors import UsageError
+
+    box: list[StageCall] = []
+    token = _CAPTURE.set(box)
+    try:
+        typer.main.get_command(app).main(
+            args=[str(a) for a in argv], prog_name="audioprep", standalone_mode=False
+        )
+    except _Captured:
+        return box[0]
+    except typer.Exit as exc:  # --help and the like
+        raise UsageError(f"audioprep {' '.join(map(str, argv))} does not run a stage") from exc
+    except Exception as exc:
+        if not hasattr(exc, "format_message"):  # click's (typer's) usage errors have it
+            raise
+        msg = f"audioprep {' '.join(map(str, argv[:1]))}: {exc.format_message()}"
+        raise UsageError(msg) from None
+    finally:
+        _CAPTURE.reset(token)
+    raise UsageError(f"{argv[0] if argv else '(nothing)'} is not a stage command")
+
+
 def _execute(
     stage: Stage,
     out_dir: Path,
@@ -71,6 +125,11 @@ def _execute(
     overwrite: bool,
     quiet: bool,
 ) -> None:
+    box = _CAPTURE.get()
+    if box is not None:  # parse_stage_command: hand the stage over instead of running it
+        box.append(StageCall(stage, Path(out_dir), in_dir, jobs, fail_fast))
+        raise _Captured
+
     from audioprep.errors import AudioprepError
     from audioprep.runner import run_stage
 
@@ -694,6 +753,170 @@ def models(model_dir: ModelDir = None) -> None:
         typer.echo(f"  {state:8} {spec.engine}/{spec.name:38} used by: {spec.used_by}")
         if state == "missing":
             typer.echo(f"           get it from {spec.origin}")
+
+
+def _fail(command: str, exc: Exception) -> None:
+    from audioprep.errors import AudioprepError
+
+    code = exc.exit_code if isinstance(exc, AudioprepError) else 3
+    typer.echo(f"audioprep {command}: error: {exc}", err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="Chain config (YAML).", show_default=False)],
+    workdir: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Work folder: one NN-STAGE directory per stage (default: config's)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only say what would run, skip or re-run, and why.")
+    ] = False,
+    stop_on_failure: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option(
+            "--stop-on-failure/--keep-going",
+            help="Stop when a stage has failed items (default: the config's, else keep going).",
+        ),
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Run a chain of stages from a config into numbered directories, skipping finished ones.
+
+    A stage whose stage.json shows the same settings and input is skipped; one whose
+    settings changed re-runs from scratch, and so does every stage after it; one killed
+    earlier resumes. Presets to copy: configs/speech-tts.yaml, asmr.yaml, podcast-voice.yaml.
+
+    Example: `audioprep run configs/speech-tts.yaml --workdir corpus/`
+    """
+    from audioprep.chain import load_chain, run_chain
+    from audioprep.errors import AudioprepError
+
+    try:
+        chain = load_chain(config)
+        target = workdir or chain.workdir
+        if target is None:
+            raise typer.BadParameter("give --workdir (or `workdir:` in the config)")
+        result = run_chain(
+            chain,
+            target,
+            stop_on_failure=stop_on_failure,
+            dry_run=dry_run,
+            progress=False if quiet else None,
+            echo=lambda line: typer.echo(line, err=True),
+        )
+    except AudioprepError as exc:
+        _fail("run", exc)
+    except KeyboardInterrupt:
+        typer.echo("audioprep run: interrupted; run the same command again to resume.", err=True)
+        raise typer.Exit(130) from None
+    if result.last_dir is not None and not dry_run:
+        typer.echo(f"run: done; the result is in {result.last_dir}", err=True)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def makefile(
+    config: Annotated[Path, typer.Argument(help="Chain config (YAML).", show_default=False)],
+    workdir: Annotated[str, typer.Option(help="Default work folder (make W=... overrides).")] = (
+        "corpus"
+    ),
+) -> None:
+    """Print a Makefile that runs a chain config, one stage.json target per stage.
+
+    Example: `audioprep makefile configs/asmr.yaml > Makefile && make -j2`
+    """
+    from audioprep.chain import load_chain
+    from audioprep.chain import makefile as make_text
+    from audioprep.errors import AudioprepError
+
+    try:
+        typer.echo(make_text(load_chain(config), workdir))
+    except AudioprepError as exc:
+        _fail("makefile", exc)
+
+
+@app.command()
+def export(
+    in_dir: InDir,
+    out: Annotated[Path, typer.Argument(help="Export folder (created).", show_default=False)],
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="hf (audiofolder), nemo, ljspeech or csv.")
+    ] = "hf",
+    overwrite: Overwrite = False,
+) -> None:
+    """Export a manifest directory as a HF audiofolder, a NeMo manifest, LJSpeech or a CSV.
+
+    The audio is hard-linked into OUT beside the metadata, so OUT stands alone.
+
+    Example: `audioprep export corpus/08-speaker-filter hf-corpus/ --format hf`
+    """
+    from audioprep.errors import AudioprepError
+    from audioprep.export import export as do_export
+
+    try:
+        stats = do_export(in_dir, out, fmt=format, overwrite=overwrite)
+    except AudioprepError as exc:
+        _fail("export", exc)
+    note = f"; {stats['without_text']} without text" if stats["without_text"] else ""
+    typer.echo(
+        f"export: {stats['items']} items ({stats['seconds'] / 3600:.3f} h) "
+        f"as {format}{note}: {out}",
+        err=True,
+    )
+
+
+@app.command()
+def report(
+    in_dir: InDir,
+    out: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="HTML file to write (default: IN_DIR/report.html; JSON beside it)."),
+    ] = None,
+    samples: Annotated[int, typer.Option(help="Clips shown with a player.", min=0)] = 6,
+) -> None:
+    """Write a self-contained HTML report (and its numbers as JSON) of a manifest directory.
+
+    Hours per label and source, durations, rates and channels, rejected and failed items
+    with their reasons, speaker similarity, and a few clips with spectrograms and players.
+
+    Example: `audioprep report corpus/06-slice && xdg-open corpus/06-slice/report.html`
+    """
+    from audioprep.errors import AudioprepError
+    from audioprep.report import write_report
+
+    try:
+        html_path, json_path, summary = write_report(
+            in_dir,
+            html_path=out,
+            json_path=out.with_suffix(".json") if out else None,
+            samples=samples,
+        )
+    except AudioprepError as exc:
+        _fail("report", exc)
+    typer.echo(f"report: {summary['items']} items, {summary['hours']:.3f} h: {html_path}", err=True)
+
+
+@app.command()
+def info(
+    in_dir: InDir,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
+) -> None:
+    """Print a summary of a manifest directory: items, hours, labels, sources, rejects.
+
+    Example: `audioprep info corpus/06-slice`
+    """
+    import json as _json
+
+    from audioprep.errors import AudioprepError
+    from audioprep.report import info_table, summarize
+
+    try:
+        summary = summarize(in_dir)
+    except AudioprepError as exc:
+        _fail("info", exc)
+    typer.echo(_json.dumps(summary, indent=2) if as_json else info_table(summary))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,423 @@
+"""Chains: a YAML config of stages run in order into numbered directories of one work folder.
+
+A config names its stages and their options with the command line's own option names::
+
+    jobs: 2
+    stages:
+      - ingest: {sources: [raw/]}
+      - convert: {sample-rate: 22050, channels: 1}
+      - slice: {labels: speech, min-duration: 1.5, max-duration: 15}
+
+Each stage writes ``WORKDIR/NN-STAGE``. A stage is skipped when its ``stage.json`` shows it
+finished with the same parameters and input and nothing before it ran again; it runs afresh
+(and so does every stage after it) when its parameters changed; a stage killed earlier is
+resumed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from audioprep.errors import AudioprepError, UsageError
+from audioprep.manifest import STAGE_FILE
+
+#: Options whose values are local paths: relative ones are taken from the config's folder.
+PATH_OPTIONS = {"from_file", "archive", "reference", "reference_manifest", "model_dir", "sources"}
+#: Options the chain sets itself.
+RESERVED = {"overwrite", "quiet", "in_dir", "out_dir"}
+#: Positional arguments of source stages, by config key.
+POSITIONAL = {"ingest": "sources", "crawl": "urls"}
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclasses.dataclass
+class Step:
+    """One stage of a chain as the config gives it."""
+
+    index: int
+    command: str
+    options: dict[str, Any]
+
+    @property
+    def dir_name(self) -> str:
+        return f"{self.index:02d}-{self.command}"
+
+
+@dataclasses.dataclass
+class Chain:
+    """A parsed config: its steps, defaults and where relative paths start."""
+
+    path: Path
+    steps: list[Step]
+    base_dir: Path
+    jobs: int = 0
+    stop_on_failure: bool = False
+    input: Path | None = None
+    workdir: Path | None = None
+
+
+def _expand_env(value: Any) -> Any:
+    """``${VAR}`` and ``${VAR:-default}`` in strings, recursively."""
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            got = os.environ.get(m[1])
+            if got is None:
+                if m[2] is None:
+                    raise UsageError(f"the config uses ${{{m[1]}}}, which is not set")
+                return m[2]
+            return got
+
+        return _ENV.sub(sub, value)
+    if isinstance(value, list):
+        return [_expand_env(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _expand_env(v) for k, v in value.items()}
+    return value
+
+
+def load_chain(path: str | os.PathLike[str]) -> Chain:
+    """Read and check a chain config (YAML); raise UsageError naming what is wrong."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read the config {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("stages"), list):
+        raise UsageError(f"{path}: a config needs a `stages:` list")
+    known = {"stages", "jobs", "stop_on_failure", "input", "workdir", "name", "description"}
+    unknown = set(data) - known
+    if unknown:
+        raise UsageError(
+            f"{path}: unknown top-level keys {sorted(unknown)} (known: {sorted(known)})"
+        )
+    data = _expand_env(data)
+    base = path.absolute().parent
+    steps = []
+    for i, raw in enumerate(data["stages"], start=1):
+        if isinstance(raw, str):
+            command, options = raw, {}
+        elif isinstance(raw, dict) and "stage" in raw:
+            command, options = raw["stage"], {k: v for k, v in raw.items() if k != "stage"}
+        elif isinstance(raw, dict) and len(raw) == 1:
+            ((command, options),) = raw.items()
+            options = options or {}
+        else:
+            raise UsageError(f"{path}: stage {i} must be `- NAME: {{options}}`, not {raw!r}")
+        if not isinstance(options, dict):
+            raise UsageError(f"{path}: the options of stage {i} ({command}) must be a mapping")
+        steps.append(
+            Step(i, str(command), {str(k).replace("-", "_"): v for k, v in options.items()})
+        )
+    if not steps:
+        raise UsageError(f"{path}: `stages:` is empty")
+    chain = Chain(
+        path=path.absolute(),
+        steps=steps,
+        base_dir=base,
+        jobs=int(data.get("jobs") or 0),
+        stop_on_failure=bool(data.get("stop_on_failure", False)),
+        input=(base / str(data["input"])) if data.get("input") else None,
+        workdir=(base / str(data["workdir"])) if data.get("workdir") else None,
+    )
+    return chain
+
+
+def _command_params(command: str) -> dict[str, tuple[Any, str]]:
+    """Config key -> (click parameter, the option string that key names) for a stage command."""
+    import typer.main
+
+    from audioprep.cli import app
+
+    group = typer.main.get_command(app)
+    cmd = group.commands.get(command)  # type: ignore[attr-defined]
+    if cmd is None or command in ("run", "makefile", "export", "report", "info", "models"):
+        stages = sorted(
+            n
+            for n in group.commands  # type: ignore[attr-defined]
+            if n not in ("run", "makefile", "export", "report", "info", "models")
+        )
+        raise UsageError(f"unknown stage {command!r} (stages: {', '.join(stages)})")
+    keys: dict[str, tuple[Any, str]] = {}
+    for param in cmd.params:
+        if param.param_type_name != "option":
+            continue
+        for opt in [*param.opts, *getattr(param, "secondary_opts", [])]:
+            if opt.startswith("--"):
+                keys[opt[2:].replace("-", "_")] = (param, opt)
+    return keys
+
+
+def _as_path(value: str, base: Path) -> str:
+    if "://" in value or re.match(r"^[a-z]+search\d*:", value) or os.path.isabs(value):
+        return value
+    return str(base / value)
+
+
+def step_argv(
+    step: Step, *, in_dir: Path | None, out_dir: Path, base_dir: Path, jobs: int
+) -> list[str]:
+    """The command line (without ``audioprep``) that runs ``step`` from in_dir to out_dir."""
+    keys = _command_params(step.command)
+    options = dict(step.options)
+    where = f"stage {step.index} ({step.command})"
+    bad = RESERVED & set(options)
+    if bad:
+        raise UsageError(f"{where}: {sorted(bad)} are set by `audioprep run`, not the config")
+    argv = [step.command]
+    positional_key = POSITIONAL.get(step.command)
+    if positional_key:
+        values = options.pop(positional_key, [])
+        values = [values] if isinstance(values, str) else list(values or [])
+        if step.command == "ingest" or positional_key == "sources":
+            values = [_as_path(str(v), base_dir) for v in values]
+        else:
+            values = [
+                _as_path(str(v), base_dir) if str(v).endswith(".json") else str(v) for v in values
+            ]
+        argv += values
+    elif in_dir is None:
+        raise UsageError(
+            f"{where} needs an input: start the chain with crawl or ingest, or set `input:`"
+        )
+    else:
+        argv.append(str(in_dir))
+    argv.append(str(out_dir))
+    if "jobs" not in options and jobs:
+        options["jobs"] = jobs
+    for key, value in options.items():
+        if key not in keys:
+            hint = ", ".join(sorted(k.replace("_", "-") for k in keys if k not in RESERVED))
+            raise UsageError(f"{where}: no option {key.replace('_', '-')!r} (options: {hint})")
+        param, opt = keys[key]
+        if value is None:
+            continue
+        if param.is_flag if hasattr(param, "is_flag") else False:
+            if not isinstance(value, bool):
+                raise UsageError(f"{where}: {key.replace('_', '-')} takes true or false")
+            secondary = getattr(param, "secondary_opts", [])
+            if value:
+                argv.append(opt)
+            elif opt in secondary:
+                argv.append(param.opts[0])
+            elif secondary:
+                argv.append(secondary[0])
+            continue
+        values = value if isinstance(value, list) else [value]
+        if key in PATH_OPTIONS:
+            values = [_as_path(str(v), base_dir) for v in values]
+        if param.multiple:
+            for v in values:
+                argv += [opt, str(v)]
+        else:
+            argv += [opt, ",".join(str(v) for v in values)]
+    return argv
+
+
+@dataclasses.dataclass
+class Planned:
+    """What ``audioprep run`` will do with one step, and why."""
+
+    step: Step
+    argv: list[str]
+    call: Any
+    out_dir: Path
+    action: str  # "skip" | "run" | "resume" | "rerun"
+    why: str
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def plan(chain: Chain, workdir: Path) -> list[Planned]:
+    """Decide, stage by stage, what a run into ``workdir`` has to do."""
+    from audioprep.cli import parse_stage_command
+
+    workdir = workdir.absolute()
+    planned: list[Planned] = []
+    in_dir = chain.input.absolute() if chain.input else None
+    upstream_ran = False
+    upstream_finished = ""
+    for step in chain.steps:
+        out = workdir / step.dir_name
+        argv = step_argv(step, in_dir=in_dir, out_dir=out, base_dir=chain.base_dir, jobs=chain.jobs)
+        call = parse_stage_command(argv)
+        stage = call.stage
+        identity = {
+            "stage": stage.name,
+            "version": stage.version,
+            "params": stage.params_dict(),
+            "input": str(call.in_dir.resolve()) if call.in_dir else None,
+        }
+        done = _read_json(out / STAGE_FILE)
+        started = _read_json(out / ".run.json")
+        if done is not None:
+            same = {k: done.get(k) for k in identity} == identity
+            if upstream_ran:
+                action, why = "rerun", "an earlier stage ran again"
+            elif not same:
+                changed = _changes(identity, done)
+                action, why = "rerun", f"settings changed ({changed})"
+            elif upstream_finished and upstream_finished > str(done.get("started_at", "")):
+                action, why = "rerun", "its input was rewritten since it ran"
+            else:
+                action, why = "skip", "finished with the same settings and input"
+        elif started is not None:
+            if started == identity and not upstream_ran:
+                action, why = "resume", "an earlier run of it did not finish"
+            else:
+                action, why = "rerun", "an unfinished earlier run had other settings or input"
+        else:
+            action, why = "run", "not run yet"
+        planned.append(Planned(step, argv, call, out, action, why))
+        if action != "skip":
+            upstream_ran = True
+        upstream_finished = str((done or {}).get("finished_at", "")) if action == "skip" else ""
+        in_dir = out
+    return planned
+
+
+def _changes(identity: dict[str, Any], done: dict[str, Any]) -> str:
+    out = []
+    for key in ("stage", "version", "input"):
+        if identity[key] != done.get(key):
+            out.append(f"{key}: {done.get(key)!r} -> {identity[key]!r}")
+    old, new = done.get("params") or {}, identity["params"]
+    out += [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in new if old.get(k) != new.get(k)]
+    return "; ".join(out) or "unknown"
+
+
+@dataclasses.dataclass
+class ChainResult:
+    """What a chain run did: one line per stage, and the exit status."""
+
+    lines: list[str]
+    exit_code: int
+    last_dir: Path | None
+
+
+def run_chain(
+    chain: Chain,
+    workdir: Path,
+    *,
+    stop_on_failure: bool | None = None,
+    dry_run: bool = False,
+    progress: bool | None = None,
+    echo: Callable[[str], None] = print,
+) -> ChainResult:
+    """Run (or with ``dry_run`` only plan) ``chain`` into ``workdir``."""
+    from audioprep.runner import run_stage
+
+    stop = chain.stop_on_failure if stop_on_failure is None else stop_on_failure
+    steps = plan(chain, workdir)
+    lines: list[str] = []
+    exit_code = 0
+    workdir.mkdir(parents=True, exist_ok=True)
+    _warn_stale(workdir, steps, echo)
+    for p in steps:
+        head = f"[{p.step.dir_name}] {p.action}: {p.why}"
+        if dry_run or p.action == "skip":
+            lines.append(head)
+            echo(head + ("" if p.action == "skip" else f"\n    audioprep {shlex.join(p.argv)}"))
+            continue
+        echo(head)
+        try:
+            summary = run_stage(
+                p.call.stage,
+                p.out_dir,
+                in_dir=p.call.in_dir,
+                jobs=p.call.jobs,
+                fail_fast=p.call.fail_fast,
+                overwrite=p.action == "rerun",
+                progress=progress,
+            )
+        except AudioprepError as exc:
+            echo(f"[{p.step.dir_name}] stopped: {exc}")
+            lines.append(f"{head}; stopped: {exc}")
+            return ChainResult(lines, exc.exit_code, p.out_dir)
+        echo("    " + summary.line())
+        lines.append(f"{head}; {summary.line()}")
+        if summary.exit_code:
+            exit_code = summary.exit_code
+            if stop:
+                echo(f"[{p.step.dir_name}] some items failed and stop_on_failure is set: stopping")
+                return ChainResult(lines, exit_code, p.out_dir)
+    return ChainResult(lines, exit_code, steps[-1].out_dir if steps else None)
+
+
+def _warn_stale(workdir: Path, steps: list[Planned], echo: Callable[[str], None]) -> None:
+    names = {p.step.dir_name for p in steps}
+    for path in sorted(workdir.iterdir()):
+        if re.match(r"^\d\d-", path.name) and path.name not in names and path.is_dir():
+            echo(f"note: {path} is not a stage of this chain (any more); left as it is")
+
+
+def makefile(chain: Chain, workdir: str = "corpus") -> str:
+    """A Makefile that runs ``chain`` with make: one target per stage, its stage.json.
+
+    A stage re-runs when the stage before it did or its command line changed (a stamp per
+    stage holds a hash of its command); a target whose stage.json exists is re-run with
+    ``--overwrite``, a missing one resumes. Exit status 1 (some items failed, stage.json
+    written) does not stop make, as it does not stop ``audioprep run``. make never builds one
+    target twice at once, and the runner's lock refuses a second writer into a directory anyway.
+    """
+    import hashlib
+
+    placeholder = "/__audioprep_workdir__"
+    steps = plan_argv(chain, Path(placeholder))
+    lines = [
+        f"# Made by `audioprep makefile {chain.path.name}`: the chain as make targets.",
+        "# `make` runs what is missing or out of date; `make W=other` picks another work folder.",
+        "AP ?= audioprep",
+        f"W ?= {workdir}",
+        "",
+        ".PHONY: all FORCE",
+        f"all: $(W)/{steps[-1][0].dir_name}/stage.json",
+        "FORCE:",
+        "",
+    ]
+    previous = ""
+    for step, argv in steps:
+        cmd = shlex.join(argv).replace("$", "$$").replace(placeholder, "$(W)")
+        digest = hashlib.sha1(cmd.encode()).hexdigest()[:12]
+        target = f"$(W)/{step.dir_name}/stage.json"
+        stamp = f"$(W)/.make/{step.dir_name}.cmd"
+        lines += [
+            f"{stamp}: FORCE",
+            f"\t@mkdir -p $(@D); echo {digest} | cmp -s - $@ || echo {digest} > $@",
+            f"{target}: {stamp}{' ' + previous if previous else ''}",
+            f"\t$(AP) {cmd} -q $(if $(wildcard $@),--overwrite) || test $$? -eq 1",
+            "",
+        ]
+        previous = target
+    return "\n".join(lines)
+
+
+def plan_argv(chain: Chain, workdir: Path) -> list[tuple[Step, list[str]]]:
+    """Each step with the command line that runs it in ``workdir`` (checked, not run)."""
+    from audioprep.cli import parse_stage_command
+
+    out = []
+    in_dir = chain.input.absolute() if chain.input else None
+    for step in chain.steps:
+        target = workdir / step.dir_name
+        argv = step_argv(step, in_dir=in_dir, out_dir=target, base_dir=chain.base_dir, jobs=0)
+        parse_stage_command(argv)  # the same checks as the command line
+        out.append((step, argv))
+        in_dir = target
+    return out

@@ -1,0 +1,465 @@
+"""Summaries of a manifest directory: numbers (JSON), a terminal table, a self-contained HTML page.
+
+:func:`summarize` streams the manifest once and returns plain numbers; :func:`write_report`
+adds spectrogram thumbnails and short audio players for a few clips and writes one HTML file
+with everything inlined (no network, no external files).
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import html
+import io
+import json
+import re
+import statistics
+import urllib.parse
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from audioprep.errors import AudioprepError
+from audioprep.manifest import ERRORS, REJECTED, STAGE_FILE, read_manifest, resolve_audio
+
+HIST_BINS = 20
+SAMPLE_SECONDS = 10.0
+
+
+def source_key(record: dict[str, Any]) -> str:
+    """Which source an item counts under: its author, playlist, host or folder.
+
+    >>> source_key({"source": {"url": "https://feeds.example.org/x.xml"}})
+    'feeds.example.org'
+    >>> source_key({"source": {"path": "/data/talks/a.mp3"}})
+    'talks'
+    """
+    source = record.get("source") or {}
+    for key in ("author", "playlist"):
+        if source.get(key):
+            return str(source[key])
+    if source.get("url") and "://" in str(source["url"]):
+        return urllib.parse.urlparse(str(source["url"])).netloc or str(source["url"])
+    if source.get("path"):
+        return Path(str(source["path"])).parent.name or "/"
+    return "unknown"
+
+
+def _reason_key(reason: str) -> str:
+    """Group reasons that differ only in their numbers or quoted names."""
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", reason)
+    text = re.sub(r"\d+(?:\.\d+)?", "N", text)
+    return text[:160]
+
+
+def _reasons(path: Path) -> dict[str, Any]:
+    counts: collections.Counter[str] = collections.Counter()
+    scores: list[float] = []
+    if path.exists():
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    counts["(unreadable line)"] += 1
+                    continue
+                counts[_reason_key(str(entry.get("reason", "")))] += 1
+                if isinstance(entry.get("speaker_similarity"), (int, float)):
+                    scores.append(float(entry["speaker_similarity"]))
+    return {
+        "count": sum(counts.values()),
+        "reasons": [{"reason": r, "count": n} for r, n in counts.most_common(20)],
+        "scores": scores,
+    }
+
+
+def histogram(
+    values: Iterable[float], *, bins: int = HIST_BINS, span: tuple[float, float] | None = None
+) -> dict[str, Any]:
+    """Equal-width bins over the values' range (or ``span``).
+
+    >>> histogram([0, 1, 2, 3], bins=2)
+    {'edges': [0.0, 1.5, 3.0], 'counts': [2, 2]}
+    """
+    values = list(values)
+    if not values and span is None:
+        return {"edges": [], "counts": []}
+    lo, hi = span if span is not None else (min(values), max(values))
+    if hi == lo:
+        hi = lo + 1.0
+    width = (hi - lo) / bins
+    counts = [0] * bins
+    for v in values:
+        counts[min(bins - 1, int((v - lo) / width))] += 1
+    return {"edges": [round(lo + i * width, 6) for i in range(bins + 1)], "counts": counts}
+
+
+def summarize(in_dir: str | Path) -> dict[str, Any]:
+    """The numbers of a manifest directory (JSON-able), streaming its manifest once."""
+    in_dir = Path(in_dir)
+    durations: list[float] = []
+    labels: collections.Counter[str] = collections.Counter()
+    sources: collections.Counter[str] = collections.Counter()
+    source_items: collections.Counter[str] = collections.Counter()
+    rates: collections.Counter[int] = collections.Counter()
+    channels: collections.Counter[int] = collections.Counter()
+    similarity: list[float] = []
+    ids: list[str] = []
+    for record in read_manifest(in_dir):
+        d = float(record.get("duration") or 0.0)
+        durations.append(d)
+        ids.append(record["id"])
+        if isinstance(record.get("label_seconds"), dict):
+            for label, secs in record["label_seconds"].items():
+                labels[str(label)] += float(secs)
+        elif record.get("label"):
+            labels[str(record["label"])] += d
+        key = source_key(record)
+        sources[key] += d
+        source_items[key] += 1
+        rates[int(record.get("sample_rate") or 0)] += 1
+        channels[int(record.get("channels") or 0)] += 1
+        if isinstance(record.get("speaker_similarity"), (int, float)):
+            similarity.append(float(record["speaker_similarity"]))
+    stage = _read_json(in_dir / STAGE_FILE) or {}
+    decision = _read_json(in_dir / "decision.json") or {}
+    rejected = _reasons(in_dir / REJECTED)
+    total = sum(durations)
+    return {
+        "directory": str(in_dir.absolute()),
+        "stage": {
+            k: stage.get(k)
+            for k in ("stage", "version", "params", "input", "finished_at", "wall_time_s", "tools")
+        },
+        "items": len(durations),
+        "hours": round(total / 3600, 6),
+        "duration": {
+            "min": round(min(durations), 3) if durations else None,
+            "median": round(statistics.median(durations), 3) if durations else None,
+            "mean": round(total / len(durations), 3) if durations else None,
+            "max": round(max(durations), 3) if durations else None,
+            "histogram": histogram(durations),
+        },
+        "hours_per_label": {k: round(v / 3600, 6) for k, v in labels.most_common()},
+        "hours_per_source": {k: round(v / 3600, 6) for k, v in sources.most_common(25)},
+        "items_per_source": dict(source_items.most_common(25)),
+        "sources": len(sources),
+        "sample_rates": {str(k): v for k, v in sorted(rates.items())},
+        "channels": {str(k): v for k, v in sorted(channels.items())},
+        "rejected": {k: v for k, v in rejected.items() if k != "scores"},
+        "failed": {k: v for k, v in _reasons(in_dir / ERRORS).items() if k != "scores"},
+        "speaker_similarity": _similarity(similarity, rejected["scores"], decision),
+        "sample_ids": _pick(ids, 6),
+    }
+
+
+def _similarity(
+    kept: list[float], rejected: list[float], decision: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Kept and rejected scores on one axis, with the threshold."""
+    every = kept + rejected
+    if not every:
+        return None
+    threshold = decision.get("threshold")
+    lo = min(every + ([threshold] if threshold is not None else []))
+    hi = max(every + ([threshold] if threshold is not None else []))
+    return {
+        "kept": histogram(kept, span=(lo, hi)),
+        "rejected": histogram(rejected, span=(lo, hi)),
+        "threshold": threshold,
+    }
+
+
+def _pick(ids: list[str], n: int) -> list[str]:
+    """``n`` ids spread evenly through the manifest (first, last and between)."""
+    if len(ids) <= n:
+        return list(ids)
+    step = (len(ids) - 1) / (n - 1)
+    return [ids[round(i * step)] for i in range(n)]
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+# -- terminal ------------------------------------------------------------------------------
+def info_table(summary: dict[str, Any]) -> str:
+    """The summary as aligned text for the terminal."""
+    s = summary
+    d = s["duration"]
+    lines = [
+        f"{s['directory']}",
+        f"  stage        {s['stage'].get('stage') or '?'} "
+        f"(finished {s['stage'].get('finished_at')})",
+        f"  items        {s['items']}   hours {s['hours']:.3f}   sources {s['sources']}",
+    ]
+    if s["items"]:
+        lines.append(
+            f"  duration     min {d['min']:.2f} s   median {d['median']:.2f} s   "
+            f"mean {d['mean']:.2f} s   max {d['max']:.2f} s"
+        )
+    lines.append(
+        "  sample rate  " + ", ".join(f"{k} Hz: {v}" for k, v in s["sample_rates"].items())
+    )
+    lines.append("  channels     " + ", ".join(f"{k}: {v}" for k, v in s["channels"].items()))
+    for title, table in (
+        ("hours/label", s["hours_per_label"]),
+        ("hours/source", s["hours_per_source"]),
+    ):
+        if table:
+            lines.append(f"  {title}")
+            lines += [f"    {v:10.3f}  {k}" for k, v in list(table.items())[:10]]
+    for title in ("rejected", "failed"):
+        block = s[title]
+        lines.append(f"  {title:12} {block['count']}")
+        lines += [f"    {r['count']:6d}  {r['reason']}" for r in block["reasons"][:5]]
+    sim = s["speaker_similarity"]
+    if sim:
+        kept = sum(sim["kept"]["counts"])
+        lines.append(f"  speaker similarity: {kept} kept, threshold {sim['threshold']}")
+    return "\n".join(lines)
+
+
+# -- HTML ----------------------------------------------------------------------------------
+def _svg_bars(labels: list[str], values: list[float], *, unit: str, width: int = 560) -> str:
+    if not values:
+        return "<p class=empty>none</p>"
+    top = max(values) or 1.0
+    row = 22
+    height = row * len(values) + 4
+    parts = [f'<svg class=bars width="{width}" height="{height}" role="img">']
+    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
+        w = max(1.0, (width - 260) * value / top)
+        y = i * row + 2
+        parts.append(
+            f'<text x="0" y="{y + 15}">{html.escape(label[:32])}</text>'
+            f'<rect x="200" y="{y + 3}" width="{w:.1f}" height="{row - 8}"></rect>'
+            f'<text x="{205 + w:.1f}" y="{y + 15}">{value:.3g} {unit}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _svg_hist(
+    hist: dict[str, Any],
+    *,
+    unit: str,
+    width: int = 560,
+    mark: float | None = None,
+    under: dict[str, Any] | None = None,
+) -> str:
+    """An SVG histogram; ``under`` (same edges) is stacked below in grey."""
+    counts, edges = hist["counts"], hist["edges"]
+    if not counts:
+        return "<p class=empty>none</p>"
+    below = under["counts"] if under else [0] * len(counts)
+    height, pad = 150, 24
+    top = max(a + b for a, b in zip(counts, below, strict=True)) or 1
+    bw = (width - 2 * pad) / len(counts)
+    parts = [f'<svg class=hist width="{width}" height="{height + 30}" role="img">']
+    for i, (c, b) in enumerate(zip(counts, below, strict=True)):
+        hb = (height - 10) * b / top
+        h = (height - 10) * c / top
+        span = f"{edges[i]:.3g}–{edges[i + 1]:.3g} {unit}"
+        if b:
+            parts.append(
+                f'<rect class=under x="{pad + i * bw:.1f}" y="{height - hb:.1f}" '
+                f'width="{bw - 1:.1f}" height="{hb:.1f}"><title>{span}: {b} rejected</title></rect>'
+            )
+        if c:
+            parts.append(
+                f'<rect x="{pad + i * bw:.1f}" y="{height - hb - h:.1f}" width="{bw - 1:.1f}" '
+                f'height="{h:.1f}"><title>{span}: {c}</title></rect>'
+            )
+    parts.append(
+        f'<text x="{pad}" y="{height + 18}">{edges[0]:.3g} {unit}</text>'
+        f'<text x="{width - pad}" y="{height + 18}" text-anchor="end">{edges[-1]:.3g} {unit}</text>'
+    )
+    if mark is not None and edges[-1] > edges[0]:
+        x = pad + (width - 2 * pad) * (mark - edges[0]) / (edges[-1] - edges[0])
+        if pad <= x <= width - pad:
+            parts.append(f'<line class=mark x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{height}"></line>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _sample(in_dir: Path, record: dict[str, Any]) -> tuple[str, str]:
+    """A spectrogram PNG and an mp3 of the first seconds of a clip, as data URIs."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise AudioprepError(
+            "the report's spectrograms need matplotlib: run `pip install 'audioprep[report]'` "
+            "(or `make setup`), or pass --samples 0."
+        ) from None
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from pydub import AudioSegment
+
+    path = resolve_audio(in_dir, record["audio"])
+    seconds = min(SAMPLE_SECONDS, float(record.get("duration") or SAMPLE_SECONDS))
+    clip = AudioSegment.from_file(str(path), duration=seconds).set_channels(1)
+    samples = np.array(clip.get_array_of_samples(), dtype=np.float32)
+    samples /= float(1 << (8 * clip.sample_width - 1))
+    fig, ax = plt.subplots(figsize=(3.2, 1.4), dpi=100)
+    if samples.size >= 256:
+        ax.specgram(samples, NFFT=512, Fs=clip.frame_rate, noverlap=384, cmap="magma")
+    ax.set_axis_off()
+    fig.subplots_adjust(0, 0, 1, 1)
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
+    plt.close(fig)
+    mp3 = io.BytesIO()
+    clip.export(mp3, format="mp3", bitrate="64k")
+    return (
+        "data:image/png;base64," + base64.b64encode(png.getvalue()).decode(),
+        "data:audio/mpeg;base64," + base64.b64encode(mp3.getvalue()).decode(),
+    )
+
+
+_CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
+h1{font-size:1.5em;margin-bottom:.2em}
+h2{font-size:1.15em;margin-top:1.8em;border-bottom:1px solid #ddd}
+.kpis{display:flex;gap:1em;flex-wrap:wrap}
+.kpi{background:#f4f6fa;border-radius:8px;padding:.6em 1em}
+.kpi b{display:block;font-size:1.4em} table{border-collapse:collapse}
+td,th{padding:2px 10px;text-align:left}
+tr:nth-child(even){background:#f7f7f7} svg text{font-size:12px;fill:#333} svg rect{fill:#4a78c2}
+svg.hist rect:hover{fill:#2a4f8c} svg rect.under{fill:#bbb}
+line.mark{stroke:#d33;stroke-width:2} .empty{color:#888}
+.samples{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:1em}
+.sample{border:1px solid #ddd;border-radius:8px;padding:.5em} .sample img{width:100%;display:block}
+.sample audio{width:100%;margin-top:.4em} .muted{color:#777;font-size:.9em} code{font-size:.92em}
+"""
+
+_SCRIPT = """
+(function(){
+  var bad = [];
+  document.querySelectorAll('img').forEach(function(i){
+    if(!i.complete || i.naturalWidth === 0){ bad.push('image ' + i.alt); }
+  });
+  document.querySelectorAll('audio').forEach(function(a){
+    if(!a.getAttribute('src')){ bad.push('audio without source'); }
+  });
+  if(bad.length){ console.error('report: ' + bad.join(', ')); }
+  document.body.setAttribute('data-rendered', bad.length ? 'broken' : 'ok');
+})();
+"""
+
+
+def _table(rows: list[tuple[str, str]], head: tuple[str, str]) -> str:
+    if not rows:
+        return "<p class=empty>none</p>"
+    body = "".join(f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td></tr>" for a, b in rows)
+    return f"<table><tr><th>{head[0]}</th><th>{head[1]}</th></tr>{body}</table>"
+
+
+def render_html(in_dir: Path, summary: dict[str, Any], samples: list[dict[str, Any]]) -> str:
+    """The report page; ``samples`` are dicts with id, duration, label, png and mp3 data URIs."""
+    s = summary
+    esc = html.escape
+    stage = s["stage"].get("stage") or "?"
+    kpis = [
+        ("items", f"{s['items']}"),
+        ("hours", f"{s['hours']:.3f}"),
+        ("sources", f"{s['sources']}"),
+        ("rejected", f"{s['rejected']['count']}"),
+        ("failed", f"{s['failed']['count']}"),
+    ]
+    d = s["duration"]
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        f"<title>audioprep report: {esc(Path(s['directory']).name)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{esc(Path(s['directory']).name)}</h1>",
+        f"<p class=muted><code>{esc(s['directory'])}</code> · stage <b>{esc(stage)}</b>"
+        f" · finished {esc(str(s['stage'].get('finished_at')))}</p>",
+        "<div class=kpis>"
+        + "".join(f"<div class=kpi><b>{v}</b>{k}</div>" for k, v in kpis)
+        + "</div>",
+        "<h2>Durations</h2>",
+    ]
+    if s["items"]:
+        parts.append(
+            f"<p>min {d['min']:.2f} s · median {d['median']:.2f} s · mean {d['mean']:.2f} s · "
+            f"max {d['max']:.2f} s</p>"
+        )
+    parts.append(_svg_hist(d["histogram"], unit="s"))
+    labels = s["hours_per_label"]
+    parts += ["<h2>Hours per label</h2>", _svg_bars(list(labels), list(labels.values()), unit="h")]
+    srcs = s["hours_per_source"]
+    parts += ["<h2>Hours per source</h2>", _svg_bars(list(srcs), list(srcs.values()), unit="h")]
+    parts += [
+        "<h2>Sample rates and channels</h2>",
+        _table([(f"{k} Hz", str(v)) for k, v in s["sample_rates"].items()], ("rate", "items")),
+        "<br>",
+        _table([(k, str(v)) for k, v in s["channels"].items()], ("channels", "items")),
+    ]
+    for title, key in (("Rejected", "rejected"), ("Failed", "failed")):
+        block = s[key]
+        parts += [
+            f"<h2>{title}: {block['count']}</h2>",
+            _table([(r["reason"], str(r["count"])) for r in block["reasons"]], ("reason", "items")),
+        ]
+    sim = s["speaker_similarity"]
+    if sim:
+        parts += [
+            "<h2>Speaker similarity</h2>",
+            f"<p>kept: {sum(sim['kept']['counts'])}, rejected: "
+            f"{sum(sim['rejected']['counts'])}, threshold (red line): {sim['threshold']}</p>",
+            _svg_hist(sim["kept"], unit="", mark=sim["threshold"], under=sim["rejected"]),
+        ]
+    parts.append(f"<h2>Samples ({len(samples)})</h2><div class=samples>")
+    for sample in samples:
+        parts.append(
+            f'<div class=sample><img src="{sample["png"]}" alt="{esc(sample["id"])}">'
+            f'<audio controls preload=none src="{sample["mp3"]}"></audio>'
+            f"<div class=muted>{esc(sample['id'])} · {sample['duration']:.2f} s"
+            f"{' · ' + esc(str(sample['label'])) if sample.get('label') else ''}</div></div>"
+        )
+    parts.append("</div>")
+    parts.append(
+        "<h2>Stage</h2><pre>" + esc(json.dumps(s["stage"], indent=2, ensure_ascii=False)) + "</pre>"
+    )
+    parts.append(f"<script>{_SCRIPT}</script></body></html>")
+    return "".join(parts)
+
+
+def write_report(
+    in_dir: str | Path,
+    *,
+    html_path: Path | None = None,
+    json_path: Path | None = None,
+    samples: int = 6,
+) -> tuple[Path, Path, dict[str, Any]]:
+    """Write report.html and report.json (by default into ``in_dir``); return their paths."""
+    in_dir = Path(in_dir)
+    summary = summarize(in_dir)
+    wanted = set(_pick(summary["sample_ids"], samples)) if samples else set()
+    picked = []
+    if wanted:
+        for record in read_manifest(in_dir):
+            if record["id"] in wanted:
+                png, mp3 = _sample(in_dir, record)
+                picked.append(
+                    {
+                        "id": record["id"],
+                        "duration": float(record.get("duration") or 0.0),
+                        "label": record.get("label"),
+                        "png": png,
+                        "mp3": mp3,
+                    }
+                )
+    html_path = html_path or in_dir / "report.html"
+    json_path = json_path or in_dir / "report.json"
+    html_path.write_text(render_html(in_dir, summary, picked), encoding="utf-8")
+    json_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return html_path, json_path, summary
