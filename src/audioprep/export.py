@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import errno
 import json
 import os
 import shutil
@@ -16,23 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from audioprep.crawl.schema import SCHEMA_FIELDS
 from audioprep.errors import UsageError
 from audioprep.manifest import Record, read_manifest, resolve_audio
+from audioprep.stage import link_or_copy
 
 FORMATS = ("hf", "nemo", "ljspeech", "csv")
-#: The ASMR corpus attributes, in order (all from ``source`` except ``comment``'s fallback).
-ASMR_FIELDS = (
-    "id",
-    "author",
-    "title",
-    "channel_url",
-    "publish_date",
-    "genre",
-    "genre_keyword",
-    "comment",
-    "file_size",
-    "description",
-)
+#: The ASMR corpus attributes, in order (from ``source``).
+ASMR_FIELDS = SCHEMA_FIELDS
 #: Record fields copied as columns into hf/csv exports when present (scalars only).
 RECORD_FIELDS = (
     "id",
@@ -51,14 +41,7 @@ RECORD_FIELDS = (
 def _place(src: Path, dest: Path) -> None:
     """Hard-link ``src`` to ``dest`` (copy across file systems)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileNotFoundError):
-        dest.unlink()
-    try:
-        os.link(src, dest)
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-            raise
-        shutil.copyfile(src, dest)
+    link_or_copy(src, dest)
 
 
 def _scalar(value: Any) -> Any:

@@ -26,6 +26,19 @@ from audioprep.manifest import AUDIO_DIR, Record, resolve_audio
 PARTIAL_DIR = ".partial"
 
 
+def link_or_copy(source: Path, dest: Path) -> None:
+    """Hard-link ``source`` as ``dest`` (replacing it); copy where a link cannot be made
+    (another file system, a link limit, a file system without links)."""
+    with contextlib.suppress(FileNotFoundError):
+        dest.unlink()
+    try:
+        os.link(source, dest)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+            raise
+        shutil.copyfile(source, dest)
+
+
 class Stage:
     """Base class of all stages.
 
@@ -152,14 +165,7 @@ class ItemContext:
         dest = self.audio_dir / filename
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.tmp_dir / f"{os.getpid()}-{filename}"
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        try:
-            os.link(source, tmp)
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-                raise
-            shutil.copyfile(source, tmp)
+        link_or_copy(source, tmp)
         os.replace(tmp, dest)
         return self.relpath(filename)
 
