@@ -32,12 +32,13 @@ def _env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`make demo`'s script into a fresh folder: run the preset, export, report."""
+    """`make demo` into a fresh folder: run the preset, export, report."""
     require_shared()
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
     out = tmp_path_factory.mktemp("demo") / "demo-out"
     proc = subprocess.run(
-        ["bash", "scripts/demo.sh"],
-        cwd=REPO,
+        ["make", "-C", str(REPO), "demo"],
         env={**_env(), "DEMO_OUT": str(out), "AUDIOPREP": f"{REPO}/.venv/bin/audioprep"},
         capture_output=True,
         text=True,

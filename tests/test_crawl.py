@@ -59,6 +59,11 @@ def web(tmp_path_factory: pytest.TempPathFactory):
     ffmpeg("-i", str(flacs[4]), str(root / "direct.wav"))
     ffmpeg("-i", str(flacs[5]), "-c:a", "libopus", "-b:a", "48k", str(root / "yt251.webm"))
     ffmpeg("-i", str(flacs[5]), "-c:a", "aac", "-b:a", "64k", str(root / "yt140.m4a"))
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-i", str(flacs[5]),
+        "-shortest", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+        str(root / "yt18.mp4"),
+    )  # fmt: skip
     server = WebServer(root)
     (root / "feed.xml").write_text(_feed(server.base), encoding="utf-8")
     (root / "page.html").write_text(
@@ -377,6 +382,16 @@ def _youtube_info(web: WebServer, *, webm: str, m4a: str) -> dict:
                 "filesize": (root / "yt140.m4a").stat().st_size,
             },
             {
+                "format_id": "18",
+                "url": web.url("files/yt18.mp4"),
+                "ext": "mp4",
+                "acodec": "mp4a.40.2",
+                "vcodec": "avc1.42001E",
+                "width": 160,
+                "height": 120,
+                "protocol": "http",
+            },
+            {
                 "format_id": "251",
                 "url": web.url(webm),
                 "ext": "webm",
@@ -581,3 +596,19 @@ def test_a_crawl_killed_mid_download_resumes_it(fresh: WebServer, tmp_path: Path
     assert (out / record["audio"]).read_bytes() == (fresh.root / "ep1.mp3").read_bytes()  # type: ignore[attr-defined]
     ranges = [h.range for h in fresh.downloads("ep1.mp3") if h.range]
     assert ranges == [f"bytes={have}-"], (ranges, have)  # resumed where the kill left it
+
+
+def test_video_keeps_the_picture_for_a_later_convert(fresh: WebServer, tmp_path: Path) -> None:
+    info = tmp_path / "v.info.json"
+    data = _youtube_info(fresh, webm="files/yt251.webm", m4a="files/yt140.m4a")
+    info.write_text(json.dumps(data))
+    cli("crawl", info, tmp_path / "video", "--video", *FAST, env=_no_network_env(fresh))
+    (record,) = read_jsonl(tmp_path / "video" / "manifest.jsonl")
+    assert record["source"]["format_id"] == "18" and record["source"]["has_video"] is True
+    assert record["audio"].endswith(".mp4") and record["channels"] == 1
+    cli("convert", tmp_path / "video", tmp_path / "wav", "--sample-rate", "16000")
+    (wav,) = read_jsonl(tmp_path / "wav" / "manifest.jsonl")
+    assert wav["audio"].endswith(".wav") and wav["duration"] == pytest.approx(
+        record["duration"], abs=0.1
+    )
+    assert fresh.foreign == []
