@@ -21,7 +21,7 @@ import json
 import os
 import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,8 @@ from audioprep.manifest import STAGE_FILE
 PATH_OPTIONS = {"from_file", "archive", "reference", "reference_manifest", "model_dir", "sources"}
 #: Options the chain sets itself.
 RESERVED = {"overwrite", "quiet", "in_dir", "out_dir"}
+#: Commands of the CLI that are not stages.
+NOT_STAGES = ("run", "makefile", "export", "report", "info", "models")
 #: Positional arguments of source stages, by config key.
 POSITIONAL = {"ingest": "sources", "crawl": "urls"}
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -142,12 +144,8 @@ def _command_params(command: str) -> dict[str, tuple[Any, str]]:
 
     group = typer.main.get_command(app)
     cmd = group.commands.get(command)  # type: ignore[attr-defined]
-    if cmd is None or command in ("run", "makefile", "export", "report", "info", "models"):
-        stages = sorted(
-            n
-            for n in group.commands  # type: ignore[attr-defined]
-            if n not in ("run", "makefile", "export", "report", "info", "models")
-        )
+    if cmd is None or command in NOT_STAGES:
+        stages = sorted(n for n in group.commands if n not in NOT_STAGES)  # type: ignore[attr-defined]
         raise UsageError(f"unknown stage {command!r} (stages: {', '.join(stages)})")
     keys: dict[str, tuple[Any, str]] = {}
     for param in cmd.params:
@@ -180,7 +178,7 @@ def step_argv(
     if positional_key:
         values = options.pop(positional_key, [])
         values = [values] if isinstance(values, str) else list(values or [])
-        if step.command == "ingest" or positional_key == "sources":
+        if positional_key == "sources":
             values = [_as_path(str(v), base_dir) for v in values]
         else:
             values = [
@@ -203,7 +201,7 @@ def step_argv(
         param, opt = keys[key]
         if value is None:
             continue
-        if param.is_flag if hasattr(param, "is_flag") else False:
+        if getattr(param, "is_flag", False):
             if not isinstance(value, bool):
                 raise UsageError(f"{where}: {key.replace('_', '-')} takes true or false")
             secondary = getattr(param, "secondary_opts", [])
@@ -246,17 +244,10 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def plan(chain: Chain, workdir: Path) -> list[Planned]:
     """Decide, stage by stage, what a run into ``workdir`` has to do."""
-    from audioprep.cli import parse_stage_command
-
-    workdir = workdir.absolute()
     planned: list[Planned] = []
-    in_dir = chain.input.absolute() if chain.input else None
     upstream_ran = False
     upstream_finished = ""
-    for step in chain.steps:
-        out = workdir / step.dir_name
-        argv = step_argv(step, in_dir=in_dir, out_dir=out, base_dir=chain.base_dir, jobs=chain.jobs)
-        call = parse_stage_command(argv)
+    for step, argv, call, out in _commands(chain, workdir.absolute(), jobs=chain.jobs):
         stage = call.stage
         identity = {
             "stage": stage.name,
@@ -288,7 +279,6 @@ def plan(chain: Chain, workdir: Path) -> list[Planned]:
         if action != "skip":
             upstream_ran = True
         upstream_finished = str((done or {}).get("finished_at", "")) if action == "skip" else ""
-        in_dir = out
     return planned
 
 
@@ -408,16 +398,21 @@ def makefile(chain: Chain, workdir: str = "corpus") -> str:
     return "\n".join(lines)
 
 
-def plan_argv(chain: Chain, workdir: Path) -> list[tuple[Step, list[str]]]:
-    """Each step with the command line that runs it in ``workdir`` (checked, not run)."""
+def _commands(
+    chain: Chain, workdir: Path, *, jobs: int
+) -> Iterator[tuple[Step, list[str], Any, Path]]:
+    """Each step with its command line into ``workdir``, that line parsed (checked, not run),
+    and its output directory; each step reads the directory of the one before."""
     from audioprep.cli import parse_stage_command
 
-    out = []
     in_dir = chain.input.absolute() if chain.input else None
     for step in chain.steps:
-        target = workdir / step.dir_name
-        argv = step_argv(step, in_dir=in_dir, out_dir=target, base_dir=chain.base_dir, jobs=0)
-        parse_stage_command(argv)  # the same checks as the command line
-        out.append((step, argv))
-        in_dir = target
-    return out
+        out = workdir / step.dir_name
+        argv = step_argv(step, in_dir=in_dir, out_dir=out, base_dir=chain.base_dir, jobs=jobs)
+        yield step, argv, parse_stage_command(argv), out
+        in_dir = out
+
+
+def plan_argv(chain: Chain, workdir: Path) -> list[tuple[Step, list[str]]]:
+    """Each step with the command line that runs it in ``workdir`` (checked, not run)."""
+    return [(step, argv) for step, argv, _, _ in _commands(chain, workdir, jobs=0)]

@@ -49,7 +49,7 @@ def kind(token: str) -> str:
 
 
 def parse_line(line: str, *, origin: str = "") -> tuple[list[str], dict[str, str]]:
-    """Split one line into its URLs and its attributes.
+    """Split one line into its URLs and its attributes (an info JSON path made absolute).
 
     >>> parse_line("https://a.org/1.mp3, https://a.org/2.mp3 genre=nature genre_keyword=fire")
     (['https://a.org/1.mp3', 'https://a.org/2.mp3'], {'genre': 'nature', 'genre_keyword': 'fire'})
@@ -74,7 +74,10 @@ def parse_line(line: str, *, origin: str = "") -> tuple[list[str], dict[str, str
         for piece in (p.strip() for p in pieces):
             if not piece:
                 continue
-            if not kind(piece):
+            found = kind(piece)
+            if found == "info-json":
+                piece = str(Path(piece).absolute())
+            elif not found:
                 raise UsageError(
                     f"{origin}: {piece!r} is neither a URL (http:// or https://), a search "
                     f"(ytsearch10:words, quoted if it has spaces), an existing .json file nor "
@@ -103,10 +106,7 @@ def read_url_file(path: str | Path, *, genre: str = "", genre_keyword: str = "")
             defaults = {**defaults, **attrs}
             continue
         merged = {**defaults, **attrs}
-        for url in urls:
-            if kind(url) == "info-json":
-                url = str(Path(url).absolute())
-            items.append(UrlItem(url, origin=origin, **merged))
+        items.extend(UrlItem(url, origin=origin, **merged) for url in urls)
     return items
 
 
@@ -125,10 +125,7 @@ def collect(
     items: list[UrlItem] = []
     for url in urls:
         found, attrs = parse_line(shlex.quote(url), origin="command line")
-        for one in found:
-            if kind(one) == "info-json":
-                one = str(Path(one).absolute())
-            items.append(UrlItem(one, genre=genre, genre_keyword=genre_keyword))
+        items.extend(UrlItem(one, genre=genre, genre_keyword=genre_keyword) for one in found)
         if attrs:
             raise UsageError(f"give attributes with --genre/--genre-keyword, not {url!r}")
     for path in from_files:

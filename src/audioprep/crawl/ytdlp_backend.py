@@ -172,15 +172,16 @@ class YtDlpBackend:
                 and depth < MAX_DEPTH
                 and not self._is_single(ydl, result)
             ):
-                inner = ydl.extract_info(
-                    result["url"], ie_key=result.get("ie_key"), download=False, process=False
-                )
-                yield from self._walk(ydl, inner, result["url"], depth=depth + 1)
+                yield from self._follow(ydl, result, depth=depth)
                 return
             yield self._keyed(ydl.sanitize_info(result))
             return
-        entries = list(result.get("entries") or []) if depth == 0 else result.get("entries") or []
-        feed = self._feed(ydl, result, url, entries)
+        entries = result.get("entries") or []  # lazy for YouTube: --max-items stops the paging
+        feed = episodes = None
+        if str(result.get("extractor_key", "Generic")) == "Generic":
+            entries = list(entries)  # a feed's entries are one list anyway
+            feed = self._feed(ydl, url, entries)
+            episodes = feed.by_url() if feed else None
         playlist = {
             "playlist": (feed.title if feed else None) or result.get("title") or "",
             "playlist_url": clean_page_url(result.get("webpage_url") or url) if not feed else url,
@@ -189,24 +190,28 @@ class YtDlpBackend:
             if not isinstance(entry, dict):
                 continue
             etype = entry.get("_type", "video")
-            if etype in ("playlist", "multi_video") or (
+            if etype in ("playlist", "multi_video"):
+                yield from self._walk(ydl, entry, url, depth=depth + 1)
+                continue
+            if (
                 etype in ("url", "url_transparent")
                 and depth < MAX_DEPTH
                 and self._is_single(ydl, entry) is False
             ):
-                if etype in ("playlist", "multi_video"):
-                    yield from self._walk(ydl, entry, url, depth=depth + 1)
-                else:
-                    inner = ydl.extract_info(
-                        entry["url"], ie_key=entry.get("ie_key"), download=False, process=False
-                    )
-                    yield from self._walk(ydl, inner, entry["url"], depth=depth + 1)
+                yield from self._follow(ydl, entry, depth=depth)
                 continue
             entry = ydl.sanitize_info(dict(entry))
             entry.update(playlist)
-            if feed is not None:
-                self._enrich(entry, feed)
+            if feed is not None and episodes is not None:
+                self._enrich(entry, feed, episodes)
             yield self._keyed(entry)
+
+    def _follow(self, ydl: Any, ref: dict[str, Any], *, depth: int) -> Iterator[dict[str, Any]]:
+        """List what a URL result that is not a single video points to (a tab, a playlist)."""
+        inner = ydl.extract_info(
+            ref["url"], ie_key=ref.get("ie_key"), download=False, process=False
+        )
+        yield from self._walk(ydl, inner, ref["url"], depth=depth + 1)
 
     @staticmethod
     def _is_single(ydl: Any, entry: dict[str, Any]) -> bool | None:
@@ -215,12 +220,9 @@ class YtDlpBackend:
         except (KeyError, AttributeError, TypeError):
             return None
 
-    def _feed(
-        self, ydl: Any, result: dict[str, Any], url: str, entries: list[Any]
-    ) -> rss.Feed | None:
+    def _feed(self, ydl: Any, url: str, entries: list[Any]) -> rss.Feed | None:
         """The podcast feed behind a generic playlist of smuggled enclosure URLs, if it is one."""
-        smuggled = any(isinstance(e, dict) and _SMUGGLE in str(e.get("url", "")) for e in entries)
-        if not smuggled or str(result.get("extractor_key", "Generic")) != "Generic":
+        if not any(isinstance(e, dict) and _SMUGGLE in str(e.get("url", "")) for e in entries):
             return None
 
         def fetch() -> bytes:
@@ -236,13 +238,13 @@ class YtDlpBackend:
         return rss.parse_feed(data)
 
     @staticmethod
-    def _enrich(entry: dict[str, Any], feed: rss.Feed) -> None:
+    def _enrich(entry: dict[str, Any], feed: rss.Feed, episodes: dict[str, rss.Episode]) -> None:
         """Clean an RSS entry: the enclosure URL unsmuggled, the guid as id, author and page."""
         from yt_dlp.utils import unsmuggle_url
 
         clean, data = unsmuggle_url(entry.get("url", ""), {})
         entry["url"] = clean
-        episode = feed.by_url().get(clean)
+        episode = episodes.get(clean)
         guid = (data or {}).get("force_videoid") or (episode.guid if episode else "")
         if guid:
             entry["id"] = guid
@@ -259,7 +261,8 @@ class YtDlpBackend:
     @staticmethod
     def _keyed(entry: dict[str, Any]) -> dict[str, Any]:
         extractor = str(entry.get("extractor") or entry.get("ie_key") or "generic")
-        extractor = entry.get("extractor_key") or extractor if extractor != "rss" else "rss"
+        if extractor != "rss":  # our own name for feed entries wins
+            extractor = entry.get("extractor_key") or extractor
         site_id = entry.get("id")
         url = str(entry.get("media_url") or entry.get("webpage_url") or entry.get("url") or "")
         entry["_key"] = {

@@ -192,13 +192,13 @@ class CrawlStage(Stage):
         key = entry["_key"]
         ctx.partial_dir.mkdir(parents=True, exist_ok=True)
         meta_file = ctx.partial_dir / f"{rid}.meta.json"
+        archive_key = f"{key['extractor']} {key['site_id'] or entry.get('url')}"
         found = self._finished(rid, ctx)
         if found is not None and meta_file.is_file():  # done by a run killed before recording it
             meta = json.loads(meta_file.read_text(encoding="utf-8"))
             path = found
         else:
-            archived = f"{key['extractor']} {key['site_id'] or entry.get('url')}"
-            if archived in self._archive:
+            if archive_key in self._archive:
                 ctx.reject(
                     record, f"already downloaded: listed in the archive {self.params.archive}"
                 )
@@ -223,10 +223,8 @@ class CrawlStage(Stage):
         filename = f"{rid}{path.suffix.lower()}"
         audio = ctx.relpath(filename) if path.parent == ctx.audio_dir else ctx.adopt(path, filename)
         meta_file.unlink(missing_ok=True)
-        self._remember(f"{key['extractor']} {key['site_id'] or entry.get('url')}")
-        out_source = {k: v for k, v in source.items() if k not in ("entry", "listed_in")}
-        if source.get("listed_in", "command line") != "command line":
-            out_source["listed_in"] = source["listed_in"]
+        self._remember(archive_key)
+        listed_in = source.get("listed_in", "command line")
         return [
             {
                 "id": rid,
@@ -247,7 +245,7 @@ class CrawlStage(Stage):
                     "file_size": size,
                     "has_video": info.has_video,
                     "backend": self.params.backend,
-                    **{k: v for k, v in out_source.items() if k not in meta and k != "url"},
+                    **({"listed_in": listed_in} if listed_in != "command line" else {}),
                 },
             }
         ]
