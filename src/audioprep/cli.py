@@ -860,11 +860,14 @@ def export(
     except AudioprepError as exc:
         _fail("export", exc)
     note = f"; {stats['without_text']} without text" if stats["without_text"] else ""
+    if stats.get("skipped"):
+        note += f"; {stats['skipped']} skipped (see {out / 'export-errors.jsonl'})"
     typer.echo(
         f"export: {stats['items']} items ({stats['seconds'] / 3600:.3f} h) "
         f"as {format}{note}: {out}",
         err=True,
     )
+    raise typer.Exit(stats.get("exit_code", 0))
 
 
 @app.command()

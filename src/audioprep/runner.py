@@ -22,8 +22,9 @@ from typing import Any, TextIO
 
 from audioprep import __version__
 from audioprep.errors import AudioprepError, ItemError, UsageError
+from audioprep.guards import check_output_dir
 from audioprep.executor import Executor, WorkerSpec, error_result, local_executor
-from audioprep.journal import JOURNAL, Journal
+from audioprep.journal import JOURNAL, Journal, input_stamp
 from audioprep.manifest import (
     AUDIO_DIR,
     ERRORS,
@@ -190,8 +191,13 @@ class Runner:
         out = self.out_dir
         if self.in_dir is not None:
             manifest_path(self.in_dir)
-            if out.resolve() == self.in_dir:
-                raise UsageError("OUT_DIR must not be IN_DIR: every stage writes a new directory.")
+        source_paths = getattr(self.stage, "source_paths", None)  # what a source stage reads
+        check_output_dir(
+            out,
+            in_dirs=[self.in_dir] if self.in_dir is not None else [],
+            trees=source_paths() if source_paths else [],
+            clearing=self.overwrite,
+        )
         if out.exists() and not out.is_dir():
             raise UsageError(f"OUT_DIR {out} exists and is not a directory.")
         if out.is_dir() and any(out.iterdir()) and not _is_manifest_dir(out):
@@ -269,7 +275,8 @@ class Runner:
         stage = self.stage
         summary = RunSummary(stage=stage.name, out_dir=self.out_dir)
         journal = Journal(self.out_dir / JOURNAL)
-        journal.open()
+        stamp = input_stamp(self.in_dir)  # a journal of another input is started over
+        journal.open(stamp)
         order: list[str] = []
         invalid: list[Record] = []
         seen: set[str] = set()
@@ -314,7 +321,7 @@ class Runner:
         )
         if stage.needs_corpus:
             measured = Journal(self.out_dir / MEASURE_JOURNAL)
-            measured.open()
+            measured.open(stamp)
             todo = (r for r in pending() if measured.status(r["id"]) not in ("ok", "rejected"))
             results = self.executor.map_unordered(spec, todo)
         else:
@@ -327,7 +334,7 @@ class Runner:
                 if result.error and result.error.get("fatal"):
                     fatal = result.error["reason"]
                     break
-                target.append(result)
+                result = target.append(result)  # an unstorable result becomes an error
                 progress.advance()
                 if result.status == "error" and self.fail_fast:
                     aborted = True
