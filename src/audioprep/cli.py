@@ -811,7 +811,7 @@ def run(
     except KeyboardInterrupt:
         typer.echo("audioprep run: interrupted; run the same command again to resume.", err=True)
         raise typer.Exit(130) from None
-    if result.last_dir is not None and not dry_run:
+    if result.last_dir is not None and not dry_run and result.exit_code in (0, 1):
         typer.echo(f"run: done; the result is in {result.last_dir}", err=True)
     raise typer.Exit(result.exit_code)
 

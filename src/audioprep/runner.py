@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from audioprep import __version__
-from audioprep.errors import AudioprepError, ItemError, UsageError
+from audioprep.errors import AudioprepError, ItemError, UsageError, from_os_error
 from audioprep.guards import check_output_dir
 from audioprep.executor import Executor, WorkerSpec, error_result, local_executor
 from audioprep.journal import JOURNAL, Journal, input_stamp
@@ -260,14 +260,19 @@ class Runner:
         if self.in_dir is not None:
             manifest_path(self.in_dir)
             self.stage.check_input(self.in_dir)
-        self._prepare_out_dir()
-        lock = _Lock(self.out_dir / LOCK_FILE)
+        try:  # a full disk or a read-only folder: one sentence, exit 3
+            self._prepare_out_dir()
+            lock = _Lock(self.out_dir / LOCK_FILE)
+        except OSError as exc:
+            raise from_os_error(exc, self.out_dir) from None
         try:
             self._check_identity()
             summary = self._run_locked()
             summary.wall_time_s = time.perf_counter() - t0
             self._write_stage_json(summary, started_at)
             return summary
+        except OSError as exc:
+            raise from_os_error(exc, self.out_dir) from None
         finally:
             lock.release()
 

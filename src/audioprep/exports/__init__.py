@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from audioprep.errors import AudioprepError, UsageError
+from audioprep.errors import UsageError, from_os_error
 from audioprep.exports._base import SKIPPED_FILE, ExportJob, asmr_row
 from audioprep.guards import check_output_dir
 from audioprep.manifest import manifest_path
@@ -84,11 +84,8 @@ def export(
         _prepare(out, overwrite)
         module.write(job)
         job.write_skipped()
-    except OSError as exc:
-        where = exc.filename or out
-        raise AudioprepError(
-            f"could not write the export to {out}: {exc.strerror or exc} ({where})."
-        ) from None
+    except OSError as exc:  # a full disk, a read-only folder: one sentence, exit 3
+        raise from_os_error(exc, out) from None
     stats = job.stats
     stats["seconds"] = round(stats["seconds"], 3)
     stats["exit_code"] = 1 if job.skipped else 0
