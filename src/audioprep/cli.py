@@ -234,6 +234,17 @@ def crawl(
             "downloaded again (rejected with a reason)."
         ),
     ] = None,
+    max_filesize: Annotated[
+        str,
+        typer.Option(help="Stop and fail a download larger than this, e.g. 500M (0: no limit)."),
+    ] = "4G",
+    max_download_time: Annotated[
+        float,
+        typer.Option(
+            help="Stop and fail a download taking longer (s), e.g. an endless stream (0: no limit).",
+            min=0,
+        ),
+    ] = 7200.0,
     jobs: Jobs = 0,
     fail_fast: FailFast = False,
     overwrite: Overwrite = False,
@@ -275,6 +286,8 @@ def crawl(
             sleep=sleep,
             timeout=timeout,
             archive=str(archive.absolute()) if archive else None,
+            max_filesize=max_filesize,
+            max_download_time=max_download_time,
         )
     )
     _execute(

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from audioprep.crawl.http import message
-from audioprep.crawl.options import FetchOptions, Rejected, parse_rate
+from audioprep.crawl.http import DEFAULT_MAX_DOWNLOAD_TIME, DEFAULT_MAX_FILESIZE, message
+from audioprep.crawl.options import FetchOptions, Rejected, parse_rate, parse_size
 from audioprep.crawl.schema import Filters, date_from_timestamp, parse_date
 from audioprep.crawl.urls import UrlItem, collect
 from audioprep.errors import AudioprepError, ItemError, UsageError
@@ -68,6 +68,8 @@ class CrawlStage(Stage):
         sleep: float = 0.0
         timeout: float = 30.0
         archive: str | None = None
+        max_filesize: str | None = DEFAULT_MAX_FILESIZE  # "0" or None: no cap
+        max_download_time: float = DEFAULT_MAX_DOWNLOAD_TIME  # 0: no cap
 
     # -- set-up --------------------------------------------------------------------------
     def options(self) -> FetchOptions:
@@ -84,6 +86,8 @@ class CrawlStage(Stage):
             max_duration=p.max_duration,
         )
         filters.check()
+        if p.max_download_time < 0:
+            raise UsageError("--max-download-time must be >= 0 (0: no limit)")
         if p.retries < 0 or p.retry_wait < 0 or p.sleep < 0 or p.timeout <= 0:
             raise UsageError("--retries, --retry-wait and --sleep must be >= 0, --timeout > 0")
         return FetchOptions(
@@ -95,6 +99,8 @@ class CrawlStage(Stage):
             retry_wait=p.retry_wait,
             timeout=p.timeout,
             filters=filters,
+            max_filesize=parse_size(p.max_filesize),
+            max_download_time=p.max_download_time or None,
         )
 
     def backend(self) -> Any:
