@@ -318,7 +318,8 @@ def _sample(in_dir: Path, record: dict[str, Any]) -> tuple[str, str]:
     samples /= float(1 << (8 * clip.sample_width - 1))
     fig, ax = plt.subplots(figsize=(3.2, 1.4), dpi=100)
     if samples.size >= 256:
-        ax.specgram(samples, NFFT=512, Fs=clip.frame_rate, noverlap=384, cmap="magma")
+        with np.errstate(divide="ignore"):  # a silent clip: log10(0) is -inf, drawn black
+            ax.specgram(samples, NFFT=512, Fs=clip.frame_rate, noverlap=384, cmap="magma")
     ax.set_axis_off()
     fig.subplots_adjust(0, 0, 1, 1)
     png = io.BytesIO()
@@ -417,9 +418,12 @@ def render_html(in_dir: Path, summary: dict[str, Any], samples: list[dict[str, A
             f"<h2>{title}: {block['count']}</h2>",
             _table([(r["reason"], str(r["count"])) for r in block["reasons"]], ("reason", "items")),
         ]
-    if s.get("invalid_records", {}).get("count"):
-        lines.append(f"  invalid      {s['invalid_records']['count']} records left out")
-        lines += [f"    {why[:150]}" for why in s["invalid_records"]["first"][:3]]
+    invalid = s.get("invalid_records") or {}
+    if invalid.get("count"):
+        parts += [
+            f"<h2>Invalid records left out: {invalid['count']}</h2>",
+            _table([(why[:300], "") for why in invalid["first"]], ("first ones", "")),
+        ]
     sim = s["speaker_similarity"]
     if sim:
         parts += [
