@@ -68,9 +68,10 @@ def commands() -> dict[str, Any]:
     from audioprep.cli import app
 
     group = typer.main.get_command(app)
+    ctx = group.make_context("audioprep", ["--help"], resilient_parsing=True)
     out: dict[str, Any] = {}
-    for name in sorted(group.commands):  # type: ignore[attr-defined]
-        cmd = group.commands[name]  # type: ignore[attr-defined]
+    for name in sorted(group.list_commands(ctx)):  # type: ignore[attr-defined]
+        _, cmd, _ = group.resolve_command(ctx, [name])  # type: ignore[attr-defined]
         params = [
             _param(p) for p in cmd.params if p.name not in ("help",) and "--help" not in p.opts
         ]

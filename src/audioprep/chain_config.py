@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +132,9 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def check_options(options: dict[str, Any], where: str, *, positional: str | None) -> None:
+def check_options(
+    options: dict[str, Any], where: str, *, positional: Collection[str] | None
+) -> None:
     """Refuse option values with control characters, and positional values that look like
     options (a URL ``--overwrite`` would be read as the flag)."""
 
@@ -143,7 +145,7 @@ def check_options(options: dict[str, Any], where: str, *, positional: str | None
                     f"{where}: the value of {key!r} holds a newline or another control "
                     "character; give one value per list item instead."
                 )
-            if key == positional and value.startswith("-"):
+            if positional and key in positional and value.startswith("-"):
                 raise UsageError(
                     f"{where}: {key} value {value!r} starts with '-' and would be read as an "
                     "option; give options as their own keys."

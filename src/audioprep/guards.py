@@ -22,9 +22,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from audioprep.errors import UsageError
+from audioprep.layout import RUN_DIRS
 
 #: The parts of a manifest directory a run writes, replaces or prunes.
-MANAGED_PARTS = ("audio", ".tmp", ".partial")
+MANAGED_PARTS = RUN_DIRS
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 

@@ -18,14 +18,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+from audioprep.layout import JOURNAL, MANIFEST
 from audioprep.manifest import dumps
 from audioprep.stage import ItemResult
 
-JOURNAL = ".journal.jsonl"
+__all__ = ["JOURNAL", "Journal", "input_stamp"]
 _HEADER_KEY = "journal_input"
 
 
-def input_stamp(in_dir: Path | None, manifest_name: str = "manifest.jsonl") -> dict[str, Any]:
+def input_stamp(in_dir: Path | None, manifest_name: str = MANIFEST) -> dict[str, Any]:
     """The identity and content stamp of a stage's input: its resolved path and the SHA-256
     of its manifest (a source stage, which has no input directory, gets ``{"input": None}``)."""
     if in_dir is None:
