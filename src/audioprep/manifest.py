@@ -38,9 +38,19 @@ REQUIRED_FIELDS = ("id", "audio", "duration", "sample_rate", "channels")
 Record = dict[str, Any]
 
 
+#: Characters that ``str.splitlines`` (and JavaScript) take as line breaks although JSON
+#: leaves them raw in strings: escaped, so one record stays one line for every reader.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def dumps(record: Record) -> str:
-    """Serialise one record as a single JSON line (no trailing newline)."""
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    """Serialise one record as a single JSON line (no trailing newline, no NaN).
+
+    >>> dumps({"t": "a\u2028b"})
+    '{"t":"a\\\\u2028b"}'
+    """
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.translate(_LINE_BREAKS)
 
 
 def manifest_path(directory: str | os.PathLike[str]) -> Path:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -184,4 +183,4 @@ class ExportJob:
         if self.skipped:
             with self.atomic_text(SKIPPED_FILE) as fh:
                 for entry in self.skipped:
-                    fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+                    fh.write(dumps(entry) + "\n")
