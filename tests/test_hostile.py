@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import cli, read_jsonl
 
 from audioprep.errors import ItemError, UsageError
+from audioprep.testing import cli, read_jsonl
 
 GOOD = 3  # good items in every batch
 
@@ -245,7 +245,7 @@ def test_property_the_manifest_reader_never_raises() -> None:
 def test_property_every_line_becomes_a_record_or_an_error_line(tmp_path_factory) -> None:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
-    from toy_stage import ToyStage
+    from audioprep.testing import ToyStage
 
     from audioprep.runner import run_stage
 
@@ -396,7 +396,7 @@ def test_a_new_export_format_is_one_module() -> None:
 
 # -- 5: a resumed stage whose input was rewritten starts over ------------------------------------
 def test_a_resumed_stage_never_mixes_old_and_new_input(tmp_path: Path) -> None:
-    from toy_stage import ToyStage
+    from audioprep.testing import ToyStage
 
     from audioprep.runner import run_stage
 
@@ -655,7 +655,7 @@ def test_kill_9_during_pool_start_leaves_no_process(tmp_path: Path) -> None:
     tests = str(Path(__file__).parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
     code = (
-        "import sys; from toy_stage import ToyStage; from audioprep.runner import run_stage; "
+        "import sys; from audioprep.testing import ToyStage; from audioprep.runner import run_stage; "
         "run_stage(ToyStage(ToyStage.Params(sleep=0.3)), sys.argv[1], in_dir=sys.argv[2], jobs=2, progress=False)"
     )
     rng = random.Random(17)
