@@ -32,7 +32,7 @@ from audioprep.testing import cli, read_jsonl
 GOOD = 3  # good items in every batch
 
 
-# -- helpers ----------------------------------------------------------------------------------
+# -- helpers ---------------------------------------------------------------------------------------
 def corpus(root: Path, *, extra: list[bytes] = (), name: str = "in", bom: bool = False) -> Path:
     """A manifest directory of GOOD tiny wav files plus raw ``extra`` manifest lines."""
     d = root / name
@@ -40,8 +40,14 @@ def corpus(root: Path, *, extra: list[bytes] = (), name: str = "in", bom: bool =
     lines = []
     for i in range(GOOD):
         sf.write(d / f"audio/a{i}.wav", np.full(800, 100 * (i + 1), dtype=np.int16), 16000)
-        rec = {"id": f"a{i}", "audio": f"audio/a{i}.wav", "duration": 0.05, "sample_rate": 16000,
-               "channels": 1, "text": f"text {i}"}  # fmt: skip
+        rec = {
+            "id": f"a{i}",
+            "audio": f"audio/a{i}.wav",
+            "duration": 0.05,
+            "sample_rate": 16000,
+            "channels": 1,
+            "text": f"text {i}",
+        }
         lines.append(json.dumps(rec).encode())
     data = b"".join(line + b"\n" for line in [*lines[:1], *extra, *lines[1:]])
     (d / "manifest.jsonl").write_bytes((b"\xef\xbb\xbf" if bom else b"") + data)
@@ -49,8 +55,14 @@ def corpus(root: Path, *, extra: list[bytes] = (), name: str = "in", bom: bool =
 
 
 def bad(**fields: object) -> dict:
-    return {"id": "bad", "audio": "audio/a0.wav", "duration": 0.05, "sample_rate": 16000,
-            "channels": 1, **fields}  # fmt: skip
+    return {
+        "id": "bad",
+        "audio": "audio/a0.wav",
+        "duration": 0.05,
+        "sample_rate": 16000,
+        "channels": 1,
+        **fields,
+    }
 
 
 def snapshot(root: Path, *, skip: tuple[Path, ...] = ()) -> dict[str, tuple[int, str]]:
@@ -84,7 +96,7 @@ def one_line(stderr: str) -> str:
     return lines[0]
 
 
-# -- 7, 8 and the BOM: one bad manifest line is one errors.jsonl line --------------------------
+# -- 7, 8 and the BOM: one bad manifest line is one errors.jsonl line ------------------------------
 NEST = 100_000
 BAD_LINES = {
     "nan-field": json.dumps(bad(score=float("nan"))).encode(),
@@ -131,7 +143,10 @@ def test_a_bad_manifest_line_is_one_error_and_the_batch_completes(tmp_path: Path
 
 
 def test_report_on_wrong_field_types_does_not_crash(tmp_path: Path) -> None:
-    extra = [json.dumps(bad(source="a string")).encode(), json.dumps(bad(id="x2", sample_rate="abc")).encode()]  # fmt: skip
+    extra = [
+        json.dumps(bad(source="a string")).encode(),
+        json.dumps(bad(id="x2", sample_rate="abc")).encode(),
+    ]
     src = corpus(tmp_path, extra=extra)
     (tmp_path / "rep").mkdir()
     proc = cli("report", src, "--out", tmp_path / "rep" / "r.html", "--samples", "2")
@@ -154,7 +169,7 @@ def test_a_stage_output_with_nan_is_that_items_error(tmp_path: Path) -> None:
     y = np.zeros(1600, dtype=np.float32)
     y[100] = np.nan
     sf.write(src / "audio" / "nan.wav", y, 16000, subtype="FLOAT")
-    rec = {"id": "nan", "audio": "audio/nan.wav", "duration": 0.1, "sample_rate": 16000, "channels": 1}  # fmt: skip
+    rec = bad(id="nan", audio="audio/nan.wav", duration=0.1)
     with open(src / "manifest.jsonl", "a") as fh:
         fh.write(json.dumps(rec) + "\n")
     out = tmp_path / "out"
@@ -179,7 +194,7 @@ def test_a_journaled_result_with_nan_becomes_an_error(tmp_path: Path) -> None:
     assert j2.status("x") == "error"
 
 
-# -- the property test: any line becomes a record or an errors.jsonl line ----------------------
+# -- the property test: any line becomes a record or an errors.jsonl line --------------------------
 def _hostile_lines():
     from hypothesis import strategies as st
 
@@ -192,14 +207,18 @@ def _hostile_lines():
     )
     values = st.recursive(
         scalars,
-        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+        ),
         max_leaves=12,
     )
     records = st.fixed_dictionaries(
         {},
         optional={
             "id": st.one_of(st.sampled_from(["a", "b", "../x", "", "a b"]), values),
-            "audio": st.one_of(st.sampled_from(["audio/a0.wav", "/etc/passwd", "audio/\0", "../a"]), values),
+            "audio": st.one_of(
+                st.sampled_from(["audio/a0.wav", "/etc/passwd", "audio/\0", "../a"]), values
+            ),
             "duration": st.one_of(st.floats(), values),
             "sample_rate": st.one_of(st.integers(), values),
             "channels": st.one_of(st.integers(-2, 3), values),
@@ -208,7 +227,18 @@ def _hostile_lines():
     )
     as_json = records.map(lambda r: json.dumps(r).encode("utf-8", "surrogatepass"))
     tokens = st.sampled_from(
-        [b"NaN", b"-Infinity", b'"\\ud800"', b"9" * 5000, b"[" * 5000, b"\xff", b"\x00", b"\xef\xbb\xbf", b"}", b"{"]
+        [
+            b"NaN",
+            b"-Infinity",
+            b'"\\ud800"',
+            b"9" * 5000,
+            b"[" * 5000,
+            b"\xff",
+            b"\x00",
+            b"\xef\xbb\xbf",
+            b"}",
+            b"{",
+        ]
     )
 
     def splice(line: bytes, token: bytes, at: float) -> bytes:
@@ -217,7 +247,9 @@ def _hostile_lines():
 
     spliced = st.builds(splice, as_json, tokens, st.floats(0, 1))
     raw = st.binary(max_size=200).filter(lambda b: b"\n" not in b and b"\r" not in b)
-    return st.one_of(as_json, spliced, raw).map(lambda b: b.replace(b"\n", b" ").replace(b"\r", b" "))
+    return st.one_of(as_json, spliced, raw).map(
+        lambda b: b.replace(b"\n", b" ").replace(b"\r", b" ")
+    )
 
 
 def test_property_the_manifest_reader_never_raises() -> None:
@@ -245,9 +277,9 @@ def test_property_the_manifest_reader_never_raises() -> None:
 def test_property_every_line_becomes_a_record_or_an_error_line(tmp_path_factory) -> None:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
-    from audioprep.testing import ToyStage
 
     from audioprep.runner import run_stage
+    from audioprep.testing import ToyStage
 
     @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.lists(_hostile_lines(), min_size=1, max_size=6))
@@ -268,12 +300,14 @@ def test_property_every_line_becomes_a_record_or_an_error_line(tmp_path_factory)
     check()
 
 
-# -- 2, 4, 6: a command never writes into, clears or reads back its own input -------------------
+# -- 2, 4, 6: a command never writes into, clears or reads back its own input ----------------------
 def _chain_into_own_input(tmp: Path) -> tuple[list[object], Path]:
     work = tmp / "work"
     src = corpus(work, name="02-trim")  # the user's data, named like a stage directory
     config = tmp / "chain.yaml"
-    config.write_text("input: work/02-trim\nstages:\n  - trim: {head: 0.01}\n  - trim: {head: 0.01}\n")
+    config.write_text(
+        "input: work/02-trim\nstages:\n  - trim: {head: 0.01}\n  - trim: {head: 0.01}\n"
+    )
     return ["run", config, "--workdir", work, "-q"], src
 
 
@@ -300,11 +334,20 @@ def _ingest_own_output(tmp: Path) -> tuple[list[object], Path]:
 
 
 DIR_CASES = {
-    "export-out-is-in": lambda t: (["export", corpus(t), t / "in", "--format", "hf", "--overwrite"], t / "in"),
+    "export-out-is-in": lambda t: (
+        ["export", corpus(t), t / "in", "--format", "hf", "--overwrite"],
+        t / "in",
+    ),
     "export-out-holds-in": _clear_outer,
     "stage-out-is-in": lambda t: (["trim", corpus(t), t / "in", "-q"], t / "in"),
-    "stage-out-in-ins-audio": lambda t: (["trim", corpus(t), t / "in" / "audio" / "x", "-q"], t / "in"),
-    "export-out-in-ins-audio": lambda t: (["export", corpus(t), t / "in" / "audio" / "x"], t / "in"),
+    "stage-out-in-ins-audio": lambda t: (
+        ["trim", corpus(t), t / "in" / "audio" / "x", "-q"],
+        t / "in",
+    ),
+    "export-out-in-ins-audio": lambda t: (
+        ["export", corpus(t), t / "in" / "audio" / "x"],
+        t / "in",
+    ),
     "overwrite-out-holding-in": _overwrite_holding_input,
     "ingest-out-inside-src": _ingest_own_output,
     "chain-input-is-a-stage-dir": _chain_into_own_input,
@@ -323,7 +366,7 @@ def test_no_command_writes_over_its_input(tmp_path: Path, case) -> None:
     assert src.exists()
 
 
-# -- 1, 9, 10, 11: exports -----------------------------------------------------------------------
+# -- 1, 9, 10, 11: exports -------------------------------------------------------------------------
 FORMATS = ("hf", "nemo", "ljspeech", "csv")
 
 
@@ -332,7 +375,10 @@ def test_export_never_writes_outside_out_for_a_hostile_id(tmp_path: Path, fmt) -
     victim = tmp_path / "victim" / "keep.wav"
     victim.parent.mkdir()
     victim.write_bytes(b"precious")
-    extra = [json.dumps(bad(id="../../victim/keep")).encode(), json.dumps(bad(id="abs", audio=str(victim))).encode()]  # fmt: skip
+    extra = [
+        json.dumps(bad(id="../../victim/keep")).encode(),
+        json.dumps(bad(id="abs", audio=str(victim))).encode(),
+    ]
     src = corpus(tmp_path, extra=extra)
     out = tmp_path / "export"
     before = snapshot(tmp_path)
@@ -353,8 +399,16 @@ def test_export_names_never_collide(tmp_path: Path, fmt) -> None:
     for sub, value in (("a", 1000), ("b", 2000)):
         (src / "audio" / sub).mkdir(parents=True)
         sf.write(src / "audio" / sub / "clip.wav", np.full(800, value, dtype=np.int16), 16000)
-    recs = [{"id": sub, "audio": f"audio/{sub}/clip.wav", "duration": 0.05, "sample_rate": 16000,
-             "channels": 1} for sub in ("a", "b")]  # fmt: skip
+    recs = [
+        {
+            "id": sub,
+            "audio": f"audio/{sub}/clip.wav",
+            "duration": 0.05,
+            "sample_rate": 16000,
+            "channels": 1,
+        }
+        for sub in ("a", "b")
+    ]
     recs.append({**recs[0]})  # the same id twice (a hand-made manifest)
     (src / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     out = tmp_path / "x"
@@ -368,8 +422,10 @@ def test_export_names_never_collide(tmp_path: Path, fmt) -> None:
 
 def test_csv_export_escapes_formulas_and_ljspeech_the_separator(tmp_path: Path) -> None:
     titles = ['=HYPERLINK("http://evil","x")', "+cmd|' /C calc'!A0", "@SUM(1+1)", "-2+3", "plain"]
-    extra = [json.dumps(bad(id=f"t{i}", source={"title": t}, text=f"a|b {t}")).encode()
-             for i, t in enumerate(titles)]  # fmt: skip
+    extra = [
+        json.dumps(bad(id=f"t{i}", source={"title": t}, text=f"a|b {t}")).encode()
+        for i, t in enumerate(titles)
+    ]
     src = corpus(tmp_path, extra=extra)
     cli("export", src, tmp_path / "csv", "--format", "csv")
     with open(tmp_path / "csv" / "metadata.csv", newline="") as fh:
@@ -391,14 +447,13 @@ def test_a_new_export_format_is_one_module() -> None:
     assert set(FORMATS) <= set(exports.FORMATS)
     for fmt in exports.FORMATS:
         module = exports.format_module(fmt)
-        assert module.NAME == fmt and callable(module.write) and module.HELP
+        assert fmt == module.NAME and callable(module.write) and module.HELP
 
 
-# -- 5: a resumed stage whose input was rewritten starts over ------------------------------------
+# -- 5: a resumed stage whose input was rewritten starts over --------------------------------------
 def test_a_resumed_stage_never_mixes_old_and_new_input(tmp_path: Path) -> None:
-    from audioprep.testing import ToyStage
-
     from audioprep.runner import run_stage
+    from audioprep.testing import ToyStage
 
     src = corpus(tmp_path)
     out = tmp_path / "out"
@@ -417,12 +472,13 @@ def test_a_resumed_stage_never_mixes_old_and_new_input(tmp_path: Path) -> None:
     assert run_stage(ToyStage(), out, in_dir=src, jobs=1, progress=False).items_resumed == GOOD
 
 
-# -- 12: a full disk or a read-only parent is one sentence, exit 3 -------------------------------
+# -- 12: a full disk or a read-only parent is one sentence, exit 3 ---------------------------------
 @contextlib.contextmanager
 def _tmpfs(path: Path, options: str):
     path.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
-                          capture_output=True)  # fmt: skip
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True
+    )
     if proc.returncode != 0:
         pytest.skip("cannot mount a tmpfs here (not root)")
     try:
@@ -474,26 +530,39 @@ def test_a_file_size_limit_is_one_sentence_too(tmp_path: Path) -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
 
-    proc = subprocess.run([sys.executable, "-m", "audioprep", "trim", str(src), str(tmp_path / "out"), "-q"],
-                          capture_output=True, text=True, preexec_fn=limit)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "audioprep", "trim", str(src), str(tmp_path / "out"), "-q"],
+        capture_output=True,
+        text=True,
+        preexec_fn=limit,
+    )
     assert proc.returncode == 3, proc.stderr
     assert "free some space" in one_line(proc.stderr)
 
 
-# -- 13: chain configs ---------------------------------------------------------------------------
+# -- 13: chain configs -----------------------------------------------------------------------------
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
-    for p, c in zip("abcdefgh", "bcdefghi")
+    for p, c in zip("abcdefgh", "bcdefghi", strict=True)
 )
 CONFIG_CASES = {
     "alias-bomb": (BOMB.encode() + b"stages:\n  - ingest: {sources: *i}\n", "alias bomb"),
     "recursive-alias": (b"stages: &s\n  - ingest: {sources: [x]}\n  - *s\n", "refers to itself"),
-    "stop-on-failure-typo": (b"stop_on_failure: maybe\nstages:\n  - ingest: {sources: [x]}\n", "true or false"),
+    "stop-on-failure-typo": (
+        b"stop_on_failure: maybe\nstages:\n  - ingest: {sources: [x]}\n",
+        "true or false",
+    ),
     "jobs-text": (b"jobs: two\nstages:\n  - ingest: {sources: [x]}\n", "whole number"),
     "jobs-list": (b"jobs: [1]\nstages:\n  - ingest: {sources: [x]}\n", "whole number"),
     "not-utf8": (b"stages:\n  - ingest: {sources: [caf\xe9]}\n", "not UTF-8"),
-    "newline-in-option": (b'stages:\n  - ingest: {sources: [x]}\n  - trim: {head: "1\\n\\tall: evil"}\n', "newline"),
-    "url-looks-like-an-option": (b"stages:\n  - crawl: {urls: [--overwrite]}\n", "would be read as an option"),
+    "newline-in-option": (
+        b'stages:\n  - ingest: {sources: [x]}\n  - trim: {head: "1\\n\\tall: evil"}\n',
+        "newline",
+    ),
+    "url-looks-like-an-option": (
+        b"stages:\n  - crawl: {urls: [--overwrite]}\n",
+        "would be read as an option",
+    ),
 }
 
 
@@ -523,7 +592,9 @@ def test_stop_on_failure_reads_its_words(tmp_path: Path) -> None:
 
 def test_the_makefile_quotes_what_it_may_hold(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
-    config.write_text("stages:\n  - ingest: {sources: ['my $(shell echo x) dir']}\n  - trim: {head: 0.1}\n")
+    config.write_text(
+        "stages:\n  - ingest: {sources: ['my $(shell echo x) dir']}\n  - trim: {head: 0.1}\n"
+    )
     proc = cli("makefile", config)
     assert "$$(shell" in proc.stdout
 
@@ -559,14 +630,29 @@ def endless():
     server.shutdown()
 
 
-@pytest.mark.parametrize(("option", "message"), [("--max-filesize", "larger than --max-filesize"),
-                                                  ("--max-download-time", "longer than --max-download-time")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--max-filesize", "larger than --max-filesize"),
+        ("--max-download-time", "longer than --max-download-time"),
+    ],
+)
 def test_crawl_caps_an_endless_stream(tmp_path: Path, endless: str, option, message) -> None:
     value = "200K" if option == "--max-filesize" else "1.5"
     out = tmp_path / "out"
     t0 = time.monotonic()
-    proc = cli("crawl", f"{endless}/radio.mp3", out, option, value, "--retries", "0", "-q",
-               check=False, timeout=120)  # fmt: skip
+    proc = cli(
+        "crawl",
+        f"{endless}/radio.mp3",
+        out,
+        option,
+        value,
+        "--retries",
+        "0",
+        "-q",
+        check=False,
+        timeout=120,
+    )
     assert time.monotonic() - t0 < 60
     assert proc.returncode == 1, proc.stderr
     assert one_line(proc.stderr).startswith("crawl: 0 ok, 1 failed")
@@ -575,7 +661,9 @@ def test_crawl_caps_an_endless_stream(tmp_path: Path, endless: str, option, mess
     assert sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) < 1 << 20
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/x.mp3", "data:audio/mp3;base64,AAAA"])
+@pytest.mark.parametrize(
+    "url", ["file:///etc/passwd", "ftp://127.0.0.1/x.mp3", "data:audio/mp3;base64,AAAA"]
+)
 def test_the_pytube_download_path_fetches_http_only(tmp_path: Path, url) -> None:
     from audioprep.crawl.http import download
 
@@ -600,7 +688,7 @@ def test_crawl_caps_have_defaults_and_checks() -> None:
         CrawlStage(CrawlStage.Params(max_filesize="lots")).options()
 
 
-# -- minor items -------------------------------------------------------------------------------------
+# -- minor items -----------------------------------------------------------------------------------
 def test_a_run_refused_by_the_lock_does_not_say_done(tmp_path: Path) -> None:
     src = corpus(tmp_path)
     config = tmp_path / "c.yaml"
@@ -633,7 +721,7 @@ def test_slice_names_a_segment_past_the_end(tmp_path: Path) -> None:
     assert "psf_fseek" not in error["reason"]
 
 
-# -- 3: kill -9 while the pool starts leaves no process behind ------------------------------------------
+# -- 3: kill -9 while the pool starts leaves no process behind -------------------------------------
 def _group_members(pgid: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
@@ -652,19 +740,25 @@ def _group_members(pgid: int) -> list[int]:
 @pytest.mark.slow
 def test_kill_9_during_pool_start_leaves_no_process(tmp_path: Path) -> None:
     src = corpus(tmp_path)
-    tests = str(Path(__file__).parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
+    env = dict(os.environ)
     code = (
-        "import sys; from audioprep.testing import ToyStage; from audioprep.runner import run_stage; "
-        "run_stage(ToyStage(ToyStage.Params(sleep=0.3)), sys.argv[1], in_dir=sys.argv[2], jobs=2, progress=False)"
+        "import sys\n"
+        "from audioprep.testing import ToyStage\n"
+        "from audioprep.runner import run_stage\n"
+        "run_stage(ToyStage(ToyStage.Params(sleep=0.3)), sys.argv[1], in_dir=sys.argv[2],\n"
+        "          jobs=2, progress=False)\n"
     )
     rng = random.Random(17)
     survivors = []
     for attempt in range(20):
         out = tmp_path / f"out{attempt}"
-        proc = subprocess.Popen([sys.executable, "-c", code, str(out), str(src)], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(out), str(src)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         time.sleep(rng.uniform(0.05, 2.0))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -136,7 +136,9 @@ def load_chain(path: str | os.PathLike[str]) -> Chain:
 def _positional_keys(command: str) -> frozenset[str]:
     """The config keys of a stage's positional arguments (crawl's urls, ingest's sources)."""
     try:
-        return frozenset(f.name for f in schema.fields(registry.load(command).Params) if f.positional)
+        return frozenset(
+            f.name for f in schema.fields(registry.load(command).Params) if f.positional
+        )
     except (AudioprepError, ImportError, AttributeError):  # an unknown stage: named later
         return frozenset()
 

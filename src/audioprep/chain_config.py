@@ -124,7 +124,9 @@ def as_jobs(value: Any, where: str) -> int:
         value = int(value.strip())
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 4096:
         return value
-    raise UsageError(f"{where} takes a whole number of workers (0: one per core), not {_short(value)}")
+    raise UsageError(
+        f"{where} takes a whole number of workers (0: one per core), not {_short(value)}"
+    )
 
 
 def _short(value: Any) -> str:
@@ -154,7 +156,9 @@ def check_options(
             for v in value:
                 walk(v, key)
         elif isinstance(value, dict):
-            raise UsageError(f"{where}: the value of {key!r} must be a value or a list, not a mapping")
+            raise UsageError(
+                f"{where}: the value of {key!r} must be a value or a list, not a mapping"
+            )
 
     for key, value in options.items():
         walk(str(key), "option name")

@@ -73,10 +73,10 @@ def check_output_dir(
     Traceback (most recent call last):
     ...
     audioprep.errors.UsageError: OUT_DIR /c/in is its own input: write a new directory instead.
-    >>> check_output_dir("/c", in_dirs=["/c/in"], clearing=True)
+    >>> check_output_dir("/c", in_dirs=["/c/in"], clearing=True)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    audioprep.errors.UsageError: OUT_DIR /c holds the input /c/in and would be cleared: choose an OUT_DIR outside the input.
+    audioprep.errors.UsageError: OUT_DIR /c holds the input /c/in and would be cleared: ...
     """
     target = _resolved(out)
     shown = os.fspath(out)
@@ -96,7 +96,9 @@ def check_output_dir(
                     " folder: choose an OUT_DIR outside the input."
                 )
             if _inside(source, target) and (
-                clearing or kind == "tree" or any(_inside(source, target / p) for p in MANAGED_PARTS)
+                clearing
+                or kind == "tree"
+                or any(_inside(source, target / p) for p in MANAGED_PARTS)
             ):
                 why = "would be cleared" if clearing else "would be written over"
                 raise UsageError(

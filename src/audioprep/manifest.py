@@ -253,7 +253,9 @@ def validate_record(record: Record) -> None:
     if missing:
         raise ItemError(f"record lacks required field(s): {', '.join(missing)}")
     if not is_safe_id(record["id"]):
-        raise ItemError(f"id {_show(record['id'])} is not filesystem-safe (letters, digits, ._- only)")
+        raise ItemError(
+            f"id {_show(record['id'])} is not filesystem-safe (letters, digits, ._- only)"
+        )
     audio = record["audio"]
     if not isinstance(audio, str) or not audio:
         raise ItemError("field 'audio' must be a non-empty relative path")

@@ -21,8 +21,8 @@ from typing import Any, TextIO
 
 from audioprep import __version__
 from audioprep.errors import AudioprepError, ItemError, UsageError, from_os_error
-from audioprep.guards import check_output_dir
 from audioprep.executor import Executor, WorkerSpec, error_result, local_executor
+from audioprep.guards import check_output_dir
 from audioprep.journal import Journal, input_stamp
 from audioprep.layout import (
     AUDIO_DIR,

@@ -69,7 +69,8 @@ class DownloadCaps:
         if self.max_bytes and max(got, expected or 0) > self.max_bytes:
             raise CapExceeded(
                 f"the download is larger than --max-filesize ({_size(self.max_bytes)}"
-                f"{', announced ' + _size(expected) if expected else ''}); raise the limit to keep it"
+                f"{', announced ' + _size(expected) if expected else ''}); "
+                "raise the limit to keep it"
             )
         if self.max_seconds and time.monotonic() - self.start > self.max_seconds:
             raise CapExceeded(

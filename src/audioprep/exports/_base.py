@@ -50,8 +50,10 @@ def spreadsheet_safe(value: Any) -> Any:
     a carriage return gets a leading apostrophe, which Excel, LibreOffice and Google Sheets
     show as text and hide.
 
-    >>> spreadsheet_safe("=HYPERLINK(\\"http://x\\")"), spreadsheet_safe("-2 dB"), spreadsheet_safe(-2)
-    ('\\'=HYPERLINK("http://x")', "'-2 dB", -2)
+    >>> spreadsheet_safe("=HYPERLINK(\\"http://x\\")"), spreadsheet_safe("-2 dB")
+    ('\\'=HYPERLINK("http://x")', "'-2 dB")
+    >>> spreadsheet_safe(-2)
+    -2
     """
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
@@ -139,7 +141,8 @@ class ExportJob:
         n = 0
         while not stem or stem.lower() in self._names:
             key = f"{item_id}\0{record.get('audio')}\0{n}"
-            stem = f"{slugify(item_id, max_len=100)}-{hashlib.sha1(key.encode('utf-8')).hexdigest()[:8]}"
+            digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:8]
+            stem = f"{slugify(item_id, max_len=100)}-{digest}"
             n += 1
         self._names.add(stem.lower())
         return stem

@@ -1,4 +1,4 @@
-"""hf: a Hugging Face audiofolder (``audio/`` and ``metadata.jsonl``) for load_dataset("audiofolder")."""
+"""hf: a Hugging Face audiofolder: ``audio/`` and ``metadata.jsonl``, for load_dataset."""
 
 from __future__ import annotations
 

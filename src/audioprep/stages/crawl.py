@@ -114,7 +114,8 @@ class CrawlStage(SourceStage):
         )
         max_download_time: float = param(
             DEFAULT_MAX_DOWNLOAD_TIME,
-            help="Stop and fail a download taking longer (s), e.g. an endless stream (0: no limit).",
+            help="Stop and fail a download taking longer (s), e.g. an endless stream "
+            "(0: no limit).",
             min=0,
         )
 

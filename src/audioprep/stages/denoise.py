@@ -20,7 +20,9 @@ from audioprep.stage import ItemContext, MapStage
 BLOCK_FRAMES = 1 << 16
 #: Items up to this many samples (all channels) are filtered as one array: same result, faster.
 IN_MEMORY_SAMPLES = 1 << 21
-NOT_FINITE = "the audio holds NaN or infinite samples (a broken float file), which cannot be filtered"
+NOT_FINITE = (
+    "the audio holds NaN or infinite samples (a broken float file), which cannot be filtered"
+)
 
 
 def _blocks(path: Path, frames: int = BLOCK_FRAMES) -> Iterator[Any]:

@@ -72,7 +72,10 @@ class IngestStage(SourceStage):
     def source_paths(self) -> list[Path]:
         """The files and folders ingest reads (a glob by the folder it starts from): the
         runner refuses an OUT_DIR inside one of them, which would ingest its own output."""
-        return [guards.glob_root(src) if _GLOB_CHARS.search(src) else Path(src) for src in self.params.sources]
+        return [
+            guards.glob_root(src) if _GLOB_CHARS.search(src) else Path(src)
+            for src in self.params.sources
+        ]
 
     def _expand(self) -> Iterator[Path]:
         for src in self.params.sources:
