@@ -777,3 +777,19 @@ def test_kill_9_during_pool_start_leaves_no_process(tmp_path: Path) -> None:
         proc.stdout.close()
         proc.stderr.close()
     assert survivors == []
+
+
+@pytest.mark.slow
+def test_segment_writes_nothing_into_the_model_directory(tmp_path: Path) -> None:
+    from audioprep.testing import MODELS, require_shared
+
+    require_shared()
+    models = tmp_path / "models"
+    (models / "inaSpeechSegmenter").mkdir(parents=True)
+    for f in (MODELS / "inaSpeechSegmenter").iterdir():
+        os.symlink(f, models / "inaSpeechSegmenter" / f.name)
+    before = snapshot(models)
+    src = corpus(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_HOME"}
+    cli("segment", src, tmp_path / "out", "--model-dir", models, "-q", "-j", "1", env=env)
+    assert snapshot(models) == before  # no keras.json (the model directory may be shared)
