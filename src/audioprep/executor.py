@@ -121,6 +121,43 @@ class Worker:
             seconds=round(time.perf_counter() - started, 4),
         )
 
+    def process_many(self, records: list[Record]) -> list[ItemResult]:
+        """Several items, one result each: together through the stage's ``process_batch``
+        (a model's forward pass over many items) when it has one, else one by one.
+
+        A batch that raises is redone item by item, so a failure is charged to its own item.
+        """
+        batch_fn = getattr(self.stage, "process_batch", None)
+        if len(records) < 2 or batch_fn is None or self.setup_error or self.spec.mode != "process":
+            return [self.process(r) for r in records]
+        in_dir = Path(self.spec.in_dir) if self.spec.in_dir else None
+        ctxs = [
+            ItemContext(stage_name=self.stage.name, in_dir=in_dir, out_dir=Path(self.spec.out_dir))
+            for _ in records
+        ]
+        started = time.perf_counter()
+        try:
+            outputs = [list(out) for out in batch_fn(records, ctxs)]
+        except AudioprepError as exc:
+            return [error_result(r, str(exc), type(exc).__name__, fatal=True) for r in records]
+        except Exception:  # noqa: BLE001 - redo one by one: the item at fault gets the error
+            return [self.process(r) for r in records]
+        seconds = round((time.perf_counter() - started) / len(records), 4)
+        results = []
+        for record, ctx, out in zip(records, ctxs, outputs, strict=True):
+            if not out and not ctx.rejected:
+                ctx.reject(record, f"{self.stage.name} produced no output for this item")
+            results.append(
+                ItemResult(
+                    id=str(record["id"]),
+                    status="ok" if out else "rejected",
+                    records=out,
+                    rejected=ctx.rejected,
+                    seconds=seconds,
+                )
+            )
+        return results
+
 
 class Executor(ABC):
     """Runs items through workers; yields results as they complete."""

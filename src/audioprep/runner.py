@@ -251,6 +251,9 @@ class Runner:
         started_at = dt.datetime.now(dt.timezone.utc)
         t0 = time.perf_counter()
         self.stage.check()
+        connect = getattr(self.executor, "check", None)
+        if connect is not None:  # e.g. Ray: installed, and a cluster answers (before OUT_DIR)
+            connect()
         if self.in_dir is not None:
             manifest_path(self.in_dir)
             self.stage.check_input(self.in_dir)
@@ -507,6 +510,11 @@ class Runner:
             "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "jobs": self.jobs,
             "executor": type(self.executor).__name__,
+            **(
+                {"executor_info": self.executor.info()}  # type: ignore[attr-defined]
+                if hasattr(self.executor, "info")
+                else {}
+            ),
             "tools": {
                 "audioprep": __version__,
                 "python": platform.python_version(),
