@@ -163,6 +163,7 @@ class Runner:
         overwrite: bool = False,
         progress: bool | None = None,
         executor: Executor | None = None,
+        batch_size: int = 1,
     ) -> None:
         self.stage = stage
         self.out_dir = Path(out_dir).absolute()
@@ -171,7 +172,7 @@ class Runner:
         self.fail_fast = fail_fast
         self.overwrite = overwrite
         self.progress = progress
-        self.executor = executor or local_executor(self.jobs)
+        self.executor = executor or local_executor(self.jobs, batch_size)
         if self.stage.is_source == (self.in_dir is not None):
             raise UsageError(
                 f"stage {stage.name} {'takes no' if stage.is_source else 'needs an'} IN_DIR"

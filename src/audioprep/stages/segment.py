@@ -87,10 +87,25 @@ class SegmentStage(Stage):
 
     def process(self, record: Record, ctx: ItemContext) -> list[Record]:
         src = ctx.input_audio(record)
-        segments = [
-            {"label": label, "start": start, "end": end}
-            for label, start, end in self.engine.segment(src, window_s=self.params.window)
+        return self._output(record, ctx, src, self.engine.segment(src, window_s=self.params.window))
+
+    def process_batch(self, records: list[Record], ctxs: list[ItemContext]) -> list[list[Record]]:
+        """Several items at once: inaSpeechSegmenter predicts their CNN patches in shared
+        batches (``--batch-size`` items per batch); labels equal those of one item at a time."""
+        many = getattr(self.engine, "segment_many", None)
+        if many is None:
+            return [self.process(r, c) for r, c in zip(records, ctxs, strict=True)]
+        srcs = [c.input_audio(r) for r, c in zip(records, ctxs, strict=True)]
+        segs = many(srcs, window_s=self.params.window)
+        return [
+            self._output(r, c, src, s)
+            for r, c, src, s in zip(records, ctxs, srcs, segs, strict=True)
         ]
+
+    def _output(
+        self, record: Record, ctx: ItemContext, src: Path, found: list[tuple[str, float, float]]
+    ) -> list[Record]:
+        segments = [{"label": label, "start": start, "end": end} for label, start, end in found]
         seconds = label_seconds(segments)
         comment = int(any(seg["label"] in SPEECH_LABELS for seg in segments))
         source = record.get("source")
