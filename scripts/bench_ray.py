@@ -129,11 +129,22 @@ def main() -> None:
     from audioprep.ray_cluster import LocalRayCluster
 
     sys.path.insert(0, str(SCRIPTS))
-    from bench import audio_seconds, build_corpus
+    import bench
+    from bench import audio_seconds
+
+    def short_corpus() -> Path:
+        """bench.py's 240 short mp3 files (without its 1-hour file, which this does not use)."""
+        short = bench.CORPUS / "short240"
+        if not short.is_dir():
+            long_dir = bench.CORPUS / "long"
+            long_dir.mkdir(parents=True, exist_ok=True)
+            (long_dir / "one-hour.mp3").touch()  # build_corpus then makes only the short ones
+            bench.build_corpus(240)
+            (long_dir / "one-hour.mp3").unlink()
+        return short
 
     only = set(args.only.split(","))
     n_files = 40 if args.quick else 240
-    short, _ = build_corpus(240) if not args.quick else (None, None)
     work = OUT / "ray"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -146,9 +157,7 @@ def main() -> None:
 
     raw = work / "raw"
     if "pool" in only or "nodes" in only:
-        if short is None:
-            short, _ = build_corpus(240)
-        files = sorted(short.glob("*.mp3"))[:n_files]
+        files = sorted(short_corpus().glob("*.mp3"))[:n_files]
         sub = work / "files"
         sub.mkdir()
         for f in files:

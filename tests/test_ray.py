@@ -210,6 +210,36 @@ def test_a_chain_through_ray_is_byte_identical_to_local(cluster, tmp_path: Path)
 
 
 @pytest.mark.slow
+def test_a_driver_killed_by_sigkill_resumes(cluster, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+
+    out = tmp_path / "out"
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[3])\n"
+        "from test_ray import SleepStage\n"
+        "from audioprep.ray_executor import RayExecutor\n"
+        "from audioprep.runner import run_stage\n"
+        "stage = SleepStage(SleepStage.Params(n=30, sleep=0.3))\n"
+        "run_stage(stage, sys.argv[1], executor=RayExecutor(sys.argv[2]), progress=False)\n"
+    )
+    driver = subprocess.Popen(
+        [sys.executable, "-c", code, str(out), cluster.address, str(Path(__file__).parent)]
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(read_jsonl(out / ITEM_LOG)) < 5:
+        time.sleep(0.1)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    assert not (out / "manifest.jsonl").exists()
+    stage = SleepStage(SleepStage.Params(n=30, sleep=0.3))
+    again = run_stage(stage, out, executor=RayExecutor(cluster.address), progress=False)
+    assert again.items_resumed >= 4 and again.items_failed == 0
+    ids = [r["id"] for r in read_jsonl(out / "manifest.jsonl")]
+    assert ids == [f"item-{i:05d}" for i in range(30)]
+
+
+@pytest.mark.slow
 def test_killing_a_node_mid_run_loses_no_item_and_repeats_none(cluster, tmp_path: Path) -> None:
     """Last in this file: it leaves the module's cluster with one node."""
     if True:
