@@ -33,14 +33,14 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = Path(__file__).resolve().parent
 sys.path[:0] = [str(REPO / "src"), str(SCRIPTS)]
 
-from audioprep.stage import Stage  # noqa: E402
+from audioprep.stage import MapStage, Stage  # noqa: E402
 
 SHARED = Path(os.environ.get("AUDIOPREP_SHARED", REPO.parent / "shared"))
 MODELS = os.environ.get("AUDIOPREP_MODEL_DIR", str(SHARED / "models"))
 OUT = REPO / "bench-out"
 
 
-class NoopStage(Stage):
+class NoopStage(MapStage):
     """Passes every record on unchanged: the executor's own cost per item."""
 
     name = "noop"

@@ -22,10 +22,10 @@ from audioprep.executor import WorkerSpec
 from audioprep.ray_cluster import LocalRayCluster, free_port
 from audioprep.ray_executor import ITEM_LOG, PROBE_FILE, RayExecutor, access_problem
 from audioprep.runner import Runner, run_stage
-from audioprep.stage import Stage
+from audioprep.stage import SourceStage
 
 
-class SleepStage(Stage):
+class SleepStage(SourceStage):
     """A source stage doing no audio work: ``n`` items, each sleeping ``sleep`` seconds."""
 
     name = "sleep"
@@ -75,6 +75,52 @@ def test_an_address_where_nothing_answers_fails_before_out_dir(tmp_path: Path) -
         run_stage(SleepStage(), out, executor=RayExecutor(address), progress=False)
     assert err.value.exit_code == 3 and "\n" not in str(err.value)
     assert not out.exists()
+
+
+def test_the_cli_says_one_sentence_and_exits_3_before_out_dir(tmp_path: Path) -> None:
+    from audioprep.testing import cli, make_manifest_dir, sine_file
+
+    src = make_manifest_dir(tmp_path / "in", [sine_file(tmp_path / "a.wav")])
+    out = tmp_path / "out"
+    address = f"127.0.0.1:{free_port()}"
+    proc = cli("convert", src, out, "--executor", "ray", "--ray-address", address, check=False)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stderr.strip() == (
+        f"audioprep convert: error: no Ray cluster answers at {address}; start one there "
+        "(`ray start --head`, see docs/cluster.md) or fix --ray-address / "
+        "$AUDIOPREP_RAY_ADDRESS."
+    )
+    assert not out.exists()
+    env = {**os.environ, "AUDIOPREP_RAY_ADDRESS": address}
+    proc = cli("convert", src, out, "--executor", "ray", check=False, env=env)
+    assert proc.returncode == 3 and address in proc.stderr and not out.exists()
+
+
+def test_chains_and_makefiles_take_the_run_options(tmp_path: Path) -> None:
+    from audioprep.chain import load_chain, plan_argv
+    from audioprep.testing import cli, make_manifest_dir, sine_file
+
+    src = make_manifest_dir(tmp_path / "in", [sine_file(tmp_path / "a.wav")])
+    address = f"127.0.0.1:{free_port()}"
+    config = tmp_path / "chain.yaml"
+    config.write_text(
+        f"input: {src}\nexecutor: ray\nray-address: '{address}'\nbatch-size: 4\n"
+        "stages:\n  - convert: {sample-rate: 16000}\n  - trim: {head: 0.1, executor: local}\n"
+    )
+    argvs = [argv for _, argv in plan_argv(load_chain(config), tmp_path / "w")]
+    assert argvs[0][-6:] == ["--executor", "ray", "--ray-address", address, "--batch-size", "4"]
+    assert "--executor" not in argvs[1] and argvs[1][-2:] == ["--batch-size", "4"]
+    makefile = cli("makefile", config).stdout
+    assert f"--executor ray --ray-address {address} --batch-size 4" in makefile
+    proc = cli("run", config, "--workdir", tmp_path / "w", check=False)
+    assert proc.returncode == 3 and f"no Ray cluster answers at {address}" in proc.stderr
+    assert not (tmp_path / "w" / "01-convert").exists()
+    proc = cli("run", config, "--workdir", tmp_path / "w", "--executor", "local", check=False)
+    assert proc.returncode == 0, proc.stderr  # the command line overrides the config's top level
+    info = json.loads((tmp_path / "w" / "01-convert" / "stage.json").read_text())
+    assert "executor_info" not in info and info["executor"] != "RayExecutor"
+    proc = cli("run", config, "--workdir", tmp_path / "w2", "--ray-address", "x:1", check=False)
+    assert proc.returncode == 3 and "x:1" in proc.stderr
 
 
 def test_the_address_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

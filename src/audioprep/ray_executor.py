@@ -251,8 +251,11 @@ class RayExecutor(Executor):
         cpus = self.num_cpus if self.num_cpus is not None else getattr(declared, "num_cpus", 1)
         gpus = self.num_gpus if self.num_gpus is not None else getattr(declared, "num_gpus", 0)
         device = getattr(stage.params, "device", None)
-        if device == "cpu" and self.num_gpus is None:
-            gpus = 0  # a stage asked to run on the CPU holds no GPU
+        if self.num_gpus is None:
+            if device == "cpu":
+                gpus = 0  # a stage asked to run on the CPU holds no GPU
+            elif device == "cuda" and not gpus:
+                gpus = 1  # a stage that declares no share gets a whole GPU per actor
         return float(cpus or 0), float(gpus or 0)
 
     def _pool_size(self, cpus: float, gpus: float) -> int:
