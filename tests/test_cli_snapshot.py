@@ -50,6 +50,7 @@ _CNN_WHY = (
     "(field cnn_batch_size): --batch-size is the run option of every stage."
 )
 DEVIATIONS["/commands/segment/params/--cnn-batch-size"] = _CNN_WHY
+DEVIATIONS["/commands/doctor"] = "issue 13: `audioprep doctor`, devices per engine (a new command)."
 for _path in ("/defaults/segment/params", "/presets/asmr/steps/3/params",
               "/presets/demo/steps/3/params", "/presets/podcast-voice/steps/4/params",
               "/presets/speech-tts/steps/4/params"):  # fmt: skip

@@ -173,6 +173,25 @@ def test_access_problem_names_the_directory_a_worker_cannot_see(tmp_path: Path) 
     )
 
 
+@pytest.mark.slow
+def test_doctor_says_per_engine_which_devices_and_why_not() -> None:
+    from audioprep.testing import cli
+
+    out = cli("doctor").stdout
+    assert out.startswith("GPUs (nvidia-smi): ")
+    lines = out.splitlines()[1:]
+    engines = {tuple(line.split()[:3]) for line in lines}
+    for key in (
+        ("segment", "ina", "cpu"),
+        ("segment", "ina", "cuda"),
+        ("speaker-filter", "resemblyzer", "cuda"),
+        ("separate", "spleeter", "cuda"),
+    ):
+        assert key in engines, out
+    for line in lines:
+        assert line.split()[3] in ("yes", "no") and len(line.split()) > 4, line  # a reason
+
+
 # -- a real two-node cluster ---------------------------------------------------------------------
 @pytest.mark.slow
 def test_items_run_on_both_nodes_and_equal_the_local_run(cluster, tmp_path: Path) -> None:

@@ -114,6 +114,18 @@ def models(model_dir: ModelDir = None) -> None:
             typer.echo(f"           get it from {spec.origin}")
 
 
+@app.command()
+def doctor() -> None:
+    """Say, per engine, which devices (cpu, cuda) it can use here, and why not.
+
+    Each engine is probed in its own process (TensorFlow, torch, Spleeter's environment);
+    `make setup-gpu` installs the CUDA builds. Example: `audioprep doctor`
+    """
+    from audioprep.doctor import main as doctor_main
+
+    raise typer.Exit(doctor_main())
+
+
 def _fail(command: str, exc: Exception) -> None:
     from audioprep.errors import AudioprepError
 

@@ -159,12 +159,12 @@ def collect(spleeter_python: str | None = None) -> list[Check]:
         import importlib.metadata as md
 
         ray_version = md.version("ray")
-        rows.append(Check("(all)", "ray executor", "cluster", True, f"ray {ray_version}"))
+        rows.append(Check("(all)", "ray-executor", "cluster", True, f"ray {ray_version}"))
     except Exception:  # noqa: BLE001 - not installed
         rows.append(
             Check(
                 "(all)",
-                "ray executor",
+                "ray-executor",
                 "cluster",
                 False,
                 "ray is not installed: `pip install 'audioprep[ray]'`",
