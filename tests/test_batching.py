@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
 import pytest
 from conftest import LIBRI, MODELS, MUSANMIX, ffmpeg, read_jsonl, require_shared
 
+from audioprep.errors import ItemError
 from audioprep.runner import run_stage
+from audioprep.stage import SourceStage
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +58,47 @@ def test_ina_engine_segment_many_equals_segment(wavs: Path) -> None:
         engine.segment(p, window_s=20.0) for p in paths
     ]
     assert engine.segment_many([], window_s=20.0) == []
+
+
+class CountingStage(SourceStage):
+    """Items 0..n-1; ``process_batch`` tags each record with its batch's size; item ``bad``
+    fails (the batch is then redone one item at a time)."""
+
+    name = "counting"
+
+    @dataclasses.dataclass(frozen=True)
+    class Params:
+        n: int = 7
+        bad: int = -1
+
+    def inputs(self):
+        for i in range(self.params.n):
+            yield {"id": f"i{i}", "n": i}
+
+    def process(self, record, ctx):
+        if record["n"] == self.params.bad:
+            raise ItemError("this one is bad")
+        return [{**record, "batch": 1}]
+
+    def process_batch(self, records, ctxs):
+        if any(r["n"] == self.params.bad for r in records):
+            raise ItemError("a bad item in the batch")
+        return [[{**r, "batch": len(records)}] for r in records]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_items_go_to_process_batch_in_batches(tmp_path: Path, jobs: int) -> None:
+    run_stage(CountingStage(), tmp_path / "out", jobs=jobs, batch_size=3, progress=False)
+    records = read_jsonl(tmp_path / "out" / "manifest.jsonl")
+    assert [r["id"] for r in records] == [f"i{i}" for i in range(7)]
+    assert sorted(r["batch"] for r in records) == [1, 3, 3, 3, 3, 3, 3]
+
+
+def test_a_failing_batch_is_redone_item_by_item(tmp_path: Path) -> None:
+    stage = CountingStage(CountingStage.Params(bad=4))
+    summary = run_stage(stage, tmp_path / "out", jobs=1, batch_size=3, progress=False)
+    assert summary.items_ok == 6 and summary.items_failed == 1
+    errors = read_jsonl(tmp_path / "out" / "errors.jsonl")
+    assert [(e["id"], e["reason"]) for e in errors] == [("i4", "this one is bad")]
+    batches = {r["id"]: r["batch"] for r in read_jsonl(tmp_path / "out" / "manifest.jsonl")}
+    assert batches == {"i0": 3, "i1": 3, "i2": 3, "i3": 1, "i5": 1, "i6": 1}

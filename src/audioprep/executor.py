@@ -129,12 +129,15 @@ class Worker:
 
     def process_many(self, records: list[Record]) -> list[ItemResult]:
         """Several items, one result each: together through the stage's ``process_batch``
-        (a model's forward pass over many items) when it has one, else one by one.
+        (a model's forward pass over many items) when it has one, else one by one. A corpus
+        stage's first pass uses ``measure_batch(records, ctxs) -> list[measurement]`` likewise.
 
         A batch that raises is redone item by item, so a failure is charged to its own item.
         """
-        batch_fn = getattr(self.stage, "process_batch", None)
-        if len(records) < 2 or batch_fn is None or self.setup_error or self.spec.mode != "process":
+        measuring = self.spec.mode == "measure"
+        name = "measure_batch" if measuring else "process_batch"
+        batch_fn = getattr(self.stage, name, None)
+        if len(records) < 2 or batch_fn is None or self.setup_error:
             return [self.process(r) for r in records]
         in_dir = Path(self.spec.in_dir) if self.spec.in_dir else None
         ctxs = [
@@ -143,7 +146,13 @@ class Worker:
         ]
         started = time.perf_counter()
         try:
-            outputs = [list(out) for out in batch_fn(records, ctxs)]
+            if measuring:  # a rejected item has no measurement
+                outputs = [
+                    [] if ctx.rejected else [m]
+                    for m, ctx in zip(batch_fn(records, ctxs), ctxs, strict=True)
+                ]
+            else:
+                outputs = [list(out) for out in batch_fn(records, ctxs)]
         except AudioprepError as exc:
             return [error_result(r, str(exc), type(exc).__name__, fatal=True) for r in records]
         except Exception:  # noqa: BLE001 - redo one by one: the item at fault gets the error
