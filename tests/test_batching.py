@@ -102,3 +102,29 @@ def test_a_failing_batch_is_redone_item_by_item(tmp_path: Path) -> None:
     assert [(e["id"], e["reason"]) for e in errors] == [("i4", "this one is bad")]
     batches = {r["id"]: r["batch"] for r in read_jsonl(tmp_path / "out" / "manifest.jsonl")}
     assert batches == {"i0": 3, "i1": 3, "i2": 3, "i3": 1, "i5": 1, "i6": 1}
+
+
+def test_run_estimate_projects_each_stage_from_a_sample(tmp_path: Path) -> None:
+    from audioprep.testing import cli, make_manifest_dir, sine_file
+
+    files = [sine_file(tmp_path / f"f{i}.wav", seconds=2.0) for i in range(6)]
+    src = make_manifest_dir(tmp_path / "in", files)
+    config = tmp_path / "chain.yaml"
+    config.write_text(
+        f"input: {src}\nstages:\n  - convert: {{sample-rate: 8000}}\n  - trim: {{head: 0.5}}\n"
+    )
+    proc = cli("run", config, "--estimate", 2, "--workdir", tmp_path / "w")
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("estimate: 2 of 6 items (0.001 h of 0.00 h); figures scaled by 3.0")
+    rows = {line.split()[0]: line.split() for line in lines[2:]}
+    assert float(rows["01-convert"][1]) == 0.0 and "02-trim" in rows and "total" in rows
+    assert not (tmp_path / "w").exists()  # only a scratch folder was used
+
+    from audioprep.chain import load_chain
+    from audioprep.estimate import estimate_chain
+
+    est = estimate_chain(load_chain(config), 3, scratch=tmp_path / "s", echo=lambda _: None)
+    assert [e.name for e in est] == ["01-convert", "02-trim"]
+    assert abs(est[0].hours_kept * 3600 - 12.0) < 0.01  # 6 x 2 s
+    assert abs(est[1].hours_kept * 3600 - 9.0) < 0.01  # 6 x 1.5 s
+    assert 6 * 32000 < est[0].disk_bytes < 6 * 33000  # 2 s of 8 kHz 16-bit wav per item

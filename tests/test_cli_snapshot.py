@@ -43,8 +43,10 @@ for _stage in (
 ):  # fmt: skip
     for _flag in ("--executor", "--ray-address", "--batch-size"):
         DEVIATIONS[f"/commands/{_stage}/params/{_flag}"] = _RUN_OPTIONS_WHY
-for _flag in ("--executor", "--ray-address", "--batch-size"):
-    DEVIATIONS[f"/commands/run/params/{_flag}"] = "issue 13: run options for every stage."
+for _flag in ("--executor", "--ray-address", "--batch-size", "--estimate"):
+    DEVIATIONS[f"/commands/run/params/{_flag}"] = (
+        "issue 13: run options for every stage; --estimate N."
+    )
 _CNN_WHY = (
     "issue 13: segment's CNN batch size (patches per forward pass) is now --cnn-batch-size "
     "(field cnn_batch_size): --batch-size is the run option of every stage."

@@ -167,6 +167,15 @@ def run(
         Optional[int],  # noqa: UP045
         typer.Option(help="Items per worker call, for every stage (default: the config's).", min=1),
     ] = None,
+    estimate: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            help="Run N sampled items through the chain (in a scratch folder) and project, per "
+            "stage, the hours kept, the wall time and the disk for the whole input.",
+            min=1,
+            metavar="N",
+        ),
+    ] = None,
 ) -> None:
     """Run a chain of stages from a config into numbered directories, skipping finished ones.
 
@@ -183,6 +192,11 @@ def run(
         chain = load_chain(config)
         given = {"executor": executor, "ray_address": ray_address, "batch_size": batch_size}
         chain.run_defaults.update({k: v for k, v in given.items() if v is not None})
+        if estimate is not None:
+            from audioprep.estimate import estimate_chain
+
+            estimate_chain(chain, estimate, echo=lambda line: typer.echo(line))
+            raise typer.Exit(0)
         target = workdir or chain.workdir
         if target is None:
             raise typer.BadParameter("give --workdir (or `workdir:` in the config)")
