@@ -120,7 +120,9 @@ def noop_manifest(path: Path, n: int) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--driver", help=argparse.SUPPRESS)
-    parser.add_argument("--quick", action="store_true", help="40 short files (12 for segment) instead of 240 (60)")
+    parser.add_argument(
+        "--quick", action="store_true", help="40 short files (12 for segment) instead of 240 (60)"
+    )
     parser.add_argument("--only", default="pool,nodes,noop")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each (best kept), 1 or 2")
     args = parser.parse_args()
