@@ -12,7 +12,7 @@ SILERO := silero-vad==6.2.3
 # a pinned torch: 2.13.0 has a CPU build on local disk here, an unpinned one pulls GBs of CUDA
 TORCH := torch==2.13.0
 
-.PHONY: setup setup-gpu ffmpeg chromium spleeter test demo bench lint format clean
+.PHONY: setup setup-gpu ffmpeg chromium spleeter test demo bench bench-ray lint format clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -73,6 +73,10 @@ demo: setup
 
 bench: setup
 	$(BIN)/python scripts/bench.py
+
+# the Ray executor against the local pool (starts throw-away Ray nodes on 127.0.0.1)
+bench-ray: setup
+	$(BIN)/python scripts/bench_ray.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts
