@@ -54,8 +54,10 @@ class NoopStage(MapStage):
 
 
 def _stage(name: str) -> Stage:
-    if name == "noop":
-        return NoopStage()
+    if name == "noop":  # by its module name: Ray actors cannot import `__main__`'s classes
+        from bench_ray import NoopStage as Importable
+
+        return Importable()
     if name == "convert":
         from audioprep.stages.convert import ConvertStage
 
@@ -102,7 +104,7 @@ def run_driver(**job) -> dict:
         text=True,
         env=env,
     )
-    if proc.returncode not in (0, 1):
+    if proc.returncode not in (0, 1) or not proc.stdout.strip():
         raise SystemExit(f"bench_ray: driver failed ({proc.returncode}): {proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -111,9 +113,12 @@ def noop_manifest(path: Path, n: int) -> Path:
     if (path / "manifest.jsonl").exists():
         return path
     (path / "audio").mkdir(parents=True, exist_ok=True)
+    (path / "audio" / "one.wav").write_bytes(b"RIFF")  # every record names this one file
     with open(path / "manifest.jsonl", "w") as fh:
         for i in range(n):
-            fh.write(json.dumps({"id": f"item-{i:06d}", "audio": f"audio/item-{i:06d}.wav"}) + "\n")
+            record = {"id": f"item-{i:06d}", "audio": "audio/one.wav", "duration": 1.0}
+            record.update(sample_rate=16000, channels=1)
+            fh.write(json.dumps(record) + "\n")
     return path
 
 
@@ -229,6 +234,8 @@ def main() -> None:
                     ),
                 ):
                     r = run_driver(stage="noop", out=work / f"noop-{n}-out", **{"in": src}, **job)
+                    if r["items"] != n:
+                        raise SystemExit(f"bench_ray: noop {name}: {r['items']} of {n} items ok")
                     show(
                         f"noop {n} items: {name}",
                         s=r["s"],
