@@ -12,12 +12,12 @@ SILERO := silero-vad==6.2.3
 # a pinned torch: 2.13.0 has a CPU build on local disk here, an unpinned one pulls GBs of CUDA
 TORCH := torch==2.13.0
 
-.PHONY: setup ffmpeg chromium spleeter test test-fast demo bench docs lint format clean
+.PHONY: setup setup-gpu ffmpeg chromium spleeter test test-fast demo bench bench-ray docs lint format clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check '$(TORCH)'
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,segment,speaker,report]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,segment,speaker,report,ray]'
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps '$(INA)' '$(SILERO)'
 	@touch $@
 
@@ -40,6 +40,31 @@ spleeter: $(SPLEETER_STAMP)
 
 setup: $(STAMP) ffmpeg spleeter
 
+# CUDA builds for a GPU box (`make setup-gpu`, or `make setup GPU=1`): torch with CUDA (PyPI's
+# Linux wheel, with its nvidia-* libraries), tensorflow[and-cuda] for inaSpeechSegmenter, and GPU
+# TensorFlow 2.12.1 with the CUDA 11.8 / cuDNN 8.6 libraries in Spleeter's own environment.
+# Several GB of downloads. `audioprep doctor` then says which engines see the GPU.
+TORCH_CUDA_INDEX ?= https://pypi.org/simple
+TF_CUDA := tensorflow[and-cuda]==$(shell test -x $(BIN)/python && $(BIN)/python -c \
+  "import importlib.metadata as m; print(m.version('tensorflow-cpu'))" 2>/dev/null || echo 2.21.0)
+SPLEETER_CUDA := 'tensorflow==2.12.1' 'nvidia-cudnn-cu11==8.6.0.163' \
+  'nvidia-cuda-runtime-cu11==11.8.89' 'nvidia-cublas-cu11==11.11.3.6' \
+  'nvidia-cufft-cu11==10.9.0.58' 'nvidia-curand-cu11==10.3.0.86' \
+  'nvidia-cusolver-cu11==11.4.1.48' 'nvidia-cusparse-cu11==11.7.5.86'
+setup-gpu: setup
+	$(BIN)/python -m pip install -q --disable-pip-version-check --force-reinstall \
+	  --index-url $(TORCH_CUDA_INDEX) '$(TORCH)'
+	$(BIN)/python -m pip uninstall -q -y tensorflow-cpu
+	$(BIN)/python -m pip install -q --disable-pip-version-check '$(TF_CUDA)'
+	.spleeter-venv/bin/python -m pip uninstall -q -y tensorflow-cpu
+	.spleeter-venv/bin/python -m pip install -q --disable-pip-version-check $(SPLEETER_CUDA)
+	$(BIN)/python -m audioprep doctor || $(BIN)/python -c \
+	  "import sys; from audioprep.doctor import main; sys.exit(main())"
+
+ifeq ($(GPU),1)
+setup: setup-gpu
+endif
+
 test: setup chromium
 	$(BIN)/python -m pytest
 
@@ -56,6 +81,10 @@ demo: setup
 
 bench: setup
 	$(BIN)/python scripts/bench.py
+
+# the Ray executor against the local pool (starts throw-away Ray nodes on 127.0.0.1)
+bench-ray: setup
+	$(BIN)/python scripts/bench_ray.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts

@@ -32,6 +32,34 @@ DEVIATIONS: dict[str, str] = {
     "(made absolute) is the same.",
 }
 
+# Issue 13: the run options every stage command gained, and segment's CNN batch size, renamed
+# because --batch-size (items per worker call) is now a run option of every stage.
+_RUN_OPTIONS_WHY = (
+    "issue 13: --executor local|ray, --ray-address and --batch-size (items per worker call) "
+    "are run options of every stage (schema.RunOptions)."
+)
+for _stage in (
+    "crawl", "ingest", "convert", "trim", "denoise", "segment", "slice", "speaker-filter",
+    "separate",
+):  # fmt: skip
+    for _flag in ("--executor", "--ray-address", "--batch-size"):
+        DEVIATIONS[f"/commands/{_stage}/params/{_flag}"] = _RUN_OPTIONS_WHY
+for _flag in ("--executor", "--ray-address", "--batch-size", "--estimate"):
+    DEVIATIONS[f"/commands/run/params/{_flag}"] = (
+        "issue 13: run options for every stage; --estimate N."
+    )
+_CNN_WHY = (
+    "issue 13: segment's CNN batch size (patches per forward pass) is now --cnn-batch-size "
+    "(field cnn_batch_size): --batch-size is the run option of every stage."
+)
+DEVIATIONS["/commands/segment/params/--cnn-batch-size"] = _CNN_WHY
+DEVIATIONS["/commands/doctor"] = "issue 13: `audioprep doctor`, devices per engine (a new command)."
+for _path in ("/defaults/segment/params", "/presets/asmr/steps/3/params",
+              "/presets/demo/steps/3/params", "/presets/podcast-voice/steps/4/params",
+              "/presets/speech-tts/steps/4/params"):  # fmt: skip
+    DEVIATIONS[f"{_path}/batch_size"] = _CNN_WHY
+    DEVIATIONS[f"{_path}/cnn_batch_size"] = _CNN_WHY
+
 
 def _key(item: dict[str, Any], position: int) -> str:
     """Options by their long name, arguments by position: the parameter names inside the code
@@ -59,6 +87,8 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
         args = [i for i in value if i.get("kind") == "argument"]
         keyed = {_key(i, args.index(i) if i in args else 0): i for i in value}
         return _flatten(keyed, prefix)
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return _flatten({str(i): v for i, v in enumerate(value)}, prefix)  # steps by position
     return {prefix: value}
 
 

@@ -54,6 +54,9 @@ class Chain:
     steps: list[Step]
     base_dir: Path
     jobs: int = 0
+    #: Other run options given at the top level for every stage (executor, ray-address,
+    #: batch-size); a stage's own options win.
+    run_defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
     stop_on_failure: bool = False
     input: Path | None = None
     workdir: Path | None = None
@@ -85,7 +88,10 @@ def load_chain(path: str | os.PathLike[str]) -> Chain:
     data = chain_config.load_yaml(path)  # bounded aliases, UTF-8 only
     if not isinstance(data, dict) or not isinstance(data.get("stages"), list):
         raise UsageError(f"{path}: a config needs a `stages:` list")
-    known = {"stages", "jobs", "stop_on_failure", "input", "workdir", "name", "description"}
+    known = {"stages", "stop_on_failure", "input", "workdir", "name", "description"}
+    known |= {k for k in schema.RunOptions.CHAIN_DEFAULTS} | {
+        k.replace("_", "-") for k in schema.RunOptions.CHAIN_DEFAULTS
+    }
     unknown = set(data) - known
     if unknown:
         raise UsageError(
@@ -124,6 +130,11 @@ def load_chain(path: str | os.PathLike[str]) -> Chain:
         steps=steps,
         base_dir=base,
         jobs=chain_config.as_jobs(data.get("jobs"), f"{path}: jobs"),
+        run_defaults={
+            k.replace("-", "_"): v
+            for k, v in data.items()
+            if k.replace("-", "_") in schema.RunOptions.CHAIN_DEFAULTS and k != "jobs"
+        },
         stop_on_failure=chain_config.as_bool(
             data.get("stop_on_failure", False), f"{path}: stop_on_failure"
         ),
@@ -144,7 +155,13 @@ def _positional_keys(command: str) -> frozenset[str]:
 
 
 def build_step(
-    step: Step, *, in_dir: Path | None, out_dir: Path, base_dir: Path, jobs: int = 0
+    step: Step,
+    *,
+    in_dir: Path | None,
+    out_dir: Path,
+    base_dir: Path,
+    jobs: int = 0,
+    defaults: dict[str, Any] | None = None,
 ) -> StageCall:
     """The stage, directories and run options of one config step, checked as the command
     line checks them (the stage's Params schema), without going through the CLI."""
@@ -158,6 +175,8 @@ def build_step(
     run_keys = {f.name for f in schema.fields(schema.RunOptions)}
     run_values = {k: options.pop(k) for k in list(options) if k in run_keys}
     run_values.setdefault("jobs", jobs)
+    for key, value in (defaults or {}).items():
+        run_values.setdefault(key, value)
     try:
         params = schema.from_mapping(stage_cls.Params, options, base_dir=base_dir)
         run = schema.from_mapping(schema.RunOptions, run_values)
@@ -351,7 +370,14 @@ def _commands(
     in_dir = chain.input.absolute() if chain.input else None
     for step in chain.steps:
         out = workdir / step.dir_name
-        call = build_step(step, in_dir=in_dir, out_dir=out, base_dir=chain.base_dir, jobs=jobs)
+        call = build_step(
+            step,
+            in_dir=in_dir,
+            out_dir=out,
+            base_dir=chain.base_dir,
+            jobs=jobs,
+            defaults=chain.run_defaults,
+        )
         yield step, call_argv(call), call, out
         in_dir = out
 

@@ -114,6 +114,18 @@ def models(model_dir: ModelDir = None) -> None:
             typer.echo(f"           get it from {spec.origin}")
 
 
+@app.command()
+def doctor() -> None:
+    """Say, per engine, which devices (cpu, cuda) it can use here, and why not.
+
+    Each engine is probed in its own process (TensorFlow, torch, Spleeter's environment);
+    `make setup-gpu` installs the CUDA builds. Example: `audioprep doctor`
+    """
+    from audioprep.doctor import main as doctor_main
+
+    raise typer.Exit(doctor_main())
+
+
 def _fail(command: str, exc: Exception) -> None:
     from audioprep.errors import AudioprepError
 
@@ -140,6 +152,30 @@ def run(
         ),
     ] = None,
     quiet: Quiet = False,
+    executor: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="local or ray, for every stage (default: the config's, else local)."),
+    ] = None,
+    ray_address: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            help="With --executor ray: the cluster's HOST:PORT (default $AUDIOPREP_RAY_ADDRESS).",
+            metavar="HOST:PORT",
+        ),
+    ] = None,
+    batch_size: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(help="Items per worker call, for every stage (default: the config's).", min=1),
+    ] = None,
+    estimate: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            help="Run N sampled items through the chain (in a scratch folder) and project, per "
+            "stage, the hours kept, the wall time and the disk for the whole input.",
+            min=1,
+            metavar="N",
+        ),
+    ] = None,
 ) -> None:
     """Run a chain of stages from a config into numbered directories, skipping finished ones.
 
@@ -154,6 +190,13 @@ def run(
 
     try:
         chain = load_chain(config)
+        given = {"executor": executor, "ray_address": ray_address, "batch_size": batch_size}
+        chain.run_defaults.update({k: v for k, v in given.items() if v is not None})
+        if estimate is not None:
+            from audioprep.estimate import estimate_chain
+
+            estimate_chain(chain, estimate, echo=lambda line: typer.echo(line))
+            raise typer.Exit(0)
         target = workdir or chain.workdir
         if target is None:
             raise typer.BadParameter("give --workdir (or `workdir:` in the config)")

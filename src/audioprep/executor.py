@@ -129,6 +129,52 @@ class Worker:
             seconds=round(time.perf_counter() - started, 4),
         )
 
+    def process_many(self, records: list[Record]) -> list[ItemResult]:
+        """Several items, one result each: together through the stage's ``process_batch``
+        (a model's forward pass over many items) when it has one, else one by one. A corpus
+        stage's first pass uses ``measure_batch(records, ctxs) -> list[measurement]`` likewise.
+
+        A batch that raises is redone item by item, so a failure is charged to its own item.
+        """
+        measuring = self.spec.mode == "measure"
+        name = "measure_batch" if measuring else "process_batch"
+        batch_fn = getattr(self.stage, name, None)
+        if len(records) < 2 or batch_fn is None or self.setup_error:
+            return [self.process(r) for r in records]
+        in_dir = Path(self.spec.in_dir) if self.spec.in_dir else None
+        ctxs = [
+            ItemContext(stage_name=self.stage.name, in_dir=in_dir, out_dir=Path(self.spec.out_dir))
+            for _ in records
+        ]
+        started = time.perf_counter()
+        try:
+            if measuring:  # a rejected item has no measurement
+                outputs = [
+                    [] if ctx.rejected else [m]
+                    for m, ctx in zip(batch_fn(records, ctxs), ctxs, strict=True)
+                ]
+            else:
+                outputs = [list(out) for out in batch_fn(records, ctxs)]
+        except AudioprepError as exc:
+            return [error_result(r, str(exc), type(exc).__name__, fatal=True) for r in records]
+        except Exception:  # noqa: BLE001 - redo one by one: the item at fault gets the error
+            return [self.process(r) for r in records]
+        seconds = round((time.perf_counter() - started) / len(records), 4)
+        results = []
+        for record, ctx, out in zip(records, ctxs, outputs, strict=True):
+            if not out and not ctx.rejected:
+                ctx.reject(record, f"{self.stage.name} produced no output for this item")
+            results.append(
+                ItemResult(
+                    id=str(record["id"]),
+                    status="ok" if out else "rejected",
+                    records=out,
+                    rejected=ctx.rejected,
+                    seconds=seconds,
+                )
+            )
+        return results
+
 
 class Executor(ABC):
     """Runs items through workers; yields results as they complete."""
@@ -140,13 +186,35 @@ class Executor(ABC):
         """Yield one ItemResult per item, in completion order. Closing the iterator stops work."""
 
 
+def batches(items: Iterable[Record], size: int) -> Iterator[list[Record]]:
+    """``items`` in lists of ``size`` (the last one shorter)."""
+    batch: list[Record] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 class SerialExecutor(Executor):
-    """Runs every item in this process, one after the other (``--jobs 1``)."""
+    """Runs every item in this process, one after the other (``--jobs 1``).
+
+    With ``batch_size`` > 1, items go to the stage ``batch_size`` at a time (``process_batch``).
+    """
+
+    def __init__(self, batch_size: int = 1) -> None:
+        self.batch_size = max(1, batch_size)
 
     def map_unordered(self, spec: WorkerSpec, items: Iterable[Record]) -> Iterator[ItemResult]:
         worker = Worker(spec)
-        for item in items:
-            yield worker.process(item)
+        if self.batch_size == 1:
+            for item in items:
+                yield worker.process(item)
+            return
+        for batch in batches(items, self.batch_size):
+            yield from worker.process_many(batch)
 
 
 _WORKER: Worker | None = None
@@ -189,11 +257,17 @@ def _process_in_worker(record: Record) -> ItemResult:
     return _WORKER.process(record)
 
 
+def _process_batch_in_worker(records: list[Record]) -> list[ItemResult]:
+    assert _WORKER is not None
+    return _WORKER.process_many(records)
+
+
 class ProcessPoolExecutorBackend(Executor):
     """A pool of ``jobs`` local worker processes (spawned, so they share no open files)."""
 
-    def __init__(self, jobs: int) -> None:
+    def __init__(self, jobs: int, batch_size: int = 1) -> None:
         self.jobs = max(1, jobs)
+        self.batch_size = max(1, batch_size)
 
     def _new_pool(self, spec: WorkerSpec) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
@@ -204,8 +278,16 @@ class ProcessPoolExecutorBackend(Executor):
         )
 
     def map_unordered(self, spec: WorkerSpec, items: Iterable[Record]) -> Iterator[ItemResult]:
+        if self.batch_size == 1:
+            yield from self._map(spec, items, _process_in_worker)
+            return
+        for results in self._map(spec, batches(items, self.batch_size), _process_batch_in_worker):
+            yield from results
+
+    def _map(self, spec: WorkerSpec, items: Iterable[Any], call: Any) -> Iterator[Any]:
+        """Yield ``call(item)`` for each item (a record or a batch of them) from the pool."""
         pool = self._new_pool(spec)
-        inflight: dict[Future[ItemResult], Record] = {}
+        inflight: dict[Future[Any], Any] = {}
         source = iter(items)
         exhausted = False
         finished = False
@@ -217,7 +299,7 @@ class ProcessPoolExecutorBackend(Executor):
                     except StopIteration:
                         exhausted = True
                         break
-                    inflight[pool.submit(_process_in_worker, record)] = record
+                    inflight[pool.submit(call, record)] = record
                 if not inflight:
                     break
                 done, _ = wait(inflight, return_when=FIRST_COMPLETED)
@@ -228,19 +310,17 @@ class ProcessPoolExecutorBackend(Executor):
                         result = future.result()
                     except BrokenProcessPool:
                         broken = True
-                        result = error_result(
+                        result = _died(
                             record,
                             "a worker process died (killed, crashed or out of memory) while "
                             "this item was in flight; re-run to retry it",
-                            "WorkerDied",
                         )
                     yield result
                 if broken:
                     for record in inflight.values():
-                        yield error_result(
+                        yield _died(
                             record,
                             "a worker process died while this item was in flight; re-run to retry",
-                            "WorkerDied",
                         )
                     inflight.clear()
                     pool.shutdown(wait=False, cancel_futures=True)
@@ -254,6 +334,15 @@ class ProcessPoolExecutorBackend(Executor):
             pool.shutdown(wait=finished, cancel_futures=True)
 
 
-def local_executor(jobs: int) -> Executor:
+def _died(item: Record | list[Record], reason: str) -> ItemResult | list[ItemResult]:
+    """The WorkerDied result of a record, or the results of a batch of them."""
+    if isinstance(item, list):
+        return [error_result(r, reason, "WorkerDied") for r in item]
+    return error_result(item, reason, "WorkerDied")
+
+
+def local_executor(jobs: int, batch_size: int = 1) -> Executor:
     """The default executor: in-process for one job, a process pool for more."""
-    return SerialExecutor() if jobs <= 1 else ProcessPoolExecutorBackend(jobs)
+    if jobs <= 1:
+        return SerialExecutor(batch_size)
+    return ProcessPoolExecutorBackend(jobs, batch_size)

@@ -129,6 +129,7 @@ class Runner:
         overwrite: bool = False,
         progress: bool | None = None,
         executor: Executor | None = None,
+        batch_size: int = 1,
     ) -> None:
         self.stage = stage
         self.out_dir = Path(out_dir).absolute()
@@ -137,7 +138,7 @@ class Runner:
         self.fail_fast = fail_fast
         self.overwrite = overwrite
         self.progress = progress
-        self.executor = executor or local_executor(self.jobs)
+        self.executor = executor or local_executor(self.jobs, batch_size)
         self.kind = kind_of(stage)
         is_source = self.kind == "source"
         if is_source == (self.in_dir is not None):
@@ -208,6 +209,9 @@ class Runner:
         started_at = dt.datetime.now(dt.timezone.utc)
         t0 = time.perf_counter()
         self.stage.check()
+        connect = getattr(self.executor, "check", None)
+        if connect is not None:  # e.g. Ray: installed, and a cluster answers (before OUT_DIR)
+            connect()
         if self.in_dir is not None:
             manifest_path(self.in_dir)
             self.stage.check_input(self.in_dir)
@@ -472,6 +476,11 @@ class Runner:
             "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "jobs": self.jobs,
             "executor": type(self.executor).__name__,
+            **(
+                {"executor_info": self.executor.info()}  # type: ignore[attr-defined]
+                if hasattr(self.executor, "info")
+                else {}
+            ),
             "tools": {
                 "audioprep": __version__,
                 "python": platform.python_version(),

@@ -431,7 +431,9 @@ class RunOptions:
     ``audioprep run`` itself, so a chain config may only give ``jobs`` and ``fail-fast``.
 
     >>> RunOptions(jobs=2).runner_kwargs()
-    {'jobs': 2, 'fail_fast': False, 'overwrite': False, 'progress': None}
+    {'jobs': 2, 'fail_fast': False, 'overwrite': False, 'progress': None, 'batch_size': 1}
+    >>> type(RunOptions(executor="ray").runner_kwargs()["executor"]).__name__
+    'RayExecutor'
     """
 
     jobs: int = param(
@@ -442,15 +444,50 @@ class RunOptions:
         False, help="Discard what OUT_DIR holds and start afresh.", flags=("--overwrite",)
     )
     quiet: bool = param(False, help="No progress bar.", flags=("--quiet", "-q"))
+    executor: str = param(
+        "local",
+        help="Where items run: local worker processes, or the actors of a Ray cluster "
+        "(docs/cluster.md).",
+        choices=("local", "ray"),
+    )
+    ray_address: str | None = param(
+        None,
+        help="With --executor ray: the cluster's HOST:PORT (default $AUDIOPREP_RAY_ADDRESS, "
+        "else a Ray started on this machine).",
+        metavar="HOST:PORT",
+    )
+    batch_size: int = param(
+        1,
+        help="Items per worker call; model stages (segment --engine ina, speaker-filter) run "
+        "a batch's items through the model together.",
+        min=1,
+    )
 
     #: Fields `audioprep run` sets itself; a chain config may not give them.
     CHAIN_RESERVED: typing.ClassVar[frozenset[str]] = frozenset({"overwrite", "quiet"})
+    #: Fields a chain config may set for every stage at its top level (as `jobs:`).
+    CHAIN_DEFAULTS: typing.ClassVar[tuple[str, ...]] = (
+        "jobs",
+        "executor",
+        "ray_address",
+        "batch_size",
+    )
 
     def runner_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`audioprep.runner.run_stage` these options give."""
-        return {
+        """Keyword arguments of :func:`audioprep.runner.run_stage` these options give.
+
+        ``--executor ray`` gives a :class:`~audioprep.ray_executor.RayExecutor` (Ray itself
+        is imported only when the run starts).
+        """
+        kwargs: dict[str, Any] = {
             "jobs": self.jobs,
             "fail_fast": self.fail_fast,
             "overwrite": self.overwrite,
             "progress": False if self.quiet else None,
+            "batch_size": self.batch_size,
         }
+        if self.executor == "ray":
+            from audioprep.ray_executor import RayExecutor
+
+            kwargs["executor"] = RayExecutor(self.ray_address, batch_size=self.batch_size)
+        return kwargs

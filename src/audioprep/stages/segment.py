@@ -55,7 +55,11 @@ class SegmentStage(MapStage):
             help="Label speech male/female (default: when the gender model is present).",
             flags=("--detect-gender/--no-detect-gender",),
         )
-        batch_size: int = param(256, help="CNN batch size.")
+        cnn_batch_size: int = param(
+            256,
+            help="CNN patches per forward pass (ina). Items batched with --batch-size share "
+            "these passes.",
+        )
         device: str = param("cpu", help="cpu or cuda.", choices=("cpu", "cuda"))
         window: float = param(300.0, help="Seconds of audio per CNN window (memory bound).")
         model_dir: str = param("", help=MODEL_DIR_HELP, path=True)
@@ -81,8 +85,8 @@ class SegmentStage(MapStage):
                 "--engine silero runs on the CPU (it steps 32 ms at a time, faster there); "
                 "drop --device cuda."
             )
-        if p.batch_size < 1:
-            raise UsageError("--batch-size must be at least 1.")
+        if p.cnn_batch_size < 1:
+            raise UsageError("--cnn-batch-size must be at least 1.")
         if p.window < 10:
             raise UsageError("--window must be at least 10 seconds.")
         require_ffmpeg()
@@ -95,7 +99,7 @@ class SegmentStage(MapStage):
             model_dir=self._model_dir(),
             vad_engine=p.vad_engine,
             detect_gender=self.gender() if p.engine == "ina" else False,
-            batch_size=p.batch_size,
+            batch_size=p.cnn_batch_size,
             device=p.device,
             threads=ctx.threads,
         )
@@ -103,10 +107,25 @@ class SegmentStage(MapStage):
 
     def process(self, record: Record, ctx: ItemContext) -> list[Record]:
         src = ctx.input_audio(record)
-        segments = [
-            {"label": label, "start": start, "end": end}
-            for label, start, end in self.engine.segment(src, window_s=self.params.window)
+        return self._output(record, ctx, src, self.engine.segment(src, window_s=self.params.window))
+
+    def process_batch(self, records: list[Record], ctxs: list[ItemContext]) -> list[list[Record]]:
+        """Several items at once: inaSpeechSegmenter predicts their CNN patches in shared
+        batches (``--batch-size`` items per batch); labels equal those of one item at a time."""
+        many = getattr(self.engine, "segment_many", None)
+        if many is None:
+            return [self.process(r, c) for r, c in zip(records, ctxs, strict=True)]
+        srcs = [c.input_audio(r) for r, c in zip(records, ctxs, strict=True)]
+        segs = many(srcs, window_s=self.params.window)
+        return [
+            self._output(r, c, src, s)
+            for r, c, src, s in zip(records, ctxs, srcs, segs, strict=True)
         ]
+
+    def _output(
+        self, record: Record, ctx: ItemContext, src: Path, found: list[tuple[str, float, float]]
+    ) -> list[Record]:
+        segments = [{"label": label, "start": start, "end": end} for label, start, end in found]
         seconds = label_seconds(segments)
         comment = int(any(seg["label"] in SPEECH_LABELS for seg in segments))
         source = record.get("source")
@@ -133,7 +152,7 @@ class SegmentStage(MapStage):
             data["model_dir"] = str(self._model_dir())
             data["detect_gender"] = self.gender()
         else:  # options that silero does not use are not recorded
-            for key in ("vad_engine", "detect_gender", "batch_size", "model_dir"):
+            for key in ("vad_engine", "detect_gender", "cnn_batch_size", "model_dir"):
                 data.pop(key, None)
         return data
 
