@@ -1,0 +1,181 @@
+"""quality: DNSMOS and signal metrics per item, recorded under `quality`; optional filters."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from audioprep.errors import AudioprepError, UsageError
+from audioprep.manifest import Record
+from audioprep.stage import ItemContext, Stage
+
+#: (record key, option, direction, unit) of every filter, in the order they are checked; the
+#: first that fails names the rejection.
+FILTERS = (
+    ("ovrl", "min_ovrl", "min", ""),
+    ("sig", "min_sig", "min", ""),
+    ("bak", "min_bak", "min", ""),
+    ("p808", "min_p808", "min", ""),
+    ("snr_db", "min_snr", "min", " dB"),
+    ("bandwidth_hz", "min_bandwidth", "min", " Hz"),
+    ("clipping", "max_clipping", "max", ""),
+    ("loudness_lufs", "min_loudness", "min", " LUFS"),
+    ("silence_share", "max_silence", "max", ""),
+    ("dc_offset", "max_dc_offset", "max", ""),
+    ("duration", "min_duration", "min", " s"),
+)
+DNSMOS_KEYS = ("sig", "bak", "ovrl", "p808")
+
+
+class QualityStage(Stage):
+    """Scores every item with DNSMOS (P.835 SIG, BAK, OVRL and P.808, from the ONNX models of
+    the speechmos package) and signal metrics computed in one streamed pass (loudness, true
+    peak, clipping, WADA-SNR, effective bandwidth, DC offset, silence share), and records them
+    under ``quality``. Without filter options it only annotates; each filter rejects the items
+    that fail it, naming the metric, its value and the threshold."""
+
+    name = "quality"
+    version = "1"
+
+    @dataclasses.dataclass(frozen=True)
+    class Params:
+        min_ovrl: float | None = None
+        min_sig: float | None = None
+        min_bak: float | None = None
+        min_p808: float | None = None
+        min_snr: float | None = None
+        min_bandwidth: float | None = None
+        max_clipping: float | None = None
+        min_loudness: float | None = None
+        max_silence: float | None = None
+        max_dc_offset: float | None = None
+        min_duration: float | None = None
+        dnsmos: bool = True
+        device: str = "cpu"
+
+    def check(self) -> None:
+        p = self.params
+        for key in ("min_ovrl", "min_sig", "min_bak", "min_p808"):
+            value = getattr(p, key)
+            if value is not None and not 1.0 <= value <= 5.0:
+                raise UsageError(f"--{key.replace('_', '-')} is a MOS from 1 to 5, not {value:g}.")
+            if value is not None and not p.dnsmos:
+                raise UsageError(f"--{key.replace('_', '-')} needs DNSMOS: drop --no-dnsmos.")
+        for key in ("max_clipping", "max_silence"):
+            value = getattr(p, key)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise UsageError(
+                    f"--{key.replace('_', '-')} is a share from 0 to 1, not {value:g}."
+                )
+        if p.min_bandwidth is not None and p.min_bandwidth <= 0:
+            raise UsageError(f"--min-bandwidth must be above 0 Hz, not {p.min_bandwidth:g}.")
+        if p.max_dc_offset is not None and p.max_dc_offset < 0:
+            raise UsageError(f"--max-dc-offset must be 0 or more, not {p.max_dc_offset:g}.")
+        if p.device not in ("cpu", "cuda"):
+            raise UsageError(f"--device must be cpu or cuda, not {p.device!r}.")
+        if p.dnsmos:
+            from audioprep.engines.dnsmos import check_device, model_dir
+
+            try:
+                check_device(p.device)
+                model_dir()
+            except AudioprepError as exc:
+                raise UsageError(str(exc)) from None
+
+    def setup(self) -> None:
+        self.engine = None
+        if self.params.dnsmos:
+            from audioprep.engines.dnsmos import DnsmosEngine
+
+            self.engine = DnsmosEngine(device=self.params.device, threads=self.threads)
+
+    def measure_file(self, src: Path, record: Record) -> dict[str, Any] | str:
+        """The ``quality`` dict of a file, or the reason it cannot be measured."""
+        import numpy as np
+
+        from audioprep.dsp.dnsmos import SR
+        from audioprep.dsp.metrics import SignalMeter
+        from audioprep.dsp.resample import StreamResampler
+        from audioprep.stages.loudness import audio_blocks, audio_format
+
+        sr, channels, _, _ = audio_format(src, record)
+        meter = SignalMeter(sr=sr, channels=channels)
+        engine = getattr(self, "engine", None)
+        stream = engine.stream() if engine is not None else None
+        resampler = StreamResampler(sr_in=sr, sr_out=SR) if stream is not None else None
+        for block in audio_blocks(src, record):
+            if not np.isfinite(block).all():
+                return "audio holds NaN or infinite samples: no metric can be computed"
+            meter.feed(block)
+            if stream is not None:
+                stream.feed(resampler.feed(block.mean(axis=0, keepdims=True))[0])
+        if meter.frames == 0:
+            return "empty audio (0 samples)"
+        quality = meter.result()
+        if stream is not None:
+            stream.feed(resampler.flush()[0])
+            quality = {**stream.result(), **quality}
+        return quality
+
+    def failures(self, quality: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every filter the item fails: metric, value, threshold, option."""
+        out = []
+        for key, option, direction, unit in FILTERS:
+            threshold = getattr(self.params, option)
+            if threshold is None:
+                continue
+            value = quality.get(key)
+            if key == "dc_offset" and value is not None:
+                value = abs(value)
+            if value is None:  # undefined (silence): fails a minimum, passes a maximum
+                bad = direction == "min"
+            else:
+                bad = value < threshold if direction == "min" else value > threshold
+            if bad:
+                out.append(
+                    {
+                        "metric": key,
+                        "value": value,
+                        "threshold": threshold,
+                        "option": "--" + option.replace("_", "-"),
+                        "unit": unit,
+                        "direction": direction,
+                    }
+                )
+        return out
+
+    def process(self, record: Record, ctx: ItemContext) -> list[Record]:
+        src = ctx.input_audio(record)
+        quality = self.measure_file(src, record)
+        if isinstance(quality, str):
+            ctx.reject(record, quality)
+            return []
+        failed = self.failures(quality)
+        if failed:
+            f = failed[0]
+            word = "below" if f["direction"] == "min" else "above"
+            value = "undefined" if f["value"] is None else f"{f['value']:g}{f['unit']}"
+            reason = f"{f['metric']} {value} is {word} {f['option']} {f['threshold']:g}{f['unit']}"
+            ctx.reject(
+                record,
+                reason,
+                metric=f["metric"],
+                value=f["value"],
+                threshold=f["threshold"],
+                failed=[{k: x[k] for k in ("metric", "value", "threshold")} for x in failed],
+                quality=quality,
+            )
+            return []
+        return [{**record, "quality": quality}]
+
+    def tool_versions(self) -> dict[str, str]:
+        from importlib.metadata import PackageNotFoundError, version
+
+        out = {}
+        for pkg in ("onnxruntime", "speechmos", "scipy"):
+            try:
+                out[pkg] = version(pkg)
+            except PackageNotFoundError:
+                out[pkg] = "missing"
+        return out
