@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -64,9 +66,16 @@ def test_ovrl_and_bak_drop_with_white_noise(tmp_path: Path) -> None:
         files[f"{name}-snr5"] = (with_noise(x, 5), sr)
         files[f"{name}-snr0"] = (with_noise(x, 0), sr)
     inp = manifest_dir(tmp_path / "in", files)
-    assert run_stage(QualityStage(), tmp_path / "out", in_dir=inp, jobs=1).exit_code == 0
-    q = {r["id"]: r["quality"] for r in read_jsonl(tmp_path / "out" / "manifest.jsonl")}
+    stage = QualityStage(QualityStage.Params(min_ovrl=2.5))
+    assert run_stage(stage, tmp_path / "out", in_dir=inp, jobs=1).exit_code == 0
+    kept = read_jsonl(tmp_path / "out" / "manifest.jsonl")
+    rejected = read_jsonl(tmp_path / "out" / "rejected.jsonl")
+    q = {r["id"]: r["quality"] for r in kept + rejected}
     assert len(q) == 9
+    assert sorted(r["id"] for r in kept) == sorted(f"{n}-clean" for n in ONE_WINDOW)
+    for r in rejected:
+        assert r["metric"] == "ovrl" and r["threshold"] == 2.5 and r["value"] < 2.5
+        assert r["reason"] == f"ovrl {r['value']:g} is below --min-ovrl 2.5"
     for name in ONE_WINDOW:
         clean, snr5, snr0 = (q[f"{name}-{k}"] for k in ("clean", "snr5", "snr0"))
         assert clean["windows"] == 1
@@ -81,6 +90,22 @@ def test_ovrl_and_bak_drop_with_white_noise(tmp_path: Path) -> None:
         k: np.mean([q[f"{n}-{k}"]["ovrl"] for n in ONE_WINDOW]) for k in ("clean", "snr5", "snr0")
     }
     assert mean["clean"] - mean["snr5"] > 1.1 and mean["snr5"] - mean["snr0"] > 0.3
+
+    # the report of that directory, in a real browser
+    from audioprep.report import write_report
+
+    page, numbers_path, _ = write_report(tmp_path / "out")
+    dom, console = render(page, tmp_path)
+    assert console == [], console
+    assert 'data-rendered="ok"' in dom
+    assert "<h2>Quality</h2>" in dom
+    assert dom.count("data-metric=") >= 10
+    assert dom.count('class="mark"') >= 1  # the --min-ovrl line on the OVRL histogram
+    worst = dom.split('data-clips="worst"')[1].split('data-clips="best"')[0]
+    best = dom.split('data-clips="best"')[1].split("<h2>Samples")[0]
+    assert worst.count("<audio") == 5 and best.count("<audio") == 4  # 9 clips, none twice
+    assert "snr0" in worst and "clean" not in worst and "clean" in best
+    assert '<table class="sources">' in dom and "mean OVRL" in dom
 
 
 @pytest.mark.slow
@@ -242,3 +267,72 @@ def test_signal_meter_streamed_equals_whole_array_functions() -> None:
     assert r["dc_offset"] == pytest.approx(m.dc_offset(x), abs=1e-6)
     assert r["snr_db"] == pytest.approx(m.wada_snr(x), abs=0.05)
     assert r["clipping"] == m.clipping_ratio(x) == 0.0
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        pytest.skip("chromium is not installed (make test installs it with apt-get)")
+    return found
+
+
+def render(page: Path, tmp: Path) -> tuple[str, list[str]]:
+    """Load a page in headless chromium: the DOM after its scripts ran, and console lines."""
+    args = [
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp / 'chromium-profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--dump-dom",
+        page.as_uri(),
+    ]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    return proc.stdout, [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln]
+
+
+def test_report_on_a_chain_folder_draws_the_funnel(tmp_path: Path) -> None:
+    """ingest -> quality (filters) -> loudness, as numbered directories: the funnel page."""
+    from audioprep.report import write_report
+    from audioprep.stages.ingest import IngestStage
+    from audioprep.stages.loudness import LoudnessStage
+
+    x, sr = libri("1998-15444-0002")
+    src = tmp_path / "src"
+    src.mkdir()
+    sf.write(str(src / "good.wav"), x, sr)
+    sf.write(str(src / "clipped.wav"), np.clip(x * 4, -1, 1), sr)
+    sf.write(str(src / "short.wav"), x[: sr // 10], sr)
+    sf.write(str(src / "silent.wav"), np.zeros(sr * 3), sr)
+    work = tmp_path / "work"
+    run_stage(IngestStage(IngestStage.Params(sources=(str(src),))), work / "01-ingest", jobs=1)
+    params = QualityStage.Params(dnsmos=False, max_clipping=0.001, min_duration=0.5)
+    run_stage(QualityStage(params), work / "02-quality", in_dir=work / "01-ingest", jobs=1)
+    run_stage(LoudnessStage(), work / "03-loudness", in_dir=work / "02-quality", jobs=1)
+
+    page, numbers_path, numbers = write_report(work)
+    assert page == work / "report.html"
+    steps = numbers["steps"]
+    assert [s["stage"] for s in steps] == ["ingest", "quality", "loudness"]
+    assert [(s["items_in"], s["items_out"]) for s in steps] == [(4, 4), (4, 2), (2, 1)]
+    assert steps[1]["hours_in"] == pytest.approx(steps[0]["hours_out"])
+    reasons = {r["reason"] for s in steps for r in s["reasons"]}
+    assert "clipping N is above --max-clipping N" in reasons
+    assert "duration N s is below --min-duration N s" in reasons
+    assert any(r.startswith("silent") for r in reasons)
+    lost = sum(s["rejected_hours"] for s in steps)
+    assert steps[0]["hours_in"] - steps[-1]["hours_out"] == pytest.approx(lost, abs=1e-6)
+    assert numbers["items"] == 1
+
+    dom, console = render(page, tmp_path)
+    assert console == [], console
+    assert 'data-rendered="ok"' in dom
+    assert dom.count('<tr class="step">') == 3
+    assert "Where the hours went" in dom and "--max-clipping" in dom
+    assert "<h2>Quality</h2>" in dom and "<h2>Loudness</h2>" in dom  # the stages' own sections

@@ -209,6 +209,36 @@ class LoudnessStage(Stage):
             }
         ]
 
+    @classmethod
+    def report_section(cls, out_dir: Path) -> str | None:
+        """Measured loudness against the target, applied gains, and how many were lowered."""
+        import json
+
+        from audioprep.manifest import read_manifest
+        from audioprep.report import hist_svg, histogram
+
+        infos = [
+            r["loudness"] for r in read_manifest(out_dir) if isinstance(r.get("loudness"), dict)
+        ]
+        if not infos:
+            return None
+        measured = [i["measured_lufs"] for i in infos if i.get("measured_lufs") is not None]
+        gains = [i["gain_db"] for i in infos]
+        limited = sum(bool(i.get("limited")) for i in infos)
+        target = infos[0].get("target_lufs")
+        parts = [
+            "<h2>Loudness</h2>",
+            f"<p>{len(infos)} items; mode {json.dumps(infos[0].get('mode'))}; "
+            f"{limited} had their gain lowered to keep the true peak under "
+            f"{infos[0].get('ceiling_dbtp')} dBTP.</p>",
+        ]
+        if measured:
+            parts.append("<b>Measured loudness (LUFS), target in red</b>")
+            parts.append(hist_svg(histogram(measured), unit="LUFS", mark=target))
+        parts.append("<b>Applied gain (dB)</b>")
+        parts.append(hist_svg(histogram(gains), unit="dB"))
+        return "".join(parts)
+
     def tool_versions(self) -> dict[str, str]:
         from importlib.metadata import version
 

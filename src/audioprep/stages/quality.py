@@ -26,6 +26,23 @@ FILTERS = (
     ("duration", "min_duration", "min", " s"),
 )
 DNSMOS_KEYS = ("sig", "bak", "ovrl", "p808")
+#: Metrics drawn in the report: key, title, unit, fixed span (or None for the data's range).
+REPORT_METRICS = (
+    ("ovrl", "DNSMOS OVRL", "", (1.0, 5.0)),
+    ("sig", "DNSMOS SIG", "", (1.0, 5.0)),
+    ("bak", "DNSMOS BAK", "", (1.0, 5.0)),
+    ("p808", "DNSMOS P.808", "", (1.0, 5.0)),
+    ("snr_db", "WADA-SNR", "dB", None),
+    ("bandwidth_hz", "Effective bandwidth", "Hz", None),
+    ("clipping", "Clipping ratio", "", None),
+    ("loudness_lufs", "Integrated loudness", "LUFS", None),
+    ("true_peak_db", "True peak", "dBTP", None),
+    ("silence_share", "Silence share", "", (0.0, 1.0)),
+    ("dc_offset", "DC offset", "", None),
+    ("duration", "Duration", "s", None),
+)
+#: Clips shown with a player at each end of the OVRL ranking.
+REPORT_CLIPS = 6
 
 
 class QualityStage(Stage):
@@ -167,7 +184,123 @@ class QualityStage(Stage):
                 quality=quality,
             )
             return []
-        return [{**record, "quality": quality}]
+        audio = ctx.link(src, f"{record['id']}{src.suffix}")
+        return [{**record, "audio": audio, "quality": quality}]
+
+    @classmethod
+    def report_section(cls, out_dir: Path) -> str | None:
+        """Histograms per metric (kept in blue over filtered-out in grey, the threshold in red),
+        a table per source, and the worst and best clips by OVRL with players."""
+        import html
+        import json
+
+        from audioprep.manifest import MANIFEST, REJECTED, STAGE_FILE, resolve_audio
+        from audioprep.report import clip_media, hist_svg, histogram, source_key
+
+        esc = html.escape
+        stage = (
+            json.loads((out_dir / STAGE_FILE).read_text())
+            if (out_dir / STAGE_FILE).exists()
+            else {}
+        )
+        params = stage.get("params") or {}
+        in_dir = Path(stage["input"]) if stage.get("input") else None
+        items: list[tuple[Record, bool]] = []  # (record, kept)
+        for name, kept in ((MANIFEST, True), (REJECTED, False)):
+            path = out_dir / name
+            if not path.exists():
+                continue
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if not line.strip():
+                    continue
+                entry = json.loads(line)
+                record = (
+                    entry
+                    if kept
+                    else {**(entry.get("record") or {}), "quality": entry.get("quality")}
+                )
+                if isinstance(record.get("quality"), dict):
+                    items.append((record, kept))
+        if not items:
+            return None
+        thresholds = {key: params.get(option) for key, option, _, _ in FILTERS}
+        parts = [
+            "<h2>Quality</h2>",
+            f"<p>{sum(k for _, k in items)} kept, {sum(not k for _, k in items)} filtered out. "
+            "Blue: kept, grey: filtered out, red line: the threshold.</p><div class=samples>",
+        ]
+        for key, title, unit, span in REPORT_METRICS:
+            kept_v = [r["quality"][key] for r, k in items if k and _num(r["quality"].get(key))]
+            lost_v = [r["quality"][key] for r, k in items if not k and _num(r["quality"].get(key))]
+            if not kept_v and not lost_v:
+                continue
+            mark = thresholds.get(key)
+            every = kept_v + lost_v + ([mark] if _num(mark) else [])
+            lo, hi = span if span else (min(every), max(every))
+            parts.append(
+                f"<div class=metric data-metric='{key}'><b>{esc(title)}</b>"
+                + (f" · threshold {mark:g} {unit}" if _num(mark) else "")
+                + hist_svg(
+                    histogram(kept_v, span=(lo, hi)),
+                    unit=unit,
+                    width=340,
+                    mark=mark if _num(mark) else None,
+                    under=histogram(lost_v, span=(lo, hi)),
+                )
+                + "</div>"
+            )
+        parts.append("</div>")
+        # per source
+        by_source: dict[str, list[tuple[Record, bool]]] = {}
+        for record, kept in items:
+            by_source.setdefault(source_key(record), []).append((record, kept))
+        rows = []
+        for src, group in sorted(by_source.items(), key=lambda kv: -len(kv[1])):
+            ovrl = [r["quality"]["ovrl"] for r, _ in group if _num(r["quality"].get("ovrl"))]
+            hours = sum(float(r.get("duration") or 0) for r, _ in group) / 3600
+            kept_h = sum(float(r.get("duration") or 0) for r, k in group if k) / 3600
+            rows.append(
+                f"<tr><td>{esc(src)}</td><td>{len(group)}</td>"
+                f"<td>{(sum(ovrl) / len(ovrl)) if ovrl else float('nan'):.2f}</td>"
+                f"<td>{hours:.3f}</td><td>{kept_h:.3f}</td></tr>"
+            )
+        parts.append(
+            "<h3>Per source</h3><table class=sources><tr><th>source</th><th>items</th>"
+            "<th>mean OVRL</th><th>hours</th><th>hours kept</th></tr>" + "".join(rows) + "</table>"
+        )
+        # worst and best clips
+        rank = "ovrl" if any(_num(r["quality"].get("ovrl")) for r, _ in items) else "snr_db"
+        ranked = sorted(
+            (x for x in items if _num(x[0]["quality"].get(rank))),
+            key=lambda x: x[0]["quality"][rank],
+        )
+        worst = ranked[: min(REPORT_CLIPS, (len(ranked) + 1) // 2)]
+        best = ranked[::-1][: min(REPORT_CLIPS, len(ranked) // 2)]  # never the same clip twice
+        parts.append("<div class=pair style='display:grid;grid-template-columns:1fr 1fr;gap:1em'>")
+        for title, chosen in (("Worst", worst), ("Best", best)):
+            cells = []
+            for record, kept in chosen:
+                base = out_dir if kept else in_dir
+                try:
+                    path = resolve_audio(base, record["audio"]) if base else None
+                except Exception:  # noqa: BLE001 - a moved input folder only loses the player
+                    path = None
+                if path is None or not path.is_file():
+                    continue
+                png, mp3 = clip_media(base, record)
+                q = record["quality"]
+                cells.append(
+                    f'<div class=sample><img src="{png}" alt="{esc(record["id"])}">'
+                    f'<audio controls preload=none src="{mp3}"></audio>'
+                    f"<div class=muted>{esc(record['id'])} · {rank} {q[rank]:g}"
+                    f"{'' if kept else ' · filtered out'}</div></div>"
+                )
+            parts.append(
+                f"<div data-clips='{title.lower()}'><h3>{title} {len(cells)} by {rank}</h3>"
+                f"{''.join(cells)}</div>"
+            )
+        parts.append("</div>")
+        return "".join(parts)
 
     def tool_versions(self) -> dict[str, str]:
         from importlib.metadata import PackageNotFoundError, version
@@ -179,3 +312,9 @@ class QualityStage(Stage):
             except PackageNotFoundError:
                 out[pkg] = "missing"
         return out
+
+
+def _num(value: Any) -> bool:
+    import math
+
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
