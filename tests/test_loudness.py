@@ -158,7 +158,6 @@ def test_a_two_hour_file_streams_to_the_whole_file_gain_in_bounded_memory(tmp_pa
     }
     (tmp_path / "out" / "audio").mkdir(parents=True)
     stage = LoudnessStage()
-    stage.setup()
     ctx = ItemContext(stage_name="loudness", in_dir=inp, out_dir=tmp_path / "out")
     tracemalloc.start()
     [out] = stage.process(rec, ctx)

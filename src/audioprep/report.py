@@ -492,21 +492,15 @@ clip_media = _sample
 
 
 def stage_class(name: str | None) -> type | None:
-    """The Stage class called ``name`` (module ``audioprep.stages.<name with - as _>``), or
-    None when there is no such stage."""
-    import importlib
-    import inspect
+    """The Stage class called ``name`` (from the stage registry), or None when there is none."""
+    from audioprep import registry
 
     if not name:
         return None
     try:
-        module = importlib.import_module(f"audioprep.stages.{name.replace('-', '_')}")
-    except ImportError:
+        return registry.load(name)
+    except (AudioprepError, ImportError):
         return None
-    for obj in vars(module).values():
-        if inspect.isclass(obj) and getattr(obj, "name", None) == name and hasattr(obj, "process"):
-            return obj
-    return None
 
 
 def stage_section(out_dir: Path, name: str | None) -> str:

@@ -1,4 +1,4 @@
-"""loudness: normalise items to a loudness (LUFS) or peak target under a true-peak ceiling."""
+"""loudness: Normalise items to a loudness (LUFS) or peak target under a true-peak ceiling."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Any
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifest import Record
 from audioprep.media import codec_fields, decode_chunks, output_format
-from audioprep.stage import ItemContext, Stage
+from audioprep.schema import param
+from audioprep.stage import ItemContext, MapStage
 
 BLOCK_FRAMES = 1 << 16
 #: Gains closer to 0 dB than this leave the file untouched (hard-linked).
@@ -61,20 +62,37 @@ def audio_format(path: Path, record: Record) -> tuple[int, int, str, str]:
     return info.samplerate, info.channels, ext, subtype
 
 
-class LoudnessStage(Stage):
+@dataclasses.dataclass(frozen=True)
+class LoudnessParams:
+    target: float = param(
+        -23.0, help="Integrated loudness target in LUFS (EBU R128: -23).", min=-70.0, max=0.0
+    )
+    true_peak: float = param(
+        -1.0,
+        help="True-peak ceiling in dBTP: a gain that would pass it is lowered.",
+        min=-30.0,
+        max=0.0,
+    )
+    mode: str = param(
+        "lufs",
+        help="lufs: loudness to --target; peak: sample peak to --peak.",
+        choices=("lufs", "peak"),
+    )
+    peak: float = param(-1.0, help="Sample-peak target in dBFS (--mode peak).", min=-30.0, max=0.0)
+
+
+class LoudnessStage(MapStage):
     """Two streamed passes per item: measure (BS.1770 integrated loudness and 4x-oversampled
     true peak), then apply one gain. A gain that would lift the true peak over the ceiling is
-    lowered to meet it (no limiter: the waveform is never reshaped); the record says so."""
+    lowered to meet it (no limiter: the waveform is never reshaped) and the record says so.
+    Silent items, items under 0.4 s and items holding NaN go to rejected.jsonl with the reason.
+
+    Example: `audioprep loudness clips/ normalised/ --target -23 --true-peak -1`
+    """
 
     name = "loudness"
     version = "1"
-
-    @dataclasses.dataclass(frozen=True)
-    class Params:
-        target: float = -23.0
-        true_peak: float = -1.0
-        mode: str = "lufs"
-        peak: float = -1.0
+    Params = LoudnessParams
 
     def check(self) -> None:
         p = self.params

@@ -1,4 +1,4 @@
-"""quality: DNSMOS and signal metrics per item, recorded under `quality`; optional filters."""
+"""quality: Score items with DNSMOS and signal metrics (under `quality`); optional filters."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 
 from audioprep.errors import AudioprepError, UsageError
 from audioprep.manifest import Record
-from audioprep.stage import ItemContext, Stage
+from audioprep.schema import param
+from audioprep.stage import ItemContext, MapStage, WorkerContext
 
 #: (record key, option, direction, unit) of every filter, in the order they are checked; the
 #: first that fails names the rejection.
@@ -45,31 +46,78 @@ REPORT_METRICS = (
 REPORT_CLIPS = 6
 
 
-class QualityStage(Stage):
+@dataclasses.dataclass(frozen=True)
+class QualityParams:
+    min_ovrl: float | None = param(
+        None,
+        help="Drop items whose DNSMOS OVRL is below this (MOS 1-5; Emilia keeps 3.0).",
+        min=1.0,
+        max=5.0,
+    )
+    min_sig: float | None = param(
+        None, help="Drop items whose DNSMOS SIG (speech quality) is below this.", min=1.0, max=5.0
+    )
+    min_bak: float | None = param(
+        None,
+        help="Drop items whose DNSMOS BAK (background noise) is below this.",
+        min=1.0,
+        max=5.0,
+    )
+    min_p808: float | None = param(
+        None, help="Drop items whose DNSMOS P.808 MOS is below this.", min=1.0, max=5.0
+    )
+    min_snr: float | None = param(
+        None, help="Drop items whose WADA-SNR estimate is below this many dB (-10..60)."
+    )
+    min_bandwidth: float | None = param(
+        None,
+        help="Drop items whose effective bandwidth is below this many Hz (8 kHz phone "
+        "audio upsampled reads under 4000).",
+        min=0.0,
+    )
+    max_clipping: float | None = param(
+        None,
+        help="Drop items with more than this share of samples clipped (at full scale, in "
+        "runs of 3 or more).",
+        min=0.0,
+        max=1.0,
+    )
+    min_loudness: float | None = param(
+        None, help="Drop items whose integrated loudness is below this many LUFS."
+    )
+    max_silence: float | None = param(
+        None,
+        help="Drop items with more than this share of 20 ms frames under -50 dBFS.",
+        min=0.0,
+        max=1.0,
+    )
+    max_dc_offset: float | None = param(
+        None, help="Drop items whose DC offset (mean sample, full scale 1) exceeds this.", min=0.0
+    )
+    min_duration: float | None = param(
+        None,
+        help="Drop items shorter than this many seconds (DNSMOS repeats short clips).",
+        min=0.0,
+    )
+    dnsmos: bool = param(
+        True, help="Score with DNSMOS (--no-dnsmos: the signal metrics only, far faster)."
+    )
+    device: str = param("cpu", help="Where the DNSMOS models run.", choices=("cpu", "cuda"))
+
+
+class QualityStage(MapStage):
     """Scores every item with DNSMOS (P.835 SIG, BAK, OVRL and P.808, from the ONNX models of
     the speechmos package) and signal metrics computed in one streamed pass (loudness, true
     peak, clipping, WADA-SNR, effective bandwidth, DC offset, silence share), and records them
-    under ``quality``. Without filter options it only annotates; each filter rejects the items
-    that fail it, naming the metric, its value and the threshold."""
+    under `quality`. Without filter options it only annotates; each filter drops the items
+    that fail it into rejected.jsonl, naming the metric, its value and the threshold.
+
+    Example: `audioprep quality clips/ scored/ --min-ovrl 3.0 --min-bandwidth 6000`
+    """
 
     name = "quality"
     version = "1"
-
-    @dataclasses.dataclass(frozen=True)
-    class Params:
-        min_ovrl: float | None = None
-        min_sig: float | None = None
-        min_bak: float | None = None
-        min_p808: float | None = None
-        min_snr: float | None = None
-        min_bandwidth: float | None = None
-        max_clipping: float | None = None
-        min_loudness: float | None = None
-        max_silence: float | None = None
-        max_dc_offset: float | None = None
-        min_duration: float | None = None
-        dnsmos: bool = True
-        device: str = "cpu"
+    Params = QualityParams
 
     def check(self) -> None:
         p = self.params
@@ -100,12 +148,12 @@ class QualityStage(Stage):
             except AudioprepError as exc:
                 raise UsageError(str(exc)) from None
 
-    def setup(self) -> None:
+    def setup(self, ctx: WorkerContext) -> None:
         self.engine = None
         if self.params.dnsmos:
             from audioprep.engines.dnsmos import DnsmosEngine
 
-            self.engine = DnsmosEngine(device=self.params.device, threads=self.threads)
+            self.engine = DnsmosEngine(device=self.params.device, threads=ctx.threads)
 
     def measure_file(self, src: Path, record: Record) -> dict[str, Any] | str:
         """The ``quality`` dict of a file, or the reason it cannot be measured."""
