@@ -80,7 +80,7 @@ def test_demo_runs_the_preset_and_every_stage_did_its_part(demo: Path) -> None:
     _, scored = _stage(demo, "06-quality")
     dropped = read_jsonl(demo / "06-quality" / "rejected.jsonl")
     assert len(scored) + len(dropped) == len(clips) and len(scored) >= 0.9 * len(clips)
-    assert all(1 <= r["quality"]["ovrl"] <= 5 and r["quality"]["bandwidth_hz"] for r in scored)
+    assert all(r["quality"]["bandwidth_hz"] > 6000 for r in scored)
     _, denoised = _stage(demo, "07-denoise")
     assert [r["id"] for r in denoised] == [c["id"] for c in scored]
     assert all(r["denoise"]["filters"] for r in denoised)
