@@ -11,8 +11,9 @@ loudness gating).
 - **WADA-SNR** (Kim and Stern, Interspeech 2008): speech amplitude is modelled as Gamma
   distributed (shape 0.4) and noise as Gaussian; the gap ``log E|x| - E log|x|`` grows with the
   SNR. The table from gap to SNR was computed from that model (Monte Carlo, fixed seed,
-  :func:`compute_wada_table`) and is kept as :data:`WADA_GAPS`. Clamped to -10..60 dB: 60 means "60 dB or cleaner than the model can tell", which
-  is what gated or denoised recordings with near-digital silence between words read.
+  :func:`compute_wada_table`) and is kept as :data:`WADA_GAPS`. Clamped to -10..60 dB: 60
+  means "60 dB or cleaner than the model can tell", which is what gated or denoised
+  recordings with near-digital silence between words read.
 - **effective bandwidth**: the highest frequency whose long-term power (Welch, averaged over
   the whole signal) is within ``floor_db`` (default 50 dB) of the spectrum's peak. 8 kHz phone
   audio upsampled to 22.05 kHz reads under 4 kHz, a full-band recording near Nyquist.
