@@ -10,10 +10,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import LIBRI, MODELS, REPO, SHARED, cli, read_jsonl, require_shared
 
 from audioprep.chain import load_chain, plan
 from audioprep.errors import UsageError
+from audioprep.testing import LIBRI, MODELS, REPO, SHARED, cli, read_jsonl, require_shared
 
 STAGES = [
     "01-ingest",
@@ -58,6 +58,7 @@ def _stage(out: Path, name: str) -> tuple[dict, list[dict]]:
     return stage, records
 
 
+@pytest.mark.slow
 def test_demo_runs_the_preset_and_every_stage_did_its_part(demo: Path) -> None:
     assert sorted(p.name for p in demo.iterdir() if p.name[:2].isdigit()) == STAGES
     stage, ingested = _stage(demo, "01-ingest")
@@ -101,6 +102,7 @@ def test_demo_runs_the_preset_and_every_stage_did_its_part(demo: Path) -> None:
         assert info["limited"] or abs(info["output_lufs"] - -23.0) < 0.01
 
 
+@pytest.mark.slow
 def test_the_demo_export_loads_with_datasets(demo: Path) -> None:
     datasets = pytest.importorskip("datasets")
     kept = read_jsonl(demo / LAST / "manifest.jsonl")
@@ -149,6 +151,7 @@ def render(html: Path, tmp: Path, *, screenshot: Path | None = None) -> tuple[st
     return proc.stdout, console
 
 
+@pytest.mark.slow
 def test_the_demo_report_renders_in_a_real_browser(demo: Path, tmp_path: Path) -> None:
     page = demo / LAST / "report.html"
     numbers = json.loads((demo / LAST / "report.json").read_text())
@@ -173,6 +176,7 @@ def test_the_demo_report_renders_in_a_real_browser(demo: Path, tmp_path: Path) -
     assert dom.count('<tr class="step">') == len(STAGES) and "<h2>Quality</h2>" in dom
 
 
+@pytest.mark.slow
 def test_info_prints_the_same_summary(demo: Path) -> None:
     proc = cli("info", demo / "05-slice")
     clips = read_jsonl(demo / "05-slice" / "manifest.jsonl")
@@ -181,6 +185,7 @@ def test_info_prints_the_same_summary(demo: Path) -> None:
     assert numbers["items"] == len(clips) and numbers["hours_per_label"]["speech"] > 0
 
 
+@pytest.mark.slow
 def test_other_export_formats(demo: Path, tmp_path: Path) -> None:
     src = demo / LAST
     kept = read_jsonl(src / "manifest.jsonl")
@@ -234,6 +239,7 @@ def _finished(workdir: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_changing_one_parameter_reruns_that_stage_and_those_after_only(tmp_path: Path) -> None:
     require_shared()
     work = tmp_path / "work"
@@ -264,6 +270,7 @@ def test_changing_one_parameter_reruns_that_stage_and_those_after_only(tmp_path:
     assert [k for k in second if second[k] != third[k]] == ["04-slice"]
 
 
+@pytest.mark.slow
 def test_a_chain_killed_midway_resumes(tmp_path: Path) -> None:
     require_shared()
     work = tmp_path / "work"
@@ -276,6 +283,7 @@ def test_a_chain_killed_midway_resumes(tmp_path: Path) -> None:
     assert "[04-slice] rerun: an earlier stage ran again" in proc.stderr
 
 
+@pytest.mark.slow
 def test_config_mistakes_are_named(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     cases = {
@@ -326,6 +334,7 @@ def test_presets_parse_with_the_command_lines_options(tmp_path: Path) -> None:
         load_chain(tmp_path / "missing.yaml")
 
 
+@pytest.mark.slow
 def test_the_makefile_runs_the_same_chain_and_reruns_what_changed(tmp_path: Path) -> None:
     require_shared()
     if not shutil.which("make"):

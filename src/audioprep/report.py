@@ -20,14 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from audioprep.errors import AudioprepError
-from audioprep.manifest import (
+from audioprep.layout import (
     ERRORS,
     MANIFEST,
     REJECTED,
+    REPORT_FILE,
+    REPORT_JSON,
     STAGE_FILE,
-    read_manifest,
-    resolve_audio,
 )
+from audioprep.manifest import read_manifest, resolve_audio
 
 HIST_BINS = 20
 SAMPLE_SECONDS = 10.0
@@ -475,8 +476,8 @@ def write_report(
                         "mp3": mp3,
                     }
                 )
-    html_path = html_path or in_dir / "report.html"
-    json_path = json_path or in_dir / "report.json"
+    html_path = html_path or in_dir / REPORT_FILE
+    json_path = json_path or in_dir / REPORT_JSON
     sections = stage_section(in_dir, summary["stage"].get("stage"))
     html_path.write_text(render_html(in_dir, summary, picked, sections=sections), encoding="utf-8")
     json_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -600,7 +601,7 @@ def summarize_chain(work_dir: str | Path) -> dict[str, Any]:
                 "failed_hours": failed_h,
                 "reasons": reasons,
                 "failures": failures,
-                "report": (step / "report.html").exists(),
+                "report": (step / REPORT_FILE).exists(),
             }
         )
         prev = (items_out, hours_out)
@@ -691,8 +692,8 @@ def write_funnel_report(
         section = stage_section(step, name) if (step / MANIFEST).exists() else ""
         if section:
             sections.append((step.name, section))
-    html_path = html_path or work_dir / "report.html"
-    json_path = json_path or work_dir / "report.json"
+    html_path = html_path or work_dir / REPORT_FILE
+    json_path = json_path or work_dir / REPORT_JSON
     html_path.write_text(render_funnel(summary, sections), encoding="utf-8")
     json_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return html_path, json_path, summary
