@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import LIBRI, read_jsonl, require_shared
 from scipy import signal
 
 from audioprep.runner import run_stage
 from audioprep.stage import ItemContext
 from audioprep.stages.loudness import LoudnessStage
+from audioprep.testing import LIBRI, read_jsonl, require_shared
 
 pyloudnorm = pytest.importorskip("pyloudnorm")
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import LIBRI, read_jsonl, require_shared
 from scipy import signal
 
 from audioprep.errors import UsageError
 from audioprep.runner import run_stage
 from audioprep.stages.quality import QualityStage
+from audioprep.testing import LIBRI, read_jsonl, require_shared
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("speechmos")
