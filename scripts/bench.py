@@ -208,7 +208,8 @@ def bench_crawl(key: str, src: Path, label: str, work: Path, ap, row) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--only", default="crawl,ingest,convert,trim,denoise,segment,slice,speaker,separate"
+        "--only",
+        default="crawl,ingest,convert,trim,denoise,segment,slice,speaker,separate,quality,loudness",
     )
     parser.add_argument("--quick", action="store_true", help="60 short files, no 1-hour file")
     parser.add_argument("--repeat", type=int, default=2, help="runs per measure (best is kept)")
@@ -286,6 +287,56 @@ def main() -> None:
             g1 = measure(xargs(1, wav / "audio", "*.wav", tcmd))
             g2 = measure(xargs(2, wav / "audio", "*.wav", tcmd))
             row("trim", label, secs, ap_j1=t1, ap_j2=t2, ffmpeg_j1=g1, ffmpeg_j2=g2)
+
+        if "loudness" in only:
+            # two streamed passes to -23 LUFS / -1 dBTP, against ffmpeg-normalize (EBU R128
+            # loudnorm, two passes) writing the same 16 kHz 16-bit wav, two files at a time
+            ffnorm = Path(sys.executable).parent / "ffmpeg-normalize"
+            loud = work / f"{key}-loud"
+            n1 = measure(ap("loudness", wav, loud, "-j", 1))
+            n2 = measure(ap("loudness", wav, loud, "-j", 2))
+            ff_dir = work / f"{key}-ffnorm"
+            ff_dir.mkdir()
+            ncmd = (
+                f'"{ffnorm}" "$1" -f -q -nt ebu -t -23 -tp -1 -c:a pcm_s16le -ar 16000 '
+                f'-o "{ff_dir}/$(basename "$1")"'
+            )
+            e2 = measure(xargs(2, wav / "audio", "*.wav", ncmd))
+            row("loudness", label, secs, ap_j1=n1, ap_j2=n2, ffmpeg_normalize_j2=e2)
+
+        if "quality" in only:
+            # signal metrics alone (--no-dnsmos) on everything; DNSMOS on 10 short files (about
+            # a second of CPU per 9 s window), against speechmos's own dnsmos.run
+            m1 = measure(ap("quality", wav, work / f"{key}-qsig", "--no-dnsmos", "-j", 1))
+            m2 = measure(ap("quality", wav, work / f"{key}-qsig", "--no-dnsmos", "-j", 2))
+            row("quality --no-dnsmos", label, secs, ap_j1=m1, ap_j2=m2)
+            if key == "short":
+                sub_in = work / "quality-in"
+                shutil.rmtree(sub_in, ignore_errors=True)
+                (sub_in / "audio").mkdir(parents=True)
+                lines = [json.loads(x) for x in (wav / "manifest.jsonl").read_text().splitlines()]
+                keep = lines[:10]
+                for r in keep:
+                    os.link(wav / r["audio"], sub_in / r["audio"])
+                (sub_in / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in keep))
+                q1 = measure(ap("quality", sub_in, work / "quality-out", "-j", 1))
+                ref = measure(
+                    [
+                        sys.executable,
+                        str(REPO / "scripts" / "raw_dnsmos.py"),
+                        str(sub_in / "audio"),
+                        str(work / "speechmos.jsonl"),
+                    ]
+                )
+                q0 = measure(ap("quality", sub_in, work / "quality-sig", "--no-dnsmos", "-j", 1))
+                row(
+                    "quality",
+                    "10 short",
+                    audio_seconds(sub_in),
+                    ap_j1=q1,
+                    speechmos=ref,
+                    ap_no_dnsmos_j1=q0,
+                )
 
         if "denoise" in only:
             # 6th-order Butterworth low-pass at 16 kHz, causal, against scipy on whole arrays

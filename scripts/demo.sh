@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo on real audio from ../shared: `audioprep run configs/demo.yaml` (ingest -> convert
-# 22.05 kHz mono -> trim -> segment -> slice speech 1.5-15 s -> denoise -> speaker-filter),
-# then a Hugging Face audiofolder export and an HTML report of the result.
+# 22.05 kHz mono -> trim -> segment -> slice speech 1.5-15 s -> quality -> denoise ->
+# speaker-filter -> loudness), then a Hugging Face audiofolder export, an HTML report of the
+# result and the chain's funnel.
 set -euo pipefail
 SHARED=${AUDIOPREP_SHARED:-../shared}
 OUT=${DEMO_OUT:-demo-out}
@@ -18,5 +19,6 @@ if [ "$status" -gt 1 ]; then exit "$status"; fi  # 1: some items failed, the res
 LAST=$(ls -d "$OUT"/[0-9][0-9]-* | sort | tail -n 1)
 $A export "$LAST" "$OUT/export-hf" --format hf --overwrite
 $A report "$LAST"
+$A report "$OUT"    # the funnel: items and hours into and out of every stage
 $A info "$LAST"
-echo "demo: done; clips in $LAST, a Hugging Face audiofolder in $OUT/export-hf, the report in $LAST/report.html"
+echo "demo: done; clips in $LAST, a Hugging Face audiofolder in $OUT/export-hf, the report in $LAST/report.html, the funnel in $OUT/report.html"

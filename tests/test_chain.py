@@ -21,9 +21,12 @@ STAGES = [
     "03-trim",
     "04-segment",
     "05-slice",
-    "06-denoise",
-    "07-speaker-filter",
+    "06-quality",
+    "07-denoise",
+    "08-speaker-filter",
+    "09-loudness",
 ]
+LAST = STAGES[-1]
 
 
 def _env() -> dict[str, str]:
@@ -75,24 +78,34 @@ def test_demo_runs_the_preset_and_every_stage_did_its_part(demo: Path) -> None:
     assert all(1.5 <= c["duration"] <= 15.0 + 1e-6 and c["label"] == "speech" for c in clips)
     assert all(c["parent"] in {r["id"] for r in segmented} for c in clips)
     assert stage["records_out"] == len(clips) > 60
-    _, denoised = _stage(demo, "06-denoise")
-    assert [r["id"] for r in denoised] == [c["id"] for c in clips]
+    _, scored = _stage(demo, "06-quality")
+    dropped = read_jsonl(demo / "06-quality" / "rejected.jsonl")
+    assert len(scored) + len(dropped) == len(clips) and len(scored) >= 0.9 * len(clips)
+    assert all(r["quality"]["bandwidth_hz"] > 6000 for r in scored)
+    _, denoised = _stage(demo, "07-denoise")
+    assert [r["id"] for r in denoised] == [c["id"] for c in scored]
     assert all(r["denoise"]["filters"] for r in denoised)
-    stage, kept = _stage(demo, "07-speaker-filter")
+    stage, kept = _stage(demo, "08-speaker-filter")
     assert kept and all(r["speaker_similarity"] >= 0.75 for r in kept)
     # the target voice is speaker 1688: nearly everything kept is theirs, most of theirs kept
     theirs = [r for r in kept if r["id"].startswith("1688-")]
     assert len(theirs) >= 0.9 * len(kept)
     all_1688 = [c for c in clips if c["id"].startswith("1688-")]
     assert len(theirs) >= 0.8 * len(all_1688)
-    rejected = read_jsonl(demo / "07-speaker-filter" / "rejected.jsonl")
+    rejected = read_jsonl(demo / "08-speaker-filter" / "rejected.jsonl")
     assert len(rejected) + len(kept) == len(denoised)
+    _, loud = _stage(demo, LAST)
+    assert [r["id"] for r in loud] == [r["id"] for r in kept]
+    for r in loud:
+        info = r["loudness"]
+        assert info["output_true_peak_db"] <= -1.0
+        assert info["limited"] or abs(info["output_lufs"] - -23.0) < 0.01
 
 
 @pytest.mark.slow
 def test_the_demo_export_loads_with_datasets(demo: Path) -> None:
     datasets = pytest.importorskip("datasets")
-    kept = read_jsonl(demo / "07-speaker-filter" / "manifest.jsonl")
+    kept = read_jsonl(demo / LAST / "manifest.jsonl")
     ds = datasets.load_dataset("audiofolder", data_dir=str(demo / "export-hf"), split="train")
     assert len(ds) == len(kept)
     assert sorted(ds["id"]) == sorted(r["id"] for r in kept)
@@ -140,19 +153,27 @@ def render(html: Path, tmp: Path, *, screenshot: Path | None = None) -> tuple[st
 
 @pytest.mark.slow
 def test_the_demo_report_renders_in_a_real_browser(demo: Path, tmp_path: Path) -> None:
-    page = demo / "07-speaker-filter" / "report.html"
-    numbers = json.loads((demo / "07-speaker-filter" / "report.json").read_text())
-    kept = read_jsonl(demo / "07-speaker-filter" / "manifest.jsonl")
+    page = demo / LAST / "report.html"
+    numbers = json.loads((demo / LAST / "report.json").read_text())
+    kept = read_jsonl(demo / LAST / "manifest.jsonl")
     assert numbers["items"] == len(kept)
     assert numbers["hours"] == pytest.approx(sum(r["duration"] for r in kept) / 3600, abs=1e-5)
-    assert numbers["rejected"]["count"] > 0 and numbers["speaker_similarity"]["threshold"] == 0.75
+    assert numbers["speaker_similarity"]["kept"]["counts"]
     text = page.read_text()
     assert "http://" not in text and "https://" not in text  # self-contained
     dom, console = render(page, tmp_path)
     assert console == [], console
     assert 'data-rendered="ok"' in dom
     assert dom.count("<audio") == 6 and dom.count('src="data:image/png;base64,') == 6
-    assert "Speaker similarity" in dom and "Hours per label" in dom
+    assert "Speaker similarity" in dom and "Hours per label" in dom and "<h2>Loudness</h2>" in dom
+    # the funnel of the whole chain (demo.sh reports the work folder too)
+    funnel = json.loads((demo / "report.json").read_text())
+    assert [s["directory"] for s in funnel["steps"]] == STAGES
+    spk = funnel["steps"][STAGES.index("08-speaker-filter")]
+    assert spk["rejected"] > 0 and spk["reasons"][0]["reason"].startswith("speaker similarity")
+    dom, console = render(demo / "report.html", tmp_path)
+    assert console == [] and 'data-rendered="ok"' in dom
+    assert dom.count('<tr class="step">') == len(STAGES) and "<h2>Quality</h2>" in dom
 
 
 @pytest.mark.slow
@@ -166,7 +187,7 @@ def test_info_prints_the_same_summary(demo: Path) -> None:
 
 @pytest.mark.slow
 def test_other_export_formats(demo: Path, tmp_path: Path) -> None:
-    src = demo / "07-speaker-filter"
+    src = demo / LAST
     kept = read_jsonl(src / "manifest.jsonl")
     cli("export", src, tmp_path / "nemo", "--format", "nemo")
     lines = read_jsonl(tmp_path / "nemo" / "manifest.json")

@@ -30,6 +30,11 @@ DEVIATIONS: dict[str, str] = {
     "(`ingest needs at least one file, folder or glob`, exit 2) rather than by the parser.",
     "/commands/crawl/params/--archive/type": "Params hold the path as a string; the value "
     "(made absolute) is the same.",
+    "/commands/quality": "new stage `quality` (issue 14).",
+    "/commands/loudness": "new stage `loudness` (issue 14).",
+    "/presets/speech-tts/steps": "quality after slice and loudness last (issue 14).",
+    "/presets/podcast-voice/steps": "quality after slice and loudness last (issue 14).",
+    "/presets/demo/steps": "quality after slice and loudness last (issue 14).",
 }
 
 # Issue 13: the run options every stage command gained, and segment's CNN batch size, renamed

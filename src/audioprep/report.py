@@ -20,8 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from audioprep.errors import AudioprepError
-from audioprep.layout import ERRORS, REJECTED, REPORT_FILE, REPORT_JSON, STAGE_FILE
-from audioprep.manifest import iter_checked, iter_raw, resolve_audio
+from audioprep.layout import (
+    ERRORS,
+    MANIFEST,
+    REJECTED,
+    REPORT_FILE,
+    REPORT_JSON,
+    STAGE_FILE,
+)
+from audioprep.manifest import iter_checked, iter_raw, read_manifest, resolve_audio
 
 HIST_BINS = 20
 SAMPLE_SECONDS = 10.0
@@ -372,8 +379,11 @@ def _table(rows: list[tuple[str, str]], head: tuple[str, str]) -> str:
     return f"<table><tr><th>{head[0]}</th><th>{head[1]}</th></tr>{body}</table>"
 
 
-def render_html(in_dir: Path, summary: dict[str, Any], samples: list[dict[str, Any]]) -> str:
-    """The report page; ``samples`` are dicts with id, duration, label, png and mp3 data URIs."""
+def render_html(
+    in_dir: Path, summary: dict[str, Any], samples: list[dict[str, Any]], *, sections: str = ""
+) -> str:
+    """The report page; ``samples`` are dicts with id, duration, label, png and mp3 data URIs;
+    ``sections`` is the stage's own HTML (see :func:`stage_section`)."""
     s = summary
     esc = html.escape
     stage = s["stage"].get("stage") or "?"
@@ -433,6 +443,7 @@ def render_html(in_dir: Path, summary: dict[str, Any], samples: list[dict[str, A
             f"{sum(sim['rejected']['counts'])}, threshold (red line): {sim['threshold']}</p>",
             _svg_hist(sim["kept"], unit="", mark=sim["threshold"], under=sim["rejected"]),
         ]
+    parts.append(sections)
     parts.append(f"<h2>Samples ({len(samples)})</h2><div class=samples>")
     for sample in samples:
         parts.append(
@@ -456,8 +467,14 @@ def write_report(
     json_path: Path | None = None,
     samples: int = 6,
 ) -> tuple[Path, Path, dict[str, Any]]:
-    """Write report.html and report.json (by default into ``in_dir``); return their paths."""
+    """Write report.html and report.json (by default into ``in_dir``); return their paths.
+
+    ``in_dir`` is a manifest directory, or a chain's work folder (numbered stage directories,
+    as ``audioprep run`` makes): then the page is the funnel of the chain.
+    """
     in_dir = Path(in_dir)
+    if is_chain_dir(in_dir):
+        return write_funnel_report(in_dir, html_path=html_path, json_path=json_path)
     summary = summarize(in_dir)
     wanted = set(_pick(summary["sample_ids"], samples)) if samples else set()
     picked = []
@@ -481,6 +498,222 @@ def write_report(
                 )
     html_path = html_path or in_dir / REPORT_FILE
     json_path = json_path or in_dir / REPORT_JSON
-    html_path.write_text(render_html(in_dir, summary, picked), encoding="utf-8")
+    sections = stage_section(in_dir, summary["stage"].get("stage"))
+    html_path.write_text(render_html(in_dir, summary, picked, sections=sections), encoding="utf-8")
+    json_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return html_path, json_path, summary
+
+
+# -- stage sections ------------------------------------------------------------------------
+# A stage adds its own part to the report of its output directory with a classmethod
+# ``report_section(out_dir) -> str | None`` (HTML). The helpers below are for those sections.
+hist_svg = _svg_hist
+table_html = _table
+clip_media = _sample
+
+
+def stage_class(name: str | None) -> type | None:
+    """The Stage class called ``name`` (from the stage registry), or None when there is none."""
+    from audioprep import registry
+
+    if not name:
+        return None
+    try:
+        return registry.load(name)
+    except (AudioprepError, ImportError):
+        return None
+
+
+def stage_section(out_dir: Path, name: str | None) -> str:
+    """The HTML a stage adds to the report of its output directory ('' when none). A section
+    that fails says so in the page instead of breaking the report."""
+    cls = stage_class(name)
+    hook = getattr(cls, "report_section", None)
+    if hook is None:
+        return ""
+    try:
+        return hook(out_dir) or ""
+    except AudioprepError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a stage's section must not sink the report
+        return (
+            f"<h2>{html.escape(str(name))}</h2>"
+            f"<p class=empty>section failed: {html.escape(repr(exc))}</p>"
+        )
+
+
+# -- chain funnel --------------------------------------------------------------------------
+_STEP = re.compile(r"^\d{2,}-")
+
+
+def chain_steps(work_dir: Path) -> list[Path]:
+    """The numbered stage directories of a chain's work folder, in order."""
+    if not work_dir.is_dir():
+        return []
+    return sorted(p for p in work_dir.iterdir() if p.is_dir() and _STEP.match(p.name))
+
+
+def is_chain_dir(path: Path) -> bool:
+    """A folder with numbered stage directories and no manifest of its own."""
+    return not (path / MANIFEST).exists() and bool(chain_steps(path))
+
+
+def _hours_items(path: Path) -> tuple[int, float]:
+    n, seconds = 0, 0.0
+    if (path / MANIFEST).exists():
+        for record in read_manifest(path):
+            n += 1
+            seconds += float(record.get("duration") or 0.0)
+    return n, seconds / 3600
+
+
+def _lost(path: Path) -> tuple[int, float, list[dict[str, Any]]]:
+    """Items, hours and reasons (grouped, with hours) of a rejected.jsonl or errors.jsonl."""
+    counts: collections.Counter[str] = collections.Counter()
+    hours: collections.Counter[str] = collections.Counter()
+    if path.exists():
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    entry = {"reason": "(unreadable line)"}
+                key = _reason_key(str(entry.get("reason", "")))
+                counts[key] += 1
+                record = entry.get("record") if isinstance(entry.get("record"), dict) else {}
+                duration = entry.get("duration", record.get("duration"))
+                if isinstance(duration, (int, float)):
+                    hours[key] += float(duration) / 3600
+    reasons = [
+        {"reason": r, "count": n, "hours": round(hours[r], 6)} for r, n in counts.most_common(12)
+    ]
+    return sum(counts.values()), round(sum(hours.values()), 6), reasons
+
+
+def summarize_chain(work_dir: str | Path) -> dict[str, Any]:
+    """Items and hours into and out of every stage of a chain, and what each one dropped."""
+    work_dir = Path(work_dir)
+    steps = []
+    prev: tuple[int, float] | None = None
+    for step in chain_steps(work_dir):
+        stage = _read_json(step / STAGE_FILE) or {}
+        items_out, hours_out = _hours_items(step)
+        rejected, rejected_h, reasons = _lost(step / REJECTED)
+        failed, failed_h, failures = _lost(step / ERRORS)
+        if prev is None:  # a source stage: what it was given is what it kept or lost
+            items_in, hours_in = items_out + rejected + failed, hours_out + rejected_h + failed_h
+        else:
+            items_in, hours_in = prev
+        steps.append(
+            {
+                "directory": step.name,
+                "stage": stage.get("stage") or step.name.split("-", 1)[-1],
+                "finished": bool(stage),
+                "items_in": items_in,
+                "items_out": items_out,
+                "hours_in": round(hours_in, 6),
+                "hours_out": round(hours_out, 6),
+                "rejected": rejected,
+                "rejected_hours": rejected_h,
+                "failed": failed,
+                "failed_hours": failed_h,
+                "reasons": reasons,
+                "failures": failures,
+                "report": (step / REPORT_FILE).exists(),
+            }
+        )
+        prev = (items_out, hours_out)
+    last = steps[-1] if steps else {}
+    return {
+        "directory": str(work_dir.absolute()),
+        "chain": True,
+        "steps": steps,
+        "items": last.get("items_out", 0),
+        "hours": last.get("hours_out", 0.0),
+    }
+
+
+def render_funnel(summary: dict[str, Any], sections: list[tuple[str, str]]) -> str:
+    """The funnel page: hours in and out per stage (bars), a table, reasons per stage."""
+    esc = html.escape
+    steps = summary["steps"]
+    top = max([s["hours_in"] for s in steps] + [s["hours_out"] for s in steps] + [1e-9])
+    width, row, left = 760, 34, 190
+    bars = [f'<svg class=funnel width="{width}" height="{row * len(steps) + 6}" role="img">']
+    for i, s in enumerate(steps):
+        y = i * row + 3
+        w_in = max(1.0, (width - left - 170) * s["hours_in"] / top)
+        w_out = max(1.0 if s["hours_out"] else 0.0, (width - left - 170) * s["hours_out"] / top)
+        bars.append(
+            f'<text x="0" y="{y + 19}">{esc(s["directory"])}</text>'
+            f'<rect class=under x="{left}" y="{y + 4}" width="{w_in:.1f}" height="{row - 10}">'
+            f"<title>in: {s['hours_in']:.3f} h</title></rect>"
+            f'<rect x="{left}" y="{y + 4}" width="{w_out:.1f}" height="{row - 10}">'
+            f"<title>out: {s['hours_out']:.3f} h</title></rect>"
+            f'<text x="{left + w_in + 6:.1f}" y="{y + 19}">{s["hours_out"]:.3f} of '
+            f"{s['hours_in']:.3f} h</text>"
+        )
+    bars.append("</svg>")
+    head = (
+        "<tr><th>stage</th><th>items in</th><th>items out</th><th>hours in</th>"
+        "<th>hours out</th><th>rejected</th><th>failed</th></tr>"
+    )
+    rows = "".join(
+        f"<tr class=step><td>{esc(s['directory'])}"
+        + ("" if s["finished"] else " <i>(unfinished)</i>")
+        + f"</td><td>{s['items_in']}</td><td>{s['items_out']}</td><td>{s['hours_in']:.3f}</td>"
+        f"<td>{s['hours_out']:.3f}</td><td>{s['rejected']} ({s['rejected_hours']:.3f} h)</td>"
+        f"<td>{s['failed']} ({s['failed_hours']:.3f} h)</td></tr>"
+        for s in steps
+    )
+    why = []
+    for s in steps:
+        lost = [(r, "rejected") for r in s["reasons"]] + [(r, "failed") for r in s["failures"]]
+        if not lost:
+            continue
+        items = "".join(
+            f"<tr><td>{esc(kind)}</td><td>{esc(r['reason'])}</td><td>{r['count']}</td>"
+            f"<td>{r['hours']:.3f}</td></tr>"
+            for r, kind in lost
+        )
+        why.append(
+            f"<h3>{esc(s['directory'])}</h3><table class=reasons><tr><th></th><th>reason</th>"
+            f"<th>items</th><th>hours</th></tr>{items}</table>"
+        )
+    name = Path(summary["directory"]).name
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        f"<title>audioprep chain: {esc(name)}</title><style>{_CSS}"
+        "svg.funnel text{font-size:13px} h3{font-size:1em;margin-bottom:.2em}</style></head><body>",
+        f"<h1>{esc(name)}</h1><p class=muted><code>{esc(summary['directory'])}</code> · "
+        f"{len(steps)} stages · {summary['items']} items, {summary['hours']:.3f} h at the end</p>",
+        "<h2>Funnel: hours into (grey) and out of (blue) every stage</h2>",
+        "".join(bars),
+        f"<table class=funnel>{head}{rows}</table>",
+        "<h2>Where the hours went</h2>",
+        "".join(why) or "<p class=empty>nothing was rejected or failed</p>",
+    ]
+    for step_name, section in sections:
+        parts.append(f"<div class=stage-section data-step='{esc(step_name)}'>{section}</div>")
+    parts.append(f"<script>{_SCRIPT}</script></body></html>")
+    return "".join(parts)
+
+
+def write_funnel_report(
+    work_dir: Path, *, html_path: Path | None = None, json_path: Path | None = None
+) -> tuple[Path, Path, dict[str, Any]]:
+    """The funnel of a chain's work folder, plus each stage's own section, as one page."""
+    summary = summarize_chain(work_dir)
+    sections = []
+    for step in chain_steps(work_dir):
+        name = (_read_json(step / STAGE_FILE) or {}).get("stage")
+        section = stage_section(step, name) if (step / MANIFEST).exists() else ""
+        if section:
+            sections.append((step.name, section))
+    html_path = html_path or work_dir / REPORT_FILE
+    json_path = json_path or work_dir / REPORT_JSON
+    html_path.write_text(render_funnel(summary, sections), encoding="utf-8")
     json_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return html_path, json_path, summary
