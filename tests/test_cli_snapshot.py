@@ -61,7 +61,10 @@ DEVIATIONS["/commands/segment/params/--cnn-batch-size"] = _CNN_WHY
 DEVIATIONS["/commands/doctor"] = "issue 13: `audioprep doctor`, devices per engine (a new command)."
 for _path in ("/defaults/segment/params", "/presets/asmr/steps/3/params",
               "/presets/demo/steps/3/params", "/presets/podcast-voice/steps/4/params",
-              "/presets/speech-tts/steps/4/params"):  # fmt: skip
+              "/presets/speech-tts/steps/4/params", "/presets/asmr/steps/segment#1/params",
+              "/presets/demo/steps/segment#1/params",
+              "/presets/podcast-voice/steps/segment#1/params",
+              "/presets/speech-tts/steps/segment#1/params"):  # fmt: skip
     DEVIATIONS[f"{_path}/batch_size"] = _CNN_WHY
     DEVIATIONS[f"{_path}/cnn_batch_size"] = _CNN_WHY
 
