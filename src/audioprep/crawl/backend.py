@@ -39,8 +39,8 @@ class CrawlBackend(abc.ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.name:
-            _REGISTRY[cls.name] = cls
+        if "name" in vars(cls) and cls.name:  # a subclass keeping its parent's name replaces
+            _REGISTRY[cls.name] = cls  # nothing
 
     def __init__(self, options: FetchOptions) -> None:
         self.options = options
