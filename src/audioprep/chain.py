@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from audioprep import chain_config, layout, registry, schema
-from audioprep.errors import AudioprepError, UsageError
+from audioprep.errors import AudioprepError, UsageError, from_os_error
 from audioprep.stage import StageCall, kind_of
 
 #: Options the chain sets itself.
@@ -283,7 +283,10 @@ def run_chain(
     steps = plan(chain, workdir)
     lines: list[str] = []
     exit_code = 0
-    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a read-only or full disk: one sentence, exit 3
+        raise from_os_error(exc, workdir) from None
     _warn_stale(workdir, steps, echo)
     for p in steps:
         head = f"[{p.step.dir_name}] {p.action}: {p.why}"

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from audioprep.errors import AudioprepError
+from audioprep.errors import AudioprepError, from_os_error
 from audioprep.layout import (
     ERRORS,
     MANIFEST,
@@ -499,8 +499,15 @@ def write_report(
     html_path = html_path or in_dir / REPORT_FILE
     json_path = json_path or in_dir / REPORT_JSON
     sections = stage_section(in_dir, summary["stage"].get("stage"))
-    html_path.write_text(render_html(in_dir, summary, picked, sections=sections), encoding="utf-8")
-    json_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    try:  # IN_DIR may be read-only (a shared corpus): one sentence, exit 3
+        html_path.write_text(
+            render_html(in_dir, summary, picked, sections=sections), encoding="utf-8"
+        )
+        json_path.write_text(
+            json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+    except OSError as exc:
+        raise from_os_error(exc, html_path.parent) from None
     return html_path, json_path, summary
 
 
@@ -714,6 +721,11 @@ def write_funnel_report(
             sections.append((step.name, section))
     html_path = html_path or work_dir / REPORT_FILE
     json_path = json_path or work_dir / REPORT_JSON
-    html_path.write_text(render_funnel(summary, sections), encoding="utf-8")
-    json_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    try:
+        html_path.write_text(render_funnel(summary, sections), encoding="utf-8")
+        json_path.write_text(
+            json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+    except OSError as exc:
+        raise from_os_error(exc, html_path.parent) from None
     return html_path, json_path, summary
