@@ -19,8 +19,9 @@ from audioprep.crawl.schema import SCHEMA_FIELDS
 from audioprep.errors import UsageError
 from audioprep.manifest import Record, read_manifest, resolve_audio
 from audioprep.stage import link_or_copy
+from audioprep.textchecks import normalise_for_tts as normalise_text
 
-FORMATS = ("hf", "nemo", "ljspeech", "csv")
+FORMATS = ("hf", "nemo", "ljspeech", "csv", "lhotse", "webdataset")
 #: The ASMR corpus attributes, in order (from ``source``).
 ASMR_FIELDS = SCHEMA_FIELDS
 #: Record fields copied as columns into hf/csv exports when present (scalars only).
@@ -120,8 +121,13 @@ def export(
             )
     _prepare(out, overwrite)
     stats: dict[str, Any] = {"format": fmt, "items": 0, "seconds": 0.0, "without_text": 0}
-    writer = {"hf": _hf, "nemo": _nemo, "ljspeech": _ljspeech, "csv": _csv}[fmt]
-    writer(in_dir, out, records, stats)
+    if fmt in ("lhotse", "webdataset"):  # format modules (exports/FORMAT.py, issue 17's shape)
+        import importlib
+
+        importlib.import_module(f"audioprep.exports.{fmt}").write(_Job(in_dir, out, records, stats))
+    else:
+        writer = {"hf": _hf, "nemo": _nemo, "ljspeech": _ljspeech, "csv": _csv}[fmt]
+        writer(in_dir, out, records, stats)
     stats["seconds"] = round(stats["seconds"], 3)
     return stats
 
@@ -141,6 +147,8 @@ def _hf(in_dir: Path, out: Path, records: _Records, stats: dict[str, Any]) -> No
             _place(resolve_audio(in_dir, record["audio"]), out / name)
             row: dict[str, Any] = {"file_name": name}
             row.update({k: _scalar(record.get(k)) for k in RECORD_FIELDS})
+            row["transcription"] = record.get("text") if isinstance(record.get("text"), str) else None
+            row["language"] = _scalar(record.get("language"))
             source = record.get("source") or {}
             row.update({f"source_{k}": _scalar(source.get(k)) for k in ASMR_FIELDS})
             row.update({f"source_{k}": _scalar(source.get(k)) for k in extra})
@@ -170,8 +178,8 @@ def _ljspeech(in_dir: Path, out: Path, records: _Records, stats: dict[str, Any])
     with _atomic_text(out / "metadata.csv") as fh:
         for record in records:
             _place(resolve_audio(in_dir, record["audio"]), out / "wavs" / f"{record['id']}.wav")
-            text = " ".join(str(record.get("text") or "").split())
-            fh.write(f"{record['id']}|{text}|{text}\n")
+            text = " ".join(str(record.get("text") or "").replace("|", " ").split())
+            fh.write(f"{record['id']}|{text}|{normalise_text(text)}\n")
             _count(stats, record)
 
 
@@ -186,3 +194,27 @@ def _csv(in_dir: Path, out: Path, records: _Records, stats: dict[str, Any]) -> N
             row = {k: ("" if v is None else v) for k, v in asmr_row(record).items()}
             writer.writerow({**row, "file": name, "duration": record["duration"]})
             _count(stats, record)
+
+
+class _Job:
+    """The part of issue 17's ``ExportJob`` that the format modules use (until it lands)."""
+
+    def __init__(self, in_dir: Path, out: Path, records: _Records, stats: dict[str, Any]) -> None:
+        self.in_dir, self.out, self._records, self.stats = in_dir, out, records, stats
+
+    def records(self) -> Iterator[Record]:
+        return iter(self._records)
+
+    def stem(self, record: Record) -> str:
+        return str(record["id"])
+
+    def place_audio(self, record: Record, folder: str = "audio", *, ext: str | None = None) -> str:
+        name = f"{folder}/{record['id']}{ext or Path(record['audio']).suffix.lower()}"
+        _place(resolve_audio(self.in_dir, record["audio"]), self.out / name)
+        return name
+
+    def atomic_text(self, name: str) -> Any:
+        return _atomic_text(self.out / name)
+
+    def count(self, record: Record) -> None:
+        _count(self.stats, record)

@@ -1,0 +1,73 @@
+"""webdataset: tar shards of N items, each item its audio plus its JSON record.
+
+``shard-000000.tar``, ``shard-000001.tar``, … (``SHARD_SIZE`` items each) and ``shards.json``
+(the shard names and item counts). An item is two members sharing a key: ``KEY.EXT`` (the
+audio bytes, unchanged) and ``KEY.json`` (the manifest record, its ``audio`` field set to the
+member name) — the layout WebDataset and lhotse's Shar readers stream, and the one the Emilia
+corpus is released in. Keys contain no dot (WebDataset splits a key at the first one).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from audioprep.manifest import Record, resolve_audio
+
+NAME = "webdataset"
+HELP = "WebDataset: tar shards of N items (audio + JSON record each) and shards.json"
+SHARD_SIZE = 1000
+
+
+def member_key(stem: str) -> str:
+    """A WebDataset key from a file stem: dots (key separators) become underscores.
+
+    >>> member_key("talk.part-1")
+    'talk_part-1'
+    """
+    return stem.replace(".", "_")
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), 0, 0o644
+    info.uname = info.gname = ""
+    tar.addfile(info, io.BytesIO(data))
+
+
+def write(job: Any, *, shard_size: int | None = None) -> None:
+    size = int(shard_size or os.environ.get("AUDIOPREP_SHARD_SIZE") or SHARD_SIZE)
+    shards: list[dict[str, Any]] = []
+    tar: tarfile.TarFile | None = None
+    tmp: Path | None = None
+
+    def close() -> None:
+        nonlocal tar, tmp
+        if tar is not None and tmp is not None:
+            tar.close()
+            os.replace(tmp, job.out / shards[-1]["name"])
+        tar, tmp = None, None
+
+    for record in job.records():
+        if tar is None or shards[-1]["items"] >= size:
+            close()
+            shards.append({"name": f"shard-{len(shards):06d}.tar", "items": 0})
+            tmp = job.out / f".{shards[-1]['name']}.tmp"
+            tar = tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT)
+        source = resolve_audio(job.in_dir, record["audio"])
+        ext = Path(record["audio"]).suffix.lower().lstrip(".") or "audio"
+        ext = ext if ext.isalnum() and len(ext) <= 5 else "audio"
+        key = member_key(job.stem(record))
+        row: Record = {**record, "audio": f"{key}.{ext}"}
+        _add(tar, f"{key}.{ext}", source.read_bytes())
+        _add(tar, f"{key}.json", json.dumps(row, ensure_ascii=False).encode("utf-8"))
+        shards[-1]["items"] += 1
+        job.count(record)
+    close()
+    with job.atomic_text("shards.json") as fh:
+        json.dump({"shard_size": size, "shards": shards}, fh, indent=1)
+        fh.write("\n")

