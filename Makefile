@@ -12,17 +12,21 @@ SILERO := silero-vad==6.2.3
 # a pinned torch: 2.13.0 has a CPU build on local disk here, an unpinned one pulls GBs of CUDA
 TORCH := torch==2.13.0
 
-.PHONY: setup ffmpeg chromium spleeter test demo bench lint format clean
+.PHONY: setup ffmpeg espeak chromium spleeter test demo bench lint format clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check '$(TORCH)'
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,segment,speaker,report]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,segment,speaker,report,transcribe]'
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps '$(INA)' '$(SILERO)'
 	@touch $@
 
 ffmpeg:
 	@bash scripts/ensure-ffmpeg.sh
+
+# Debian's espeak-ng, for the transcribe tests' known sentences (Korean and English).
+espeak:
+	@bash scripts/ensure-espeak.sh
 
 # Debian's chromium, for the test that renders `audioprep report` in a real browser.
 chromium:
@@ -40,7 +44,7 @@ spleeter: $(SPLEETER_STAMP)
 
 setup: $(STAMP) ffmpeg spleeter
 
-test: setup chromium
+test: setup chromium espeak
 	$(BIN)/python -m pytest
 
 demo: setup

@@ -74,6 +74,15 @@ def model_language(name: str, path: Path) -> str | None:
     return None
 
 
+def is_marker(word: str) -> bool:
+    """A Kaldi non-word token (``[noise]``, ``<unk>``, ``[9]``), left out of the text.
+
+    >>> is_marker("[9]"), is_marker("<unk>"), is_marker("안녕")
+    (True, True, False)
+    """
+    return bool(re.fullmatch(r"\[[^\]]*\]|<[^>]*>", word))
+
+
 class VoskEngine:
     """One loaded Vosk model; :meth:`transcribe` runs one clip through a fresh recogniser."""
 
@@ -112,8 +121,9 @@ class VoskEngine:
             }
             for r in results
             for w in r.get("result", [])
+            if not is_marker(w["word"])
         ]
-        text = " ".join(r.get("text", "") for r in results if r.get("text")).strip()
+        text = " ".join(w["word"] for w in words)
         return Transcript(text=text, language=self.language, language_prob=None, words=words)
 
     @staticmethod

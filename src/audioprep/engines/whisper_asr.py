@@ -10,7 +10,8 @@ handed to faster-whisper's ``BatchedInferencePipeline`` with one ``clip_timestam
 piece, so ``batch_size`` windows (from different clips) go through the model together; each
 result is mapped back to its clip by its offset. With ``batch_size`` 1 each clip goes through
 ``WhisperModel.transcribe`` alone (sequential decoding, with the temperature fallback when
-``fallback`` is set).
+``fallback`` is set). Both decode each piece once, without Whisper's timestamp tokens (as
+WhisperX does); word times come from the cross-attention alignment.
 
 Language: every clip's language is detected first (one encoder pass on its first 30 s), so
 ``language_prob`` is known even when the language is given; with a given language the text
@@ -119,6 +120,7 @@ class WhisperEngine:
         initial_prompt: str | None = None,
         batch_size: int = 8,
         fallback: bool = False,
+        max_new_tokens: int | None = None,
     ) -> None:
         fw = _import()
         self.model = fw.WhisperModel(
@@ -134,6 +136,7 @@ class WhisperEngine:
         self.language = None if language in (None, "", "auto") else language
         self.initial_prompt = initial_prompt or None
         self.fallback = fallback
+        self.max_new_tokens = max_new_tokens
         self.multilingual = bool(self.model.model.is_multilingual)
         if self.language and self.multilingual:
             codes = set(self.model.supported_languages)
@@ -188,6 +191,7 @@ class WhisperEngine:
             "initial_prompt": self.initial_prompt,
             "word_timestamps": True,
             "vad_filter": False,
+            "max_new_tokens": self.max_new_tokens,
         }
 
     def _sequential(self, audio: Any, lang: str) -> tuple[str, list[dict[str, Any]]]:
@@ -200,6 +204,7 @@ class WhisperEngine:
             clip_timestamps=clips,
             temperature=temperature,
             condition_on_previous_text=False,
+            without_timestamps=True,  # one decode per piece (each piece is at most 30 s)
             **self._options(lang),
         )
         texts, words = [], []

@@ -57,6 +57,12 @@ class TranscribeParams:
         help="Whisper, --batch-size 1: retry a window at higher temperatures when its text "
         "loops or is unlikely.",
     )
+    max_new_tokens: int | None = param(
+        None,
+        help="Whisper: most tokens decoded per 30-s window (a cap on runaway loops; default: "
+        "the model's limit, 448).",
+        min=1,
+    )
     annotate_only: bool = param(
         False, help="Keep clips that fail a text check; list the failures in text_issues."
     )
@@ -137,6 +143,7 @@ class TranscribeStage(MapStage):
                 initial_prompt=p.initial_prompt,
                 batch_size=p.batch_size,
                 fallback=p.fallback,
+                max_new_tokens=p.max_new_tokens,
             )
 
     def process(self, record: Record, ctx: ItemContext) -> list[Record]:
