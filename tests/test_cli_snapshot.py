@@ -29,6 +29,10 @@ DEVIATIONS: dict[str, str] = {
     "(`ingest needs at least one file, folder or glob`, exit 2) rather than by the parser.",
     "/commands/crawl/params/--archive/type": "Params hold the path as a string; the value "
     "(made absolute) is the same.",
+    "/commands/transcribe": "a new stage: transcribe (issue 19).",
+    "/presets/speech-tts/steps": "speech-tts ends with a transcribe step (issue 19); the "
+    "steps before it are unchanged (a longer list is compared as a whole).",
+    "/presets/podcast-voice/steps": "podcast-voice ends with a transcribe step (issue 19).",
 }
 
 

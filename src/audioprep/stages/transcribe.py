@@ -80,7 +80,10 @@ class TranscribeParams:
 class TranscribeStage(MapStage):
     """Transcribe each clip with Whisper (faster-whisper) or Vosk; record ``text``,
     ``language``, ``language_prob`` and ``words``; reject (or annotate) clips whose text does
-    not fit their audio."""
+    not fit their audio.
+
+    Example: `audioprep transcribe clips/ texts/ --model large-v3 --device cuda --language ko`
+    """
 
     name = "transcribe"
     version = "1"
