@@ -74,7 +74,7 @@ def run(st, out: Path, in_dir: Path):
     return run_stage(st, out, in_dir=in_dir, jobs=1, progress=False)
 
 
-# -- text checks on crafted transcripts -----------------------------------------------------------
+# -- text checks on crafted transcripts -------------------------------------------------------
 def test_text_checks_on_crafted_transcripts() -> None:
     # a looped n-gram
     loop = "and then we went to the and then we went to the and then we went to the " * 2
@@ -121,7 +121,7 @@ def test_text_checks_on_crafted_transcripts() -> None:
     assert word_error_rate("a b c d", "a x c") == 0.5
 
 
-# -- Vosk on Korean speech ------------------------------------------------------------------------
+# -- Vosk on Korean speech --------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def korean_dir(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("korean")
@@ -173,7 +173,7 @@ def test_vosk_model_that_is_missing_says_where_to_put_it(tmp_path) -> None:
         stage(engine="vosk", model="ko", device="cuda").check()
 
 
-# -- exports of a transcribed directory -------------------------------------------------------------
+# -- exports of a transcribed directory ---------------------------------------------------------
 @pytest.mark.slow
 def test_exports_carry_the_text(vosk_out, tmp_path, monkeypatch) -> None:
     from audioprep.export import export
@@ -238,7 +238,7 @@ def test_report_section_shows_text_and_a_histogram(vosk_out) -> None:
     assert first.split()[0] in section
 
 
-# -- the whisper engine, on a tiny random Whisper ---------------------------------------------------
+# -- the whisper engine, on a tiny random Whisper -----------------------------------------------
 def build_tiny_whisper(folder: Path) -> Path:
     """A randomly initialised Whisper with tiny dimensions (2 layers, width 64) and Whisper's
     vocabulary layout (51865 ids, 99 languages), converted to CTranslate2 for faster-whisper.
@@ -333,10 +333,24 @@ def mixed_dir(tmp_path_factory) -> Path:
     listing = tmp / "list.txt"
     listing.write_text("".join(f"file '{f}'\n" for f in flacs[:4] * 2))
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing), str(long)],
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+            str(listing),
+            str(long),
+        ],
         check=True,
     )
-    return make_manifest_dir(tmp / "in", {"a": flacs[0], "b": flacs[1], "c": flacs[2], "long": long})
+    return make_manifest_dir(
+        tmp / "in", {"a": flacs[0], "b": flacs[1], "c": flacs[2], "long": long}
+    )
 
 
 @pytest.mark.slow
@@ -427,7 +441,7 @@ def test_whisper_refuses_what_it_cannot_do(tiny_whisper, tmp_path) -> None:
         stage(model=str(tmp_path)).check()
 
 
-# -- whisper accuracy, with a real model when one is given ----------------------------------------
+# -- whisper accuracy, with a real model when one is given ------------------------------------
 def test_whisper_accuracy_with_a_pretrained_model(tmp_path) -> None:
     model = os.environ.get("AUDIOPREP_WHISPER_MODEL")
     if not model:

@@ -147,7 +147,9 @@ def _hf(in_dir: Path, out: Path, records: _Records, stats: dict[str, Any]) -> No
             _place(resolve_audio(in_dir, record["audio"]), out / name)
             row: dict[str, Any] = {"file_name": name}
             row.update({k: _scalar(record.get(k)) for k in RECORD_FIELDS})
-            row["transcription"] = record.get("text") if isinstance(record.get("text"), str) else None
+            row["transcription"] = (
+                record.get("text") if isinstance(record.get("text"), str) else None
+            )
             row["language"] = _scalar(record.get("language"))
             source = record.get("source") or {}
             row.update({f"source_{k}": _scalar(source.get(k)) for k in ASMR_FIELDS})

@@ -125,7 +125,9 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-_TTS_MAP = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "–": "-", "—": "-", "…": "..."})
+_TTS_MAP = str.maketrans(
+    {"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "–": "-", "—": "-", "…": "..."}
+)
 _TTS_KEEP = set(".,?!'\"-:; ")
 
 
@@ -156,9 +158,7 @@ def cps_range(language: str | None) -> tuple[float, float]:
     return CPS_RANGES.get((language or "").split("-")[0], DEFAULT_CPS_RANGE)
 
 
-def check_rate(
-    text: str, duration: float, *, bounds: tuple[float, float]
-) -> str | None:
+def check_rate(text: str, duration: float, *, bounds: tuple[float, float]) -> str | None:
     """Characters per second outside ``bounds`` (low, high).
 
     >>> check_rate("x" * 40, 0.5, bounds=(4, 30))
@@ -221,9 +221,9 @@ def longest_loop(units: Sequence[str], *, max_n: int = 8) -> tuple[int, int, int
             while pos + n <= size and units[pos : pos + n] == gram:
                 reps += 1
                 pos += n
-            if reps * n > best[0] * best[1] or (reps * n == best[0] * best[1] and reps > best[1]):
-                if reps > 1:
-                    best = (n, reps, start)
+            longer = reps * n > best[0] * best[1]
+            if reps > 1 and (longer or (reps * n == best[0] * best[1] and reps > best[1])):
+                best = (n, reps, start)
     return best
 
 

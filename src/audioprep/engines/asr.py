@@ -69,7 +69,9 @@ def split_points(audio: Any, *, window_s: float = WINDOW_S, search_s: float = 5.
 def clamp_words(words: list[dict[str, Any]], duration: float) -> list[dict[str, Any]]:
     """Word times kept inside ``[0, duration]`` and in order, rounded to 10 ms.
 
-    >>> clamp_words([{"word": "a", "start": -0.1, "end": 0.5}, {"word": "b", "start": 0.9, "end": 1.3}], 1.0)
+    >>> words = [{"word": "a", "start": -0.1, "end": 0.5},
+    ...          {"word": "b", "start": 0.9, "end": 1.3}]
+    >>> clamp_words(words, 1.0)
     [{'word': 'a', 'start': 0.0, 'end': 0.5}, {'word': 'b', 'start': 0.9, 'end': 1.0}]
     """
     out = []

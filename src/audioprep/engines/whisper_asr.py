@@ -257,4 +257,3 @@ def _word(w: Any, shift: float) -> dict[str, Any]:
         "end": round(float(w.end) + shift, 2),
         "probability": round(float(w.probability), 3),
     }
-

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,35 +40,35 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
+def _batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
+    batch: list[Record] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def write(job: Any, *, shard_size: int | None = None) -> None:
     size = int(shard_size or os.environ.get("AUDIOPREP_SHARD_SIZE") or SHARD_SIZE)
     shards: list[dict[str, Any]] = []
-    tar: tarfile.TarFile | None = None
-    tmp: Path | None = None
-
-    def close() -> None:
-        nonlocal tar, tmp
-        if tar is not None and tmp is not None:
-            tar.close()
-            os.replace(tmp, job.out / shards[-1]["name"])
-        tar, tmp = None, None
-
-    for record in job.records():
-        if tar is None or shards[-1]["items"] >= size:
-            close()
-            shards.append({"name": f"shard-{len(shards):06d}.tar", "items": 0})
-            tmp = job.out / f".{shards[-1]['name']}.tmp"
-            tar = tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT)
-        source = resolve_audio(job.in_dir, record["audio"])
-        ext = Path(record["audio"]).suffix.lower().lstrip(".") or "audio"
-        ext = ext if ext.isalnum() and len(ext) <= 5 else "audio"
-        key = member_key(job.stem(record))
-        row: Record = {**record, "audio": f"{key}.{ext}"}
-        _add(tar, f"{key}.{ext}", source.read_bytes())
-        _add(tar, f"{key}.json", json.dumps(row, ensure_ascii=False).encode("utf-8"))
-        shards[-1]["items"] += 1
-        job.count(record)
-    close()
+    for batch in _batches(job.records(), size):
+        name = f"shard-{len(shards):06d}.tar"
+        tmp = job.out / f".{name}.tmp"
+        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+            for record in batch:
+                source = resolve_audio(job.in_dir, record["audio"])
+                ext = Path(record["audio"]).suffix.lower().lstrip(".") or "audio"
+                ext = ext if ext.isalnum() and len(ext) <= 5 else "audio"
+                key = member_key(job.stem(record))
+                row: Record = {**record, "audio": f"{key}.{ext}"}
+                _add(tar, f"{key}.{ext}", source.read_bytes())
+                _add(tar, f"{key}.json", json.dumps(row, ensure_ascii=False).encode("utf-8"))
+                job.count(record)
+        os.replace(tmp, job.out / name)
+        shards.append({"name": name, "items": len(batch)})
     with job.atomic_text("shards.json") as fh:
         json.dump({"shard_size": size, "shards": shards}, fh, indent=1)
         fh.write("\n")

@@ -110,7 +110,9 @@ class TranscribeStage(MapStage):
             raise UsageError(f"--engine must be one of {', '.join(ENGINES)}")
         unknown = sorted(set(p.skip_checks) - set(CHECKS))
         if unknown:
-            raise UsageError(f"--skip-checks: unknown {', '.join(unknown)} (known: {', '.join(CHECKS)})")
+            raise UsageError(
+                f"--skip-checks: unknown {', '.join(unknown)} (known: {', '.join(CHECKS)})"
+            )
         if p.min_cps is not None and p.max_cps is not None and p.min_cps >= p.max_cps:
             raise UsageError("--min-cps must be below --max-cps")
         if p.engine == "whisper":
@@ -132,7 +134,9 @@ class TranscribeStage(MapStage):
             from audioprep.engines.vosk_asr import VoskEngine, model_language
 
             lang = None if p.language == "auto" else p.language
-            self.engine = VoskEngine(path, language=lang or model_language(self._model_name(), path))
+            self.engine = VoskEngine(
+                path, language=lang or model_language(self._model_name(), path)
+            )
         else:
             from audioprep.engines.whisper_asr import WhisperEngine
 
@@ -172,7 +176,10 @@ class TranscribeStage(MapStage):
         p = self.params
         asked = None if p.language == "auto" else p.language
         low, high = cps_range(t.language or asked)
-        bounds = (p.min_cps if p.min_cps is not None else low, p.max_cps if p.max_cps is not None else high)
+        bounds = (
+            p.min_cps if p.min_cps is not None else low,
+            p.max_cps if p.max_cps is not None else high,
+        )
         failed = run_checks(
             t.text,
             duration=duration,
@@ -234,7 +241,9 @@ class TranscribeStage(MapStage):
         path = Path(out_dir) / MANIFEST
         if not path.is_file():
             return None
-        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+        records = [
+            json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line
+        ]
         records = [r for r in records if isinstance(r.get("text"), str)]
         if not records:
             return None
@@ -251,7 +260,11 @@ def words_per_second(record: Record) -> float | None:
     if duration <= 0:
         return None
     words = record.get("words")
-    n = len(words) if isinstance(words, list) and words else len(str(record.get("text", "")).split())
+    n = (
+        len(words)
+        if isinstance(words, list) and words
+        else len(str(record.get("text", "")).split())
+    )
     return n / duration
 
 
