@@ -290,8 +290,7 @@ def render_section(out_dir: Path, records: list[Record], *, samples: int = 8) ->
     step = max(1, len(records) // samples)
     for record in records[::step][:samples]:
         try:
-            _, mp3 = report._sample(out_dir, record)
-            player = f'<audio controls preload=none src="{mp3}"></audio>'
+            player = f'<audio controls preload=none src="{_mp3_uri(out_dir, record)}"></audio>'
         except Exception:  # noqa: BLE001 - a clip that cannot be played still shows its text
             player = ""
         lang = record.get("language") or ""
@@ -304,3 +303,18 @@ def render_section(out_dir: Path, records: list[Record], *, samples: int = 8) ->
         )
     parts.append("</table>")
     return "".join(parts)
+
+
+def _mp3_uri(out_dir: Path, record: Record, *, seconds: float = 15.0) -> str:
+    """The first ``seconds`` of a clip as an mp3 data URI (the report is one file)."""
+    import base64
+    import io
+
+    from pydub import AudioSegment
+
+    from audioprep.manifest import resolve_audio
+
+    clip = AudioSegment.from_file(str(resolve_audio(out_dir, record["audio"])), duration=seconds)
+    mp3 = io.BytesIO()
+    clip.set_channels(1).export(mp3, format="mp3", bitrate="48k")
+    return "data:audio/mpeg;base64," + base64.b64encode(mp3.getvalue()).decode()
