@@ -49,10 +49,9 @@ def main() -> None:
             wall = time.perf_counter() - t
             rows.append(("vosk ko", f"--jobs {jobs}", s.seconds_in, wall))
         if args.whisper:
-            from test_transcribe import build_tiny_whisper
-
             from audioprep.engines.asr import load_audio
             from audioprep.engines.whisper_asr import WhisperEngine
+            from test_transcribe import build_tiny_whisper
 
             model = build_tiny_whisper(tmp / "tiny")
             audios = [load_audio(f) for f in flacs]
@@ -62,9 +61,11 @@ def main() -> None:
                 t = time.perf_counter()
                 engine.transcribe_many(audios)
                 wall = time.perf_counter() - t
-                rows.append(("tiny random whisper", f"--batch-size {batch}", seconds, wall))
-    print(f"# {dt.date.today()}, {platform.machine()}, {os.cpu_count()} cores (shared), "
-          f"{len(flacs)} clips")
+                rows.append(("tiny random whisper", f"--decode-batch {batch}", seconds, wall))
+    print(
+        f"# {dt.date.today()}, {platform.machine()}, {os.cpu_count()} cores (shared), "
+        f"{len(flacs)} clips"
+    )
     print("| engine | run | audio s | wall s | x real time |")
     print("| --- | --- | --- | --- | --- |")
     for engine, run, seconds, wall in rows:

@@ -363,7 +363,7 @@ def test_whisper_engine_mechanics_on_a_tiny_random_model(tiny_whisper, mixed_dir
     for batch in (4, 1):
         out = tmp_path / f"b{batch}"
         summary = run(
-            stage(model=str(tiny_whisper), batch_size=batch, annotate_only=True, **FAST),
+            stage(model=str(tiny_whisper), decode_batch=batch, annotate_only=True, **FAST),
             out,
             mixed_dir,
         )

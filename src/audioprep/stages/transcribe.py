@@ -44,8 +44,11 @@ class TranscribeParams:
         max=1.0,
     )
     initial_prompt: str = param("", help="Whisper: text to prime the decoder with (names, style).")
-    batch_size: int = param(
-        8, help="Whisper: 30-s windows decoded together (1: sequential decoding).", min=1
+    decode_batch: int = param(
+        8,
+        help="Whisper: 30-s windows decoded together by faster-whisper's batched pipeline, "
+        "from all the clips of one worker call (1: sequential decoding, one clip at a time).",
+        min=1,
     )
     beam_size: int = param(5, help="Whisper: beam width.", min=1)
     device: str = param("cpu", help="Where Whisper runs.", choices=("cpu", "cuda"))
@@ -54,7 +57,7 @@ class TranscribeParams:
     )
     fallback: bool = param(
         False,
-        help="Whisper, --batch-size 1: retry a window at higher temperatures when its text "
+        help="Whisper, --decode-batch 1: retry a window at higher temperatures when its text "
         "loops or is unlikely.",
     )
     max_new_tokens: int | None = param(
@@ -148,7 +151,7 @@ class TranscribeStage(MapStage):
                 beam_size=p.beam_size,
                 language=p.language,
                 initial_prompt=p.initial_prompt,
-                batch_size=p.batch_size,
+                batch_size=p.decode_batch,
                 fallback=p.fallback,
                 max_new_tokens=p.max_new_tokens,
             )
