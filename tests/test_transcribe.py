@@ -229,6 +229,7 @@ def test_exports_carry_the_text(vosk_out, tmp_path, monkeypatch) -> None:
         assert len(tar.getnames()) == 2 * (len(records) - 6)
 
 
+@pytest.mark.slow
 def test_report_section_shows_text_and_a_histogram(vosk_out) -> None:
     from audioprep.stages.transcribe import TranscribeStage
 
@@ -424,6 +425,7 @@ def test_whisper_language_given_and_checked(tiny_whisper, mixed_dir, tmp_path) -
         assert r["language"] == "ko"
 
 
+@pytest.mark.slow
 def test_whisper_refuses_what_it_cannot_do(tiny_whisper, tmp_path) -> None:
     import ctranslate2
 
