@@ -72,9 +72,13 @@ def resolve_model(name: str, model_dir: Path, *, download: bool) -> Path:
     why = "downloads are off (--no-download)"
     if download:
         try:
+            import warnings
+
             from faster_whisper.utils import download_model
 
-            return Path(download_model(name, output_dir=str(local)))
+            with warnings.catch_warnings():  # huggingface_hub's deprecation notes
+                warnings.simplefilter("ignore")
+                return Path(download_model(name, output_dir=str(local)))
         except Exception as exc:  # noqa: BLE001 - any failure becomes the sentence below
             why = f"the download failed: {type(exc).__name__}"
     origin = name if "/" in name else f"Systran/faster-whisper-{name}"
