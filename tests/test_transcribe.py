@@ -121,6 +121,34 @@ def test_text_checks_on_crafted_transcripts() -> None:
     assert word_error_rate("a b c d", "a x c") == 0.5
 
 
+def test_iqr_rate_range_from_the_corpus(tmp_path) -> None:
+    """--cps-range iqr: each language's own fences from the corpus (decide), applied in finish."""
+    from audioprep.stage import DecideContext, ItemContext
+
+    def measurement(text: str) -> dict:
+        return {
+            "text": text,
+            "language": "ko",
+            "language_prob": None,
+            "words": [],
+            "detected_language": None,
+            "detected_prob": None,
+            "duration": 2.0,
+        }
+
+    st = stage(engine="vosk", cps_range="iqr")
+    ms = {f"c{i}": measurement("가" * (10 + i % 3)) for i in range(10)}  # 5-6 letters/s
+    ms["fast"] = measurement("가" * 23)  # 11.5/s: inside ko's fixed 1.5-12, not this corpus's
+    decision = st.decide(ms, DecideContext(out_dir=tmp_path))
+    low, high = decision["cps_bounds"]["ko"]
+    assert 3 < low < 5 and 6 < high < 8, decision
+    ctx = ItemContext(stage_name="transcribe", in_dir=tmp_path, out_dir=tmp_path)
+    assert st.finish({"id": "fast"}, ms["fast"], decision, ctx) == []
+    assert ctx.rejected[0]["reason"].startswith("text check rate: 11.5 characters per second")
+    fixed = stage(engine="vosk").decide(ms, DecideContext(out_dir=tmp_path))
+    assert fixed == {"cps_range": "language"}
+
+
 # -- Vosk on Korean speech --------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def korean_dir(tmp_path_factory) -> Path:

@@ -12,10 +12,13 @@ from audioprep.errors import UsageError
 from audioprep.manifest import Record
 from audioprep.models import MODEL_DIR_HELP, model_dir
 from audioprep.schema import param
-from audioprep.stage import ItemContext, MapStage, WorkerContext
+from audioprep.stage import CorpusStage, DecideContext, ItemContext, WorkerContext
 
 ENGINES = ("whisper", "vosk")
 DEFAULT_MODELS = {"whisper": "large-v3", "vosk": "ko"}
+#: Fewest clips of one language with text for ``--cps-range iqr`` to use that language's own
+#: fences (fewer: the language's fixed range).
+MIN_IQR_ITEMS = 8
 CHECKS = ("empty", "rate", "loop", "hallucination", "language", "word_times")
 
 
@@ -69,6 +72,13 @@ class TranscribeParams:
     annotate_only: bool = param(
         False, help="Keep clips that fail a text check; list the failures in text_issues."
     )
+    cps_range: str = param(
+        "language",
+        help="Letters-per-second range of the rate check: language (a fixed range per "
+        "language) or iqr (each language's own inter-quartile fences in this corpus, as "
+        "Emilia filters; the whole corpus is transcribed before any clip is written).",
+        choices=("language", "iqr"),
+    )
     min_cps: float | None = param(
         None, help="Fewest letters per second (default: per language, see the docs).", min=0.0
     )
@@ -80,7 +90,7 @@ class TranscribeParams:
     )
 
 
-class TranscribeStage(MapStage):
+class TranscribeStage(CorpusStage):
     """Transcribe each clip with Whisper (faster-whisper) or Vosk; record ``text``,
     ``language``, ``language_prob`` and ``words``; reject (or annotate) clips whose text does
     not fit their audio.
@@ -156,10 +166,12 @@ class TranscribeStage(MapStage):
                 max_new_tokens=p.max_new_tokens,
             )
 
-    def process(self, record: Record, ctx: ItemContext) -> list[Record]:
-        return self.process_batch([record], [ctx])[0]
+    def measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
+        return self.measure_batch([record], [ctx])[0]
 
-    def process_batch(self, records: list[Record], ctxs: list[ItemContext]) -> list[list[Record]]:
+    def measure_batch(self, records: list[Record], ctxs: list[ItemContext]) -> list[dict[str, Any]]:
+        """Transcripts of several clips (their windows decoded together), JSON-able; word
+        times as the engine gave them (the checks see them before they are clamped)."""
         from audioprep.engines.asr import load_audio
 
         audios = [load_audio(c.input_audio(r)) for r, c in zip(records, ctxs, strict=True)]
@@ -168,47 +180,71 @@ class TranscribeStage(MapStage):
         else:
             transcripts = self.engine.transcribe_many(audios)
         return [
-            self._finish(r, c, t, len(a) / 16000)
-            for r, c, t, a in zip(records, ctxs, transcripts, audios, strict=True)
+            {**dataclasses.asdict(t), "duration": round(len(a) / 16000, 6)}
+            for t, a in zip(transcripts, audios, strict=True)
         ]
 
-    def _finish(self, record: Record, ctx: ItemContext, t: Any, duration: float) -> list[Record]:
+    def decide(self, measurements: dict[str, dict[str, Any]], ctx: DecideContext) -> dict[str, Any]:
+        """With ``--cps-range iqr``: each language's own letters-per-second fences
+        (Q1 - 1.5 IQR, Q3 + 1.5 IQR) from every clip with text, as Emilia filters."""
+        from audioprep.textchecks import iqr_bounds, letters
+
+        if self.params.cps_range != "iqr":
+            return {"cps_range": "language"}
+        rates: dict[str, list[float]] = {}
+        for m in measurements.values():
+            n, duration = letters(m.get("text") or ""), float(m.get("duration") or 0)
+            if n and duration > 0:
+                rates.setdefault(m.get("language") or "", []).append(n / duration)
+        bounds = {
+            lang: [round(max(0.0, lo), 3), round(hi, 3)]
+            for lang, values in rates.items()
+            if len(values) >= MIN_IQR_ITEMS
+            for lo, hi in [iqr_bounds(values)]
+        }
+        return {"cps_range": "iqr", "cps_bounds": bounds, "min_items": MIN_IQR_ITEMS}
+
+    def finish(
+        self,
+        record: Record,
+        measurement: dict[str, Any],
+        decision: dict[str, Any],
+        ctx: ItemContext,
+    ) -> list[Record]:
         from audioprep.engines.asr import clamp_words
         from audioprep.textchecks import cps_range, run_checks
 
-        p = self.params
+        p, m = self.params, measurement
+        duration = float(m["duration"])
         asked = None if p.language == "auto" else p.language
-        low, high = cps_range(t.language or asked)
+        low, high = (decision.get("cps_bounds") or {}).get(
+            m.get("language") or "", cps_range(m.get("language") or asked)
+        )
         bounds = (
             p.min_cps if p.min_cps is not None else low,
             p.max_cps if p.max_cps is not None else high,
         )
         failed = run_checks(
-            t.text,
+            m["text"],
             duration=duration,
-            language=t.language,
+            language=m["language"],
             asked_language=asked,
-            words=t.words,
-            detected=t.detected_language,
-            detected_prob=t.detected_prob,
-            asked_prob=t.language_prob if asked else None,
+            words=m["words"],
+            detected=m.get("detected_language"),
+            detected_prob=m.get("detected_prob"),
+            asked_prob=m["language_prob"] if asked else None,
             min_language_prob=p.min_language_prob,
             cps_bounds=bounds,
             skip=p.skip_checks,
         )
-        fields = {
-            "text": t.text,
-            "language": t.language,
-            "language_prob": t.language_prob,
-            "words": clamp_words(t.words, duration),
-        }
+        issues = [f"{name}: {why}" for name, why in failed]
         if failed and not p.annotate_only:
             ctx.reject(
                 record,
                 f"text check {failed[0][0]}: {failed[0][1]}",
-                text_issues=[f"{name}: {why}" for name, why in failed],
-                text=t.text,
-                language=t.language,
+                text_issues=issues,
+                text=m["text"],
+                language=m["language"],
             )
             return []
         src = ctx.input_audio(record)
@@ -216,8 +252,11 @@ class TranscribeStage(MapStage):
             {
                 **record,
                 "audio": ctx.link(src, f"{record['id']}{src.suffix}"),
-                **fields,
-                "text_issues": [f"{name}: {why}" for name, why in failed],
+                "text": m["text"],
+                "language": m["language"],
+                "language_prob": m["language_prob"],
+                "words": clamp_words(m["words"], duration),
+                "text_issues": issues,
             }
         ]
 
