@@ -12,17 +12,21 @@ SILERO := silero-vad==6.2.3
 # a pinned torch: 2.13.0 has a CPU build on local disk here, an unpinned one pulls GBs of CUDA
 TORCH := torch==2.13.0
 
-.PHONY: setup setup-gpu ffmpeg chromium spleeter test test-fast demo bench bench-ray docs lint format clean
+.PHONY: setup setup-gpu ffmpeg espeak chromium spleeter test test-fast demo bench bench-ray docs lint format clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check '$(TORCH)'
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,segment,speaker,report,ray,quality]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,segment,speaker,report,ray,quality,transcribe]'
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps '$(INA)' '$(SILERO)'
 	@touch $@
 
 ffmpeg:
 	@bash scripts/ensure-ffmpeg.sh
+
+# Debian's espeak-ng, for the transcribe tests' known sentences (Korean and English).
+espeak:
+	@bash scripts/ensure-espeak.sh
 
 # Debian's chromium, for the test that renders `audioprep report` in a real browser.
 chromium:

@@ -32,9 +32,12 @@ DEVIATIONS: dict[str, str] = {
     "(made absolute) is the same.",
     "/commands/quality": "new stage `quality` (issue 14).",
     "/commands/loudness": "new stage `loudness` (issue 14).",
-    "/presets/speech-tts/steps": "quality after slice and loudness last (issue 14).",
-    "/presets/podcast-voice/steps": "quality after slice and loudness last (issue 14).",
+    "/presets/speech-tts/steps": "quality after slice, transcribe and loudness last "
+    "(issues 14, 19).",
+    "/presets/podcast-voice/steps": "quality after slice, transcribe and loudness last "
+    "(issues 14, 19).",
     "/presets/demo/steps": "quality after slice and loudness last (issue 14).",
+    "/commands/transcribe": "a new stage: transcribe (issue 19).",
 }
 
 # Issue 13: the run options every stage command gained, and segment's CNN batch size, renamed

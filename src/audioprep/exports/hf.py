@@ -18,6 +18,9 @@ def write(job: ExportJob) -> None:
             name = job.place_audio(record)
             row: dict[str, Any] = {"file_name": name}
             row.update({k: scalar(record.get(k)) for k in RECORD_FIELDS})
+            text = record.get("text")
+            row["transcription"] = text if isinstance(text, str) else None
+            row["language"] = scalar(record.get("language"))
             source = source_of(record)
             row.update({f"source_{k}": scalar(source.get(k)) for k in ASMR_FIELDS})
             row.update({f"source_{k}": scalar(source.get(k)) for k in extra})

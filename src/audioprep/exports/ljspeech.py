@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from audioprep.errors import UsageError
 from audioprep.exports._base import ExportJob
+from audioprep.textchecks import normalise_for_tts
 
 NAME = "ljspeech"
 HELP = "LJSpeech: wavs/ and metadata.csv (id|text|normalized text), wav input only"
@@ -35,5 +36,5 @@ def write(job: ExportJob) -> None:
             name = job.place_audio(record, "wavs", ext=".wav")
             stem = name[len("wavs/") : -len(".wav")]
             text = clean_text(record.get("text"))
-            fh.write(f"{stem}|{text}|{text}\n")
+            fh.write(f"{stem}|{text}|{normalise_for_tts(text)}\n")
             job.count(record)
