@@ -51,7 +51,7 @@ PEAK_F = 9
 #: as are bins whose magnitude is below MIN_DB (digital silence, dither).
 PEAK_RANGE_DB = 60.0
 MIN_DB = -45.0
-#: Highest number of peaks kept per second (the strongest).
+#: At most this many stronger peaks within +-0.5 s of a peak that is kept.
 MAX_PEAKS_PER_S = 40
 #: Pairing: each anchor is paired with up to FANOUT later peaks within DT_MIN..DT_MAX frames
 #: and +-DF_MAX bins.
@@ -146,7 +146,8 @@ def find_peaks(
 def thin_peaks(
     times: np.ndarray, bins: np.ndarray, values: np.ndarray, *, per_second: int = MAX_PEAKS_PER_S
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Keep at most ``per_second`` of the strongest peaks in each second (62-frame window).
+    """Keep a peak when fewer than ``per_second`` stronger peaks lie within half a second of
+    it either side (a sliding window: the choice does not change when the signal is cut).
 
     Arrays of shape ``(n,)``; returns ``(times, bins)`` of the kept peaks sorted by time, bin.
 
@@ -154,15 +155,24 @@ def thin_peaks(
     >>> thin_peaks(t, f, v, per_second=2)
     (array([1, 2], dtype=int32), array([6, 7], dtype=int32))
     """
-    sec = times // int(FPS)
-    order = np.lexsort((-values, sec))
-    sec_sorted = sec[order]
-    start = np.r_[0, np.flatnonzero(np.diff(sec_sorted)) + 1]
-    rank = np.arange(len(order)) - np.repeat(start, np.diff(np.r_[start, len(order)]))
-    keep = np.sort(order[rank < per_second]) if len(order) else order
-    t, f = times[keep], bins[keep]
-    o = np.lexsort((f, t))
-    return t[o].astype(np.int32), f[o].astype(np.int32)
+    o = np.lexsort((bins, times))
+    t, f, v = times[o], bins[o], values[o]
+    n = len(t)
+    half = int(FPS) // 2
+    stronger = np.zeros(n, dtype=np.int32)
+    k = 1
+    while k < n:
+        i = np.arange(n - k)
+        j = i + k
+        near = t[j] - t[i] <= half
+        if not near.any():
+            break
+        i, j = i[near], j[near]
+        stronger[i] += v[j] > v[i]
+        stronger[j] += v[i] >= v[j]  # ties: the earlier peak counts as stronger
+        k += 1
+    keep = stronger < per_second
+    return t[keep].astype(np.int32), f[keep].astype(np.int32)
 
 
 def pair_peaks(
