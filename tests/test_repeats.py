@@ -115,3 +115,39 @@ def test_group_by_field_keeps_groups_apart(episodes) -> None:
     run_stage(stage, tmp / "solo", in_dir=tmp / "raw", progress=False, jobs=1)
     out = read_jsonl(tmp / "solo" / "manifest.jsonl")
     assert len(out) == 6 and all(r["repeats"]["cuts"] == [] for r in out)
+
+
+def test_same_words_in_another_recording_are_not_a_repeat(tmp_path) -> None:
+    """A repeat must match as audio: the same sentence read again (simulated here by the same
+    recording 3 % higher and 5 % slower, which is still far closer than a real re-reading) is
+    not cut, while the very same recording at another gain is."""
+    require_shared()
+    import subprocess
+
+    from audioprep.dsp.fingerprint import analyse
+    from audioprep.dsp.repeats import recurring_segments
+    from audioprep.engines.landmarks import decode_8k
+
+    src = DATA / "librispeech-test-other" / "2414" / "2414-128291-0002.flac"
+    reread = tmp_path / "reread.wav"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(src),
+            "-af",
+            "asetrate=16480,aresample=16000,atempo=0.9246",
+            str(reread),
+        ],
+        check=True,
+    )
+    x = decode_8k(src)[0]
+    y = decode_8k(reread)[0]
+    same = [analyse(x), analyse(0.3 * x)]
+    words = [analyse(x), analyse(y)]
+    assert len(recurring_segments(same, min_items=2, min_frames=125)) == 1
+    assert recurring_segments(words, min_items=2, min_frames=62) == []
