@@ -65,13 +65,17 @@ def test_cuts_jingle_ad_and_outro_within_tolerance(episodes) -> None:
         cuts = rec["repeats"]["cuts"]
         true = truth[name]
         assert len(cuts) == len(true), (name, cuts, true)
-        for cut, (s, e, _label) in zip(cuts, true, strict=True):
+        for cut, (s, e, label) in zip(cuts, true, strict=True):
             assert abs(cut["start"] - s) <= TOLERANCE and abs(cut["end"] - e) <= TOLERANCE, (
                 name,
                 cut,
                 (s, e),
             )
             assert cut["matched"]["id"] != item_id and cut["segment"].startswith("R")
+            assert (
+                cut["where"]
+                in {"jingle": ("head",), "ad": ("middle", "tail"), "outro": ("tail",)}[label]
+            )
         extra_total += _minus([(c["start"], c["end"]) for c in cuts], [(s, e) for s, e, _ in true])
         x, sr = sf.read(str(tmp / "out" / rec["audio"]), dtype="int16")
         y, _ = sf.read(str(tmp / "raw" / raw[item_id]["audio"]), dtype="int16")

@@ -61,11 +61,14 @@ def group_key(record: Record, group_by: str | None) -> str:
 
 
 def position(start: float, end: float, duration: float, edge: float) -> str:
-    """``head``, ``tail`` or ``middle`` for a stretch ``start..end`` of an item.
+    """``head``, ``tail`` or ``middle`` for a stretch ``start..end`` of an item: head when it
+    starts within ``edge`` seconds (at most a quarter of the item) of the start, tail when it
+    ends that close to the end.
 
-    >>> position(3.0, 9.0, 60.0, 30.0), position(50.0, 60.0, 60.0, 5.0), position(20, 25, 60, 5)
+    >>> position(3.0, 9.0, 60.0, 30.0), position(50.0, 60.0, 60.0, 5.0), position(20, 25, 60, 30)
     ('head', 'tail', 'middle')
     """
+    edge = min(edge, duration / 4)
     at_head = start <= edge
     at_tail = end >= duration - edge
     if at_head and at_tail:
