@@ -29,6 +29,8 @@ DEVIATIONS: dict[str, str] = {
     "(`ingest needs at least one file, folder or glob`, exit 2) rather than by the parser.",
     "/commands/crawl/params/--archive/type": "Params hold the path as a string; the value "
     "(made absolute) is the same.",
+    "/commands/repeats": "a new stage (issue 15).",
+    "/commands/dedupe": "a new stage (issue 15).",
 }
 
 

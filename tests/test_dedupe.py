@@ -10,7 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import LIBRI, read_jsonl, require_shared
+from conftest import LIBRI, cli, read_jsonl, require_shared
 
 from audioprep.runner import run_stage
 from audioprep.stages.dedupe import INDEX_FILE, DedupeStage
@@ -133,8 +133,7 @@ def test_against_an_earlier_corpus(corpus) -> None:
     for g in spare[2:5]:
         shutil.copy(g, later / g.name)
     new_ids = _ingest(later, tmp / "later-raw")
-    stage = DedupeStage(DedupeStage.Params(against=(str(tmp / "out"),)))
-    run_stage(stage, tmp / "later-out", in_dir=tmp / "later-raw", progress=False, jobs=1)
+    cli("dedupe", tmp / "later-raw", tmp / "later-out", "--against", tmp / "out", "-q", "-j", 1)
     rejected = read_jsonl(tmp / "later-out" / "rejected.jsonl")
     assert [r["id"] for r in rejected] == [new_ids["again"]]
     original_id = ids[next(iter(expect.values()))[0]]  # the first copy is of chosen[0]

@@ -1,4 +1,11 @@
-"""dedupe: keep one copy of audio that is in the corpus twice (re-encoded, cut, contained)."""
+"""dedupe: Keep one copy of audio that is in the corpus twice: re-encoded, cut or contained.
+
+Fingerprints every item (landmark hashes of spectral peak pairs) into one inverted index, finds
+the items holding the same audio as another (re-encoded, resampled, at another gain, cut at
+either end, or inside a longer item), keeps the best copy of each group and rejects the others
+with "duplicate of ID (overlap N s)". The index is saved in OUT_DIR; ``--against DIR`` checks
+a new corpus against an earlier one.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,8 @@ from typing import Any
 
 from audioprep.errors import UsageError
 from audioprep.manifest import Record
-from audioprep.stage import ItemContext, Stage
+from audioprep.schema import param
+from audioprep.stage import CorpusStage, DecideContext, ItemContext
 
 INDEX_FILE = "dedupe_index.npz"
 LOSSLESS = ("pcm", "flac", "alac", "wavpack", "ape", "tta", "mlp", "truehd")
@@ -30,23 +38,43 @@ def _score(record: Record, field: str | None) -> float | None:
         return None
 
 
-class DedupeStage(Stage):
-    """Fingerprint every item (landmark hashes) into one inverted index, find the items that
-    hold the same audio as another (or as an item of an earlier corpus given with
-    ``--against``), keep the best copy of each group and reject the rest."""
+class DedupeStage(CorpusStage):
+    """Kept items that others duplicate list them under `dedupe.duplicates`; rejected ones go
+    to rejected.jsonl with `dedupe.duplicate_of`, the overlap, the coverage and the offset.
+    The longest copy is kept (so a compilation keeps its parts), then the best by `--prefer`,
+    then a lossless one, the one with more bandwidth, the louder, the first.
+
+    Example: `audioprep dedupe wav16k/ unique/ --prefer quality.ovrl --against old-corpus/`
+    """
 
     name = "dedupe"
     version = "1"
-    needs_corpus = True
 
     @dataclasses.dataclass(frozen=True)
     class Params:
-        against: tuple[str, ...] = ()
-        prefer: str | None = None
-        min_coverage: float = 0.5
-        min_overlap: float = 1.0
-        min_hashes: int = 20
-        dry_run: bool = False
+        against: tuple[str, ...] = param(
+            (),
+            help="Earlier dedupe output: reject items already there (repeatable).",
+            repeatable=True,
+            path=True,
+            metavar="DIR",
+        )
+        prefer: str | None = param(
+            None,
+            help="Among copies of similar length keep the highest value of this field "
+            "(dotted, e.g. quality.ovrl).",
+            metavar="FIELD",
+        )
+        min_coverage: float = param(
+            0.5, help="Share of the overlap's seconds that must match.", min=0.01, max=1.0
+        )
+        min_overlap: float = param(
+            1.0, help="Shortest overlap that makes a duplicate (s).", min=0.0
+        )
+        min_hashes: int = param(20, help="Fewest landmarks matching at one offset.", min=1)
+        dry_run: bool = param(
+            False, help="Annotate the duplicates found, reject nothing.", flags=("--dry-run",)
+        )
 
     def check(self) -> None:
         p = self.params
@@ -73,9 +101,7 @@ class DedupeStage(Stage):
         return m
 
     # -- main process ----------------------------------------------------------------------
-    def decide(
-        self, measurements: dict[str, dict[str, Any]], out_dir: Path | None = None
-    ) -> dict[str, Any]:
+    def decide(self, measurements: dict[str, dict[str, Any]], ctx: DecideContext) -> dict[str, Any]:
         import numpy as np
 
         from audioprep.dsp.dedupe import better, components, duplicates_of
@@ -83,7 +109,7 @@ class DedupeStage(Stage):
         from audioprep.engines.landmarks import load_fingerprint
 
         p = self.params
-        out = Path(out_dir or self.out_dir)  # type: ignore[attr-defined]
+        out = Path(ctx.out_dir)
         ids = list(measurements)
         fps = []
         for i in ids:

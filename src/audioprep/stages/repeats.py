@@ -1,4 +1,10 @@
-"""repeats: find and cut jingles, ads and outros that recur across a source's items."""
+"""repeats: Find and cut the jingles, ads and outros that recur across a source's items.
+
+Groups items by their feed, playlist or channel (``--group-by``), fingerprints them (landmark
+hashes of spectral peak pairs), finds the audio that at least ``--min-items`` items of a group
+share, wherever it sits, and cuts it out sample-exactly; each cut is recorded in the item's
+``repeats`` field. A repeat must match as audio (the same recording), not as words.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,8 @@ from typing import Any
 
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifest import Record
-from audioprep.stage import ItemContext, Stage
+from audioprep.schema import param
+from audioprep.stage import CorpusStage, DecideContext, ItemContext
 
 WHERE = ("head", "tail", "any")
 #: Containers read with libsndfile (sample-exact seeking); anything else is decoded by ffmpeg,
@@ -76,25 +83,43 @@ def position(start: float, end: float, duration: float, edge: float) -> str:
     return "head" if at_head else "tail" if at_tail else "middle"
 
 
-class RepeatsStage(Stage):
-    """Fingerprint every item (landmark hashes), find the audio that recurs in at least
-    ``min_items`` items of a group, and cut it out of each item sample-exactly."""
+class RepeatsStage(CorpusStage):
+    """Each cut is listed under the item's `repeats` field (where, which recurring segment it
+    matched); `decision.json` lists every recurring segment with its occurrences. Items of a
+    group with nothing recurring are passed on unchanged (hard-linked).
+
+    Example: `audioprep repeats wav16k/ no-jingles/ --min-items 3 --where head,tail`
+    """
 
     name = "repeats"
     version = "1"
-    needs_corpus = True
 
     @dataclasses.dataclass(frozen=True)
     class Params:
-        group_by: str | None = None  # dotted field, or "all"; default: feed/playlist/channel
-        min_items: int = 2
-        min_duration: float = 2.0
-        max_duration: float = 120.0
-        where: tuple[str, ...] = ("any",)
-        edge: float = 30.0
-        similarity: float = 0.7
-        dry_run: bool = False
-        min_keep: float = 0.5
+        group_by: str | None = param(
+            None,
+            help="Field that groups items (dotted, e.g. source.author), or all; "
+            "default: the feed, playlist or channel.",
+            metavar="FIELD",
+        )
+        min_items: int = param(2, help="Cut audio recurring in at least this many items.", min=2)
+        min_duration: float = param(2.0, help="Shortest repeat to cut (s).", min=0.1)
+        max_duration: float = param(
+            120.0, help="Longest repeat to cut (s); longer shared audio is dedupe's business."
+        )
+        where: tuple[str, ...] = param(
+            ("any",), help="Where repeats are cut: head, tail and/or any.", choices=WHERE
+        )
+        edge: float = param(
+            30.0, help="Head/tail: within this many seconds (at most a quarter of the item)."
+        )
+        similarity: float = param(
+            0.7, help="Frame check: aligned frames agree at this correlation.", min=0.05, max=0.99
+        )
+        dry_run: bool = param(
+            False, help="Annotate the repeats found, cut nothing.", flags=("--dry-run",)
+        )
+        min_keep: float = param(0.5, help="Reject an item with less audio left than this (s).")
 
     def check(self) -> None:
         p = self.params
@@ -120,15 +145,13 @@ class RepeatsStage(Stage):
         return m
 
     # -- main process ----------------------------------------------------------------------
-    def decide(
-        self, measurements: dict[str, dict[str, Any]], out_dir: Path | None = None
-    ) -> dict[str, Any]:
+    def decide(self, measurements: dict[str, dict[str, Any]], ctx: DecideContext) -> dict[str, Any]:
         from audioprep.dsp.fingerprint import FPS, FRAME_SECONDS
         from audioprep.dsp.repeats import recurring_segments
         from audioprep.engines.landmarks import load_fingerprint
 
         p = self.params
-        out = Path(out_dir or self.out_dir)  # type: ignore[attr-defined]
+        out = Path(ctx.out_dir)
         groups: dict[str, list[str]] = {}
         for item_id, m in measurements.items():
             groups.setdefault(m["group"], []).append(item_id)
