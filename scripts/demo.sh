@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo on real audio from ../shared: `audioprep run configs/demo.yaml` (ingest -> convert
-# 22.05 kHz mono -> trim -> segment -> slice speech 1.5-15 s -> denoise -> speaker-filter),
+# 22.05 kHz mono -> dedupe -> trim -> segment -> slice speech 1.5-15 s -> denoise -> speaker-filter),
 # then a Hugging Face audiofolder export and an HTML report of the result.
 set -euo pipefail
 SHARED=${AUDIOPREP_SHARED:-../shared}

@@ -31,6 +31,11 @@ DEVIATIONS: dict[str, str] = {
     "(made absolute) is the same.",
     "/commands/repeats": "a new stage (issue 15).",
     "/commands/dedupe": "a new stage (issue 15).",
+    "/presets/demo/steps": "dedupe after convert (issue 15); later steps move down one.",
+    "/presets/speech-tts/steps": "dedupe after convert (issue 15); later steps move down one.",
+    "/presets/asmr/steps": "dedupe after convert (issue 15); later steps move down one.",
+    "/presets/podcast-voice/steps": "dedupe and repeats after convert instead of trim "
+    "--head 30 --tail 30 (issue 15).",
 }
 
 
