@@ -98,11 +98,19 @@ def corpus(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_finds_all_ten_keeps_the_right_one_and_no_false_pair(corpus) -> None:
+@pytest.mark.parametrize("batch", [None, 7])
+def test_finds_all_ten_keeps_the_right_one_and_no_false_pair(corpus, batch, monkeypatch) -> None:
+    """Searched in one batch (the default, 256), then in batches of 7: each item then meets
+    only the first copy of an earlier batch's audio, and the outcome must not change."""
     tmp, ids, expect, _, _ = corpus
-    summary = run_stage(DedupeStage(), tmp / "out", in_dir=tmp / "raw", progress=False, jobs=2)
+    if batch:
+        import audioprep.dsp.dedupe
+
+        monkeypatch.setattr(audioprep.dsp.dedupe, "BATCH", batch)
+    out = tmp / f"out-{batch}" if batch else tmp / "out"
+    summary = run_stage(DedupeStage(), out, in_dir=tmp / "raw", progress=False, jobs=2)
     assert summary.items_failed == 0 and summary.items_in == 50
-    rejected = {r["id"]: r for r in read_jsonl(tmp / "out" / "rejected.jsonl")}
+    rejected = {r["id"]: r for r in read_jsonl(out / "rejected.jsonl")}
     want = {ids[rej]: (ids[kept], overlap) for kept, rej, overlap in expect.values()}
     assert set(rejected) == set(want), (sorted(rejected), sorted(want))
     for rid, (kept, overlap) in want.items():
@@ -110,16 +118,16 @@ def test_finds_all_ten_keeps_the_right_one_and_no_false_pair(corpus) -> None:
         assert r["dedupe"]["duplicate_of"] == kept, (rid, r["reason"])
         assert r["reason"].startswith(f"duplicate of {kept} (overlap ")
         assert r["dedupe"]["overlap"] == pytest.approx(overlap, abs=0.3), r
-    decision = json.loads((tmp / "out" / "decision.json").read_text())
+    decision = json.loads((out / "decision.json").read_text())
     assert len(decision["pairs"]) == 10  # zero false pairs among the 40 distinct utterances
-    kept = read_jsonl(tmp / "out" / "manifest.jsonl")
+    kept = read_jsonl(out / "manifest.jsonl")
     assert len(kept) == 40
-    assert (tmp / "out" / INDEX_FILE).is_file()
+    assert (out / INDEX_FILE).is_file()
     cut = next(
         r for r in rejected.values() if r["record"]["duration"] < 10 and r["dedupe"]["offset"] > 1.5
     )  # a copy with 2 s cut from the start
     assert cut["dedupe"]["offset"] == pytest.approx(2.0, abs=0.05)
-    assert "Duplicates" in DedupeStage.report_section(tmp / "out")
+    assert "Duplicates" in DedupeStage.report_section(out)
 
 
 @pytest.mark.slow

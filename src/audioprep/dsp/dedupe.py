@@ -23,6 +23,10 @@ import numpy as np
 from audioprep.dsp.fingerprint import FPS, FRAME_SECONDS, HashIndex, vote
 
 COVER_BIN = int(FPS)  # coverage is counted in one-second bins
+#: Items are searched in batches of this many; each batch is indexed on its own and the
+#: first copy of each audio it holds joins the index of the corpus's distinct items.
+BATCH = 256
+MAX_RUNS = 8  # the distinct items' index is kept in this many sorted runs at most
 MIN_HASHES = 20
 MIN_COVERAGE = 0.5
 MAX_POSTINGS = 1000
@@ -89,6 +93,68 @@ def duplicates_of(
         if j not in found or cov > found[j][3]:
             found[j] = (j, o, round(overlap, 3), cov, n)
     return sorted(found.values(), key=lambda r: (-r[3], -r[4], r[0]))
+
+
+def find_pairs(
+    fps: list[dict[str, np.ndarray]],
+    frames: Any,
+    *,
+    batch: int | None = None,
+    **opts: Any,
+) -> dict[tuple[int, int], dict[str, Any]]:
+    """Duplicate pairs among items ``fps`` (``hashes``, ``times``; ``frames``: each item's
+    length in frames), each item searched once, in input order.
+
+    Each batch of ``batch`` items is indexed and searched against itself and against the index
+    of the *distinct* items seen so far (the first copy of each audio), which the batch's new
+    distinct items then join. A corpus holding 30 copies of everything costs about what one
+    holding one copy costs: a search meets one or two earlier copies, not all of them, and the
+    work grows linearly with the number of items. ``opts`` go to :func:`duplicates_of`.
+    Returns ``{(a, b): {overlap, coverage, hashes, offset}}`` with ``a < b`` and ``offset`` the
+    seconds at which ``a`` starts in ``b``.
+    """
+    batch = batch or BATCH
+    pairs: dict[tuple[int, int], dict[str, Any]] = {}
+    runs: list[HashIndex] = []
+    distinct: list[int] = []
+
+    def note(a: int, b: int, off: int, overlap: float, cov: float, n: int) -> None:
+        key = (min(a, b), max(a, b))
+        info = {
+            "overlap": overlap,
+            "coverage": cov,
+            "hashes": n,
+            "offset": round((off if a < b else -off) * FRAME_SECONDS, 3),
+        }
+        if key not in pairs or cov > pairs[key]["coverage"]:
+            pairs[key] = info
+
+    for first in range(0, len(fps), batch):
+        members = list(range(first, min(len(fps), first + batch)))
+        local = HashIndex.build(
+            [(fps[i]["hashes"], fps[i]["times"]) for i in members], numbers=members
+        )
+        new = []
+        for a in members:
+            seen_before = False
+            for index in (local, *runs):
+                for b, off, overlap, cov, n in duplicates_of(fps[a], a, index, frames, **opts):
+                    note(a, b, off, overlap, cov, n)
+                    seen_before = seen_before or b < a
+            if not seen_before:
+                new.append(a)
+        if new:
+            runs.append(
+                HashIndex.build([(fps[i]["hashes"], fps[i]["times"]) for i in new], numbers=new)
+            )
+            distinct += new
+        if len(runs) > MAX_RUNS:  # one run again: a search costs a binary search per run
+            runs = [
+                HashIndex.build(
+                    [(fps[i]["hashes"], fps[i]["times"]) for i in distinct], numbers=distinct
+                )
+            ]
+    return pairs
 
 
 def better(a: dict[str, Any], b: dict[str, Any], *, prefer: bool = True) -> bool:

@@ -347,16 +347,17 @@ class HashIndex:
     times: np.ndarray
 
     @classmethod
-    def build(cls, fingerprints: list[tuple[np.ndarray, np.ndarray]]) -> HashIndex:
-        """Index ``[(hashes, times), ...]``; item ``k`` is the k-th pair."""
+    def build(
+        cls, fingerprints: list[tuple[np.ndarray, np.ndarray]], *, numbers: Any = None
+    ) -> HashIndex:
+        """Index ``[(hashes, times), ...]``; item ``k`` is the k-th pair, or ``numbers[k]``."""
         if not fingerprints:
             z = np.zeros(0, np.int32)
             return cls(np.zeros(0, np.uint32), z, z.copy())
         keys = np.concatenate([h for h, _ in fingerprints]).astype(np.uint32)
         times = np.concatenate([t for _, t in fingerprints]).astype(np.int32)
-        items = np.repeat(
-            np.arange(len(fingerprints), dtype=np.int32), [len(h) for h, _ in fingerprints]
-        )
+        ids = np.arange(len(fingerprints)) if numbers is None else np.asarray(numbers)
+        items = np.repeat(ids.astype(np.int32), [len(h) for h, _ in fingerprints])
         order = np.argsort(keys, kind="stable")
         return cls(keys[order], items[order], times[order])
 

@@ -104,7 +104,7 @@ class DedupeStage(CorpusStage):
     def decide(self, measurements: dict[str, dict[str, Any]], ctx: DecideContext) -> dict[str, Any]:
         import numpy as np
 
-        from audioprep.dsp.dedupe import better, components, duplicates_of
+        from audioprep.dsp.dedupe import better, components, duplicates_of, find_pairs
         from audioprep.dsp.fingerprint import FRAME_SECONDS, HashIndex
         from audioprep.engines.landmarks import load_fingerprint
 
@@ -118,25 +118,12 @@ class DedupeStage(CorpusStage):
                 {"hashes": fp["hashes"], "times": fp["times"], "frames": measurements[i]["frames"]}
             )
         frames = np.array([measurements[i]["frames"] for i in ids], dtype=np.int64)
-        index = HashIndex.build([(f["hashes"], f["times"]) for f in fps])
         opts = {
             "min_hashes": p.min_hashes,
             "min_coverage": p.min_coverage,
             "min_overlap": p.min_overlap,
         }
-        pairs: dict[tuple[int, int], dict[str, Any]] = {}
-        for a, fp in enumerate(fps):
-            for b, off, overlap, cov, n in duplicates_of(fp, a, index, frames, **opts):
-                key = (min(a, b), max(a, b))
-                # offset of the higher-numbered item's start inside the other: b = a + off
-                info = {
-                    "overlap": overlap,
-                    "coverage": cov,
-                    "hashes": n,
-                    "offset": round((off if a < b else -off) * FRAME_SECONDS, 3),
-                }
-                if key not in pairs or cov > pairs[key]["coverage"]:
-                    pairs[key] = info
+        pairs = find_pairs(fps, frames, **opts)
         earlier: dict[int, dict[str, Any]] = {}
         for d in p.against:
             old_index, extra = HashIndex.load(Path(d) / INDEX_FILE)
@@ -191,7 +178,20 @@ class DedupeStage(CorpusStage):
                     continue
                 key = (min(m, best), max(m, best))
                 via = best
-                if key not in pairs:  # linked through another copy: name that one
+                if key not in pairs:  # found through another copy: measure against the kept one
+                    one = HashIndex.build(
+                        [(fps[best]["hashes"], fps[best]["times"])], numbers=[best]
+                    )
+                    direct = duplicates_of(fps[m], m, one, frames, **{**opts, "min_coverage": 0.01})
+                    if direct:
+                        _, off, overlap, cov, n = direct[0]
+                        pairs[key] = {
+                            "overlap": overlap,
+                            "coverage": cov,
+                            "hashes": n,
+                            "offset": round((off if m < best else -off) * FRAME_SECONDS, 3),
+                        }
+                if key not in pairs:  # no common audio with the kept one: name the link
                     via = max(
                         (o for o in group if (min(m, o), max(m, o)) in pairs),
                         key=lambda o: pairs[(min(m, o), max(m, o))]["overlap"],
@@ -207,12 +207,16 @@ class DedupeStage(CorpusStage):
                     "offset": info["offset"] if m < via else -info["offset"],
                 }
                 kept_for.setdefault(ids[best], []).append(ids[m])
-        keep_mask = np.array([i not in rejected for i in ids], dtype=bool)
+        keep_mask = np.array([i not in rejected or p.dry_run for i in ids], dtype=bool)
+        kept_numbers = np.flatnonzero(keep_mask)
+        index = HashIndex.build(
+            [(fps[k]["hashes"], fps[k]["times"]) for k in kept_numbers], numbers=kept_numbers
+        )
         index.save(
             out / INDEX_FILE,
             ids=np.array(ids, dtype=str),
             frames=frames,
-            kept=keep_mask if not p.dry_run else np.ones(len(ids), bool),
+            kept=keep_mask,
         )
         return {
             "items": len(ids),
