@@ -171,3 +171,15 @@ def test_keep_rules() -> None:
     assert not better({**base, "order": 1, "rms_db": -14.0, "peak": 1.0}, base)  # clipped
     assert better({**base, "order": 1, "duration": 30.0, "score": 1.0}, {**base, "score": 5.0})
     assert components(4, [(0, 1), (2, 3), (1, 0)]) == [[0, 1], [2, 3]]
+
+
+def test_batched_search_finds_the_same_pairs() -> None:
+    from audioprep.dsp.dedupe import find_pairs
+
+    base = [signal(s, 3.0) for s in range(5)]
+    items = [*base, 0.5 * base[1], base[3][40 * HOP :], np.concatenate([base[0], base[2]])]
+    fps = [analyse(x) for x in items]
+    frames = np.array([len(f["energy"]) for f in fps])
+    want = {(1, 5), (3, 6), (0, 7), (2, 7)}
+    for batch in (None, 1, 2, 3):
+        assert set(find_pairs(fps, frames, batch=batch)) == want, batch
