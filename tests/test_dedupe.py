@@ -10,11 +10,11 @@ import subprocess
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import LIBRI, cli, read_jsonl, require_shared
 
 from audioprep.runner import run_stage
 from audioprep.stages.dedupe import INDEX_FILE, DedupeStage
 from audioprep.stages.ingest import IngestStage
+from audioprep.testing import LIBRI, cli, read_jsonl, require_shared
 
 SR = 16000
 

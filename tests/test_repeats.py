@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import DATA, read_jsonl, require_shared
 
 from audioprep.runner import run_stage
 from audioprep.stages.ingest import IngestStage
 from audioprep.stages.repeats import RepeatsStage
+from audioprep.testing import DATA, read_jsonl, require_shared
 
 TOLERANCE = 0.2  # seconds, each boundary
 EXTRA = 0.5  # seconds of non-repeat audio cut, at most, in all
@@ -112,6 +112,7 @@ def test_where_head_and_dry_run(episodes) -> None:
         assert [c["where"] for c in rec["repeats"]["cuts"]] == ["head"] * len(want)
 
 
+@pytest.mark.slow
 def test_group_by_field_keeps_groups_apart(episodes) -> None:
     tmp, truth, by_name = episodes
     # each episode in its own group: nothing recurs within a group
@@ -121,6 +122,7 @@ def test_group_by_field_keeps_groups_apart(episodes) -> None:
     assert len(out) == 6 and all(r["repeats"]["cuts"] == [] for r in out)
 
 
+@pytest.mark.slow
 def test_same_words_in_another_recording_are_not_a_repeat(tmp_path) -> None:
     """A repeat must match as audio: the same sentence read again (simulated here by the same
     recording 3 % higher and 5 % slower, which is still far closer than a real re-reading) is
