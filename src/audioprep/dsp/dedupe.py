@@ -26,7 +26,6 @@ COVER_BIN = int(FPS)  # coverage is counted in one-second bins
 #: Items are searched in batches of this many; each batch is indexed on its own and the
 #: first copy of each audio it holds joins the index of the corpus's distinct items.
 BATCH = 256
-MAX_RUNS = 8  # the distinct items' index is kept in this many sorted runs at most
 MIN_HASHES = 20
 MIN_COVERAGE = 0.5
 MAX_POSTINGS = 1000
@@ -116,7 +115,6 @@ def find_pairs(
     batch = batch or BATCH
     pairs: dict[tuple[int, int], dict[str, Any]] = {}
     runs: list[HashIndex] = []
-    distinct: list[int] = []
 
     def note(a: int, b: int, off: int, overlap: float, cov: float, n: int) -> None:
         key = (min(a, b), max(a, b))
@@ -147,13 +145,19 @@ def find_pairs(
             runs.append(
                 HashIndex.build([(fps[i]["hashes"], fps[i]["times"]) for i in new], numbers=new)
             )
-            distinct += new
-        if len(runs) > MAX_RUNS:  # one run again: a search costs a binary search per run
-            runs = [
-                HashIndex.build(
-                    [(fps[i]["hashes"], fps[i]["times"]) for i in distinct], numbers=distinct
+        # merge the newest runs while the last is at least half the one before (as a
+        # log-structured merge does): O(log n) runs, each entry re-sorted O(log n) times
+        while len(runs) > 1 and len(runs[-1]) * 2 >= len(runs[-2]):
+            b, a = runs.pop(), runs.pop()
+            keys = np.concatenate([a.keys, b.keys])
+            order = np.argsort(keys, kind="stable")
+            runs.append(
+                HashIndex(
+                    keys[order],
+                    np.concatenate([a.items, b.items])[order],
+                    np.concatenate([a.times, b.times])[order],
                 )
-            ]
+            )
     return pairs
 
 
