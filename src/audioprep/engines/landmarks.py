@@ -149,5 +149,12 @@ def load_fingerprint(out_dir: Path, measurement: dict[str, Any]) -> dict[str, An
     """The arrays saved by :func:`fingerprint_file`."""
     import numpy as np
 
-    with np.load(out_dir / measurement["file"], allow_pickle=False) as data:
+    from audioprep.errors import AudioprepError
+
+    path = out_dir / measurement["file"]
+    if not path.is_file():
+        raise AudioprepError(
+            f"{path} is missing (fingerprints/ was deleted?): run again with --overwrite."
+        )
+    with np.load(path, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
