@@ -157,3 +157,33 @@ def test_same_words_in_another_recording_are_not_a_repeat(tmp_path) -> None:
     words = [analyse(x), analyse(y)]
     assert len(recurring_segments(same, min_items=2, min_frames=125)) == 1
     assert recurring_segments(words, min_items=2, min_frames=62) == []
+
+
+def test_a_head_cut_moves_offset_and_source_offset_sample_exactly(tmp_path) -> None:
+    from audioprep.stage import ItemContext
+
+    sr = 22050
+    x = (np.arange(sr * 3) % 251).astype(np.int16)
+    (tmp_path / "in" / "audio").mkdir(parents=True)
+    (tmp_path / "out" / "audio").mkdir(parents=True)
+    sf.write(str(tmp_path / "in" / "audio" / "a.wav"), x, sr, subtype="PCM_16")
+    record = {
+        "id": "a",
+        "audio": "audio/a.wav",
+        "duration": 3.0,
+        "sample_rate": sr,
+        "channels": 1,
+        "offset": 5.0,
+        "source_offset": 65.0,
+    }
+    cuts = [
+        {"start": 0.0, "end": 1.0, "where": "head", "segment": "R1", "matched": {}},
+        {"start": 2.0, "end": 2.5, "where": "middle", "segment": "R2", "matched": {}},
+    ]
+    ctx = ItemContext(stage_name="repeats", in_dir=tmp_path / "in", out_dir=tmp_path / "out")
+    (out,) = RepeatsStage().finish(record, {}, {"cuts": {"a": cuts}, "dry_run": False}, ctx)
+    y, _ = sf.read(str(tmp_path / "out" / out["audio"]), dtype="int16")
+    assert np.array_equal(y, np.concatenate([x[sr : 2 * sr], x[int(2.5 * sr) :]]))
+    assert out["offset"] == 6.0 and out["source_offset"] == 66.0
+    assert out["duration"] == pytest.approx(1.5) and out["repeats"]["removed"] == pytest.approx(1.5)
+    assert out["repeats"]["samples"] == [[0, sr], [2 * sr, int(2.5 * sr)]]
