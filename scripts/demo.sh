@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo on real audio from ../shared: `audioprep run configs/demo.yaml` (ingest -> convert
-# 22.05 kHz mono -> trim -> segment -> slice speech 1.5-15 s -> quality -> denoise ->
+# 22.05 kHz mono -> dedupe -> trim -> segment -> slice speech 1.5-15 s -> quality -> denoise ->
 # speaker-filter -> loudness), then a Hugging Face audiofolder export, an HTML report of the
 # result and the chain's funnel.
 set -euo pipefail

@@ -18,13 +18,14 @@ from audioprep.testing import LIBRI, MODELS, REPO, SHARED, cli, read_jsonl, requ
 STAGES = [
     "01-ingest",
     "02-convert",
-    "03-trim",
-    "04-segment",
-    "05-slice",
-    "06-quality",
-    "07-denoise",
-    "08-speaker-filter",
-    "09-loudness",
+    "03-dedupe",
+    "04-trim",
+    "05-segment",
+    "06-slice",
+    "07-quality",
+    "08-denoise",
+    "09-speaker-filter",
+    "10-loudness",
 ]
 LAST = STAGES[-1]
 
@@ -65,34 +66,36 @@ def test_demo_runs_the_preset_and_every_stage_did_its_part(demo: Path) -> None:
     assert stage["items_ok"] == len(ingested) == 63 and stage["items_failed"] == 0
     _, converted = _stage(demo, "02-convert")
     assert {(r["sample_rate"], r["channels"]) for r in converted} == {(22050, 1)}
-    _, trimmed = _stage(demo, "03-trim")
+    _, deduped = _stage(demo, "03-dedupe")
+    assert [r["id"] for r in deduped] == [r["id"] for r in converted]  # no duplicate in the demo
+    _, trimmed = _stage(demo, "04-trim")
     by_id = {r["id"]: r for r in converted}
     for r in trimmed:
         assert r["duration"] == pytest.approx(by_id[r["id"]]["duration"] - 0.5, abs=1e-3)
         assert r["offset"] == pytest.approx(0.25, abs=1 / 22050)  # a whole sample
-    _, segmented = _stage(demo, "04-segment")
+    _, segmented = _stage(demo, "05-segment")
     assert all(r["segments"] and "speech_seconds" in r for r in segmented)
     speechless = [r for r in segmented if r["source"]["comment"] == 0]
     assert any("music" in r["id"] or "audio_example" in r["id"] for r in speechless)
-    stage, clips = _stage(demo, "05-slice")
+    stage, clips = _stage(demo, "06-slice")
     assert all(1.5 <= c["duration"] <= 15.0 + 1e-6 and c["label"] == "speech" for c in clips)
     assert all(c["parent"] in {r["id"] for r in segmented} for c in clips)
     assert stage["records_out"] == len(clips) > 60
-    _, scored = _stage(demo, "06-quality")
-    dropped = read_jsonl(demo / "06-quality" / "rejected.jsonl")
+    _, scored = _stage(demo, "07-quality")
+    dropped = read_jsonl(demo / "07-quality" / "rejected.jsonl")
     assert len(scored) + len(dropped) == len(clips) and len(scored) >= 0.9 * len(clips)
     assert all(r["quality"]["bandwidth_hz"] > 6000 for r in scored)
-    _, denoised = _stage(demo, "07-denoise")
+    _, denoised = _stage(demo, "08-denoise")
     assert [r["id"] for r in denoised] == [c["id"] for c in scored]
     assert all(r["denoise"]["filters"] for r in denoised)
-    stage, kept = _stage(demo, "08-speaker-filter")
+    stage, kept = _stage(demo, "09-speaker-filter")
     assert kept and all(r["speaker_similarity"] >= 0.75 for r in kept)
     # the target voice is speaker 1688: nearly everything kept is theirs, most of theirs kept
     theirs = [r for r in kept if r["id"].startswith("1688-")]
     assert len(theirs) >= 0.9 * len(kept)
     all_1688 = [c for c in clips if c["id"].startswith("1688-")]
     assert len(theirs) >= 0.8 * len(all_1688)
-    rejected = read_jsonl(demo / "08-speaker-filter" / "rejected.jsonl")
+    rejected = read_jsonl(demo / "09-speaker-filter" / "rejected.jsonl")
     assert len(rejected) + len(kept) == len(denoised)
     _, loud = _stage(demo, LAST)
     assert [r["id"] for r in loud] == [r["id"] for r in kept]
@@ -169,7 +172,7 @@ def test_the_demo_report_renders_in_a_real_browser(demo: Path, tmp_path: Path) -
     # the funnel of the whole chain (demo.sh reports the work folder too)
     funnel = json.loads((demo / "report.json").read_text())
     assert [s["directory"] for s in funnel["steps"]] == STAGES
-    spk = funnel["steps"][STAGES.index("08-speaker-filter")]
+    spk = funnel["steps"][STAGES.index("09-speaker-filter")]
     assert spk["rejected"] > 0 and spk["reasons"][0]["reason"].startswith("speaker similarity")
     dom, console = render(demo / "report.html", tmp_path)
     assert console == [] and 'data-rendered="ok"' in dom
@@ -178,10 +181,10 @@ def test_the_demo_report_renders_in_a_real_browser(demo: Path, tmp_path: Path) -
 
 @pytest.mark.slow
 def test_info_prints_the_same_summary(demo: Path) -> None:
-    proc = cli("info", demo / "05-slice")
-    clips = read_jsonl(demo / "05-slice" / "manifest.jsonl")
+    proc = cli("info", demo / "06-slice")
+    clips = read_jsonl(demo / "06-slice" / "manifest.jsonl")
     assert f"items        {len(clips)}" in proc.stdout and "hours/label" in proc.stdout
-    numbers = json.loads(cli("info", demo / "05-slice", "--json").stdout)
+    numbers = json.loads(cli("info", demo / "06-slice", "--json").stdout)
     assert numbers["items"] == len(clips) and numbers["hours_per_label"]["speech"] > 0
 
 
@@ -316,6 +319,7 @@ def test_presets_parse_with_the_command_lines_options(tmp_path: Path) -> None:
     assert list(tts) == [
         "crawl",
         "convert",
+        "dedupe",
         "trim",
         "separate",
         "segment",

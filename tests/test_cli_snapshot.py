@@ -38,6 +38,8 @@ DEVIATIONS: dict[str, str] = {
     "(issues 14, 19).",
     "/presets/demo/steps": "quality after slice and loudness last (issue 14).",
     "/commands/transcribe": "a new stage: transcribe (issue 19).",
+    "/presets/podcast-voice/steps/trim#1": "podcast-voice cuts its feed's repeats (`repeats`) "
+    "instead of a fixed 30 s head and tail (issue 15).",
 }
 
 # Issue 13: the run options every stage command gained, and segment's CNN batch size, renamed

@@ -1,0 +1,285 @@
+"""dedupe: Keep one copy of audio that is in the corpus twice: re-encoded, cut or contained.
+
+Fingerprints every item (landmark hashes of spectral peak pairs) into one inverted index, finds
+the items holding the same audio as another (re-encoded, resampled, at another gain, cut at
+either end, or inside a longer item), keeps the best copy of each group and rejects the others
+with "duplicate of ID (overlap N s)". The index is saved in OUT_DIR; ``--against DIR`` checks
+a new corpus against an earlier one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from audioprep.errors import UsageError
+from audioprep.manifest import Record
+from audioprep.schema import param
+from audioprep.stage import CorpusStage, DecideContext, ItemContext
+
+INDEX_FILE = "dedupe_index.npz"
+LOSSLESS = ("pcm", "flac", "alac", "wavpack", "ape", "tta", "mlp", "truehd")
+
+
+def _score(record: Record, field: str | None) -> float | None:
+    if not field:
+        return None
+    value: Any = record
+    for part in field.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class DedupeStage(CorpusStage):
+    """Kept items that others duplicate list them under `dedupe.duplicates`; rejected ones go
+    to rejected.jsonl with `dedupe.duplicate_of`, the overlap, the coverage and the offset.
+    The longest copy is kept (so a compilation keeps its parts), then the best by `--prefer`,
+    then a lossless one, the one with more bandwidth, the louder, the first.
+
+    Example: `audioprep dedupe wav16k/ unique/ --prefer quality.ovrl --against old-corpus/`
+    """
+
+    name = "dedupe"
+    version = "1"
+
+    @dataclasses.dataclass(frozen=True)
+    class Params:
+        against: tuple[str, ...] = param(
+            (),
+            help="Earlier dedupe output: reject items already there (repeatable).",
+            repeatable=True,
+            path=True,
+            metavar="DIR",
+        )
+        prefer: str | None = param(
+            None,
+            help="Among copies of similar length keep the highest value of this field "
+            "(dotted, e.g. quality.ovrl).",
+            metavar="FIELD",
+        )
+        min_coverage: float = param(
+            0.5, help="Share of the overlap's seconds that must match.", min=0.01, max=1.0
+        )
+        min_overlap: float = param(
+            1.0, help="Shortest overlap that makes a duplicate (s).", min=0.0
+        )
+        min_hashes: int = param(20, help="Fewest landmarks matching at one offset.", min=1)
+        dry_run: bool = param(
+            False, help="Annotate the duplicates found, reject nothing.", flags=("--dry-run",)
+        )
+
+    def check(self) -> None:
+        p = self.params
+        if not 0 < p.min_coverage <= 1:
+            raise UsageError("--min-coverage is a share, above 0 and at most 1.")
+        if p.min_overlap < 0 or p.min_hashes < 1:
+            raise UsageError("--min-overlap must be >= 0 s and --min-hashes >= 1.")
+        for d in p.against:
+            if not (Path(d) / INDEX_FILE).is_file():
+                raise UsageError(
+                    f"--against {d}: no {INDEX_FILE} there; give the output directory of an "
+                    "earlier `audioprep dedupe` run."
+                )
+
+    # -- workers ---------------------------------------------------------------------------
+    def measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
+        from audioprep.engines.landmarks import fingerprint_file
+
+        m = fingerprint_file(ctx.input_audio(record), ctx.out_dir, record["id"], features=False)
+        codec = str(record.get("codec") or "").lower()
+        m["duration"] = float(record.get("duration") or m["seconds"])
+        m["lossless"] = any(codec.startswith(c) for c in LOSSLESS)
+        m["score"] = _score(record, self.params.prefer)
+        return m
+
+    # -- main process ----------------------------------------------------------------------
+    def decide(self, measurements: dict[str, dict[str, Any]], ctx: DecideContext) -> dict[str, Any]:
+        import numpy as np
+
+        from audioprep.dsp.dedupe import better, components, duplicates_of, find_pairs
+        from audioprep.dsp.fingerprint import FRAME_SECONDS, HashIndex
+        from audioprep.engines.landmarks import load_fingerprint
+
+        p = self.params
+        out = Path(ctx.out_dir)
+        ids = list(measurements)
+        fps = []
+        for i in ids:
+            fp = load_fingerprint(out, measurements[i])
+            fps.append(
+                {"hashes": fp["hashes"], "times": fp["times"], "frames": measurements[i]["frames"]}
+            )
+        frames = np.array([measurements[i]["frames"] for i in ids], dtype=np.int64)
+        opts = {
+            "min_hashes": p.min_hashes,
+            "min_coverage": p.min_coverage,
+            "min_overlap": p.min_overlap,
+        }
+        pairs = find_pairs(fps, frames, **opts)
+        earlier: dict[int, dict[str, Any]] = {}
+        for d in p.against:
+            old_index, extra = HashIndex.load(Path(d) / INDEX_FILE)
+            kept = extra["kept"]
+            mask = kept[old_index.items]
+            old_index = HashIndex(
+                old_index.keys[mask], old_index.items[mask], old_index.times[mask]
+            )
+            for a, fp in enumerate(fps):
+                if a in earlier:
+                    continue
+                found = duplicates_of(fp, None, old_index, extra["frames"], **opts)
+                if found:
+                    b, off, overlap, cov, n = found[0]
+                    earlier[a] = {
+                        "id": str(extra["ids"][b]),
+                        "dir": str(d),
+                        "overlap": overlap,
+                        "coverage": cov,
+                        "offset": round(off * FRAME_SECONDS, 3),
+                    }
+        rank = [
+            {
+                **{
+                    k: measurements[i][k]
+                    for k in ("duration", "lossless", "hf_db", "rms_db", "peak", "score")
+                },
+                "order": n,
+            }
+            for n, i in enumerate(ids)
+        ]
+        rejected: dict[str, dict[str, Any]] = {}
+        for a, info in earlier.items():
+            rejected[ids[a]] = {
+                "duplicate_of": info["id"],
+                "against": info["dir"],
+                "overlap": info["overlap"],
+                "coverage": info["coverage"],
+                "offset": info["offset"],
+            }
+        kept_for: dict[str, list[str]] = {}
+        for group in components(len(ids), list(pairs)):
+            members = [m for m in group if ids[m] not in rejected]
+            if not members:
+                continue
+            best = members[0]
+            for m in members[1:]:
+                if better(rank[m], rank[best], prefer=bool(p.prefer)):
+                    best = m
+            for m in members:
+                if m == best:
+                    continue
+                key = (min(m, best), max(m, best))
+                via = best
+                if key not in pairs:  # found through another copy: measure against the kept one
+                    one = HashIndex.build(
+                        [(fps[best]["hashes"], fps[best]["times"])], numbers=[best]
+                    )
+                    direct = duplicates_of(fps[m], m, one, frames, **{**opts, "min_coverage": 0.01})
+                    if direct:
+                        _, off, overlap, cov, n = direct[0]
+                        pairs[key] = {
+                            "overlap": overlap,
+                            "coverage": cov,
+                            "hashes": n,
+                            "offset": round((off if m < best else -off) * FRAME_SECONDS, 3),
+                        }
+                if key not in pairs:  # no common audio with the kept one: name the link
+                    via = max(
+                        (o for o in group if (min(m, o), max(m, o)) in pairs),
+                        key=lambda o: pairs[(min(m, o), max(m, o))]["overlap"],
+                    )
+                    key = (min(m, via), max(m, via))
+                info = pairs[key]
+                rejected[ids[m]] = {
+                    "duplicate_of": ids[best],
+                    **({"via": ids[via]} if via != best else {}),
+                    "overlap": info["overlap"],
+                    "coverage": info["coverage"],
+                    # where this item starts inside the one it duplicates (seconds)
+                    "offset": info["offset"] if m < via else -info["offset"],
+                }
+                kept_for.setdefault(ids[best], []).append(ids[m])
+        keep_mask = np.array([i not in rejected or p.dry_run for i in ids], dtype=bool)
+        kept_numbers = np.flatnonzero(keep_mask)
+        index = HashIndex.build(
+            [(fps[k]["hashes"], fps[k]["times"]) for k in kept_numbers], numbers=kept_numbers
+        )
+        index.save(
+            out / INDEX_FILE,
+            ids=np.array(ids, dtype=str),
+            frames=frames,
+            kept=keep_mask,
+        )
+        return {
+            "items": len(ids),
+            "index_hashes": len(index),
+            "pairs": [{"a": ids[a], "b": ids[b], **info} for (a, b), info in sorted(pairs.items())],
+            "against": [{"id": ids[a], **info} for a, info in sorted(earlier.items())],
+            "rejected": rejected,
+            "kept_for": kept_for,
+            "dry_run": p.dry_run,
+        }
+
+    def finish(
+        self,
+        record: Record,
+        measurement: dict[str, Any],
+        decision: dict[str, Any],
+        ctx: ItemContext,
+    ) -> list[Record]:
+        dup = decision["rejected"].get(record["id"])
+        if dup and not decision["dry_run"]:
+            where = f" in {dup['against']}" if dup.get("against") else ""
+            ctx.reject(
+                record,
+                f"duplicate of {dup['duplicate_of']}{where} (overlap {dup['overlap']:.1f} s)",
+                dedupe=dup,
+            )
+            return []
+        src = ctx.input_audio(record)
+        out = {**record, "audio": ctx.link(src, f"{record['id']}{src.suffix}")}
+        info: dict[str, Any] = {}
+        if decision["kept_for"].get(record["id"]):
+            info["duplicates"] = decision["kept_for"][record["id"]]
+        if dup:
+            info |= dup
+        out["dedupe"] = info
+        return [out]
+
+    def tool_versions(self) -> dict[str, str]:
+        from importlib.metadata import version
+
+        from audioprep.media import ffmpeg_version
+
+        return {"numpy": version("numpy"), "scipy": version("scipy"), "ffmpeg": ffmpeg_version()}
+
+    @classmethod
+    def report_section(cls, out_dir: str | Path) -> str | None:
+        """HTML: the duplicate pairs found and which copy was kept."""
+        path = Path(out_dir) / "decision.json"
+        if not path.is_file():
+            return None
+        d = json.loads(path.read_text(encoding="utf-8"))
+        rejected = d.get("rejected", {})
+        rows = "".join(
+            f"<tr><td>{html.escape(r)}</td><td>{html.escape(v['duplicate_of'])}"
+            f"{' (' + html.escape(v['against']) + ')' if v.get('against') else ''}</td>"
+            f"<td>{v['overlap']:.1f}</td><td>{v['coverage']:.2f}</td></tr>"
+            for r, v in sorted(rejected.items())
+        )
+        verb = "would be rejected (dry run)" if d.get("dry_run") else "rejected"
+        return (
+            f"<h2>Duplicates</h2><p>{d.get('items', 0)} items fingerprinted, "
+            f"{len(d.get('pairs', []))} duplicate pair(s), {len(d.get('against', []))} item(s) "
+            f"already in an earlier corpus; {len(rejected)} {verb}.</p>"
+            "<table><thead><tr><th>item</th><th>duplicate of</th><th>overlap (s)</th>"
+            f"<th>coverage</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
