@@ -324,8 +324,11 @@ def test_presets_parse_with_the_command_lines_options(tmp_path: Path) -> None:
         "separate",
         "segment",
         "slice",
+        "quality",
         "denoise",
         "speaker-filter",
+        "transcribe",
+        "loudness",
     ]
     assert (tts["convert"].sample_rate, tts["convert"].channels) == (22050, 1)
     assert (tts["slice"].min_duration, tts["slice"].max_duration) == (1.5, 15.0)
