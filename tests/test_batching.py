@@ -7,11 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import LIBRI, MODELS, MUSANMIX, ffmpeg, read_jsonl, require_shared
 
 from audioprep.errors import ItemError
 from audioprep.runner import run_stage
 from audioprep.stage import SourceStage
+from audioprep.testing import LIBRI, MODELS, MUSANMIX, ffmpeg, read_jsonl, require_shared
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import LIBRI, MODELS, REPO, read_jsonl, require_shared
 
 from audioprep.errors import AudioprepError
 from audioprep.executor import WorkerSpec
@@ -23,6 +22,7 @@ from audioprep.ray_cluster import LocalRayCluster, free_port
 from audioprep.ray_executor import ITEM_LOG, PROBE_FILE, RayExecutor, access_problem
 from audioprep.runner import Runner, run_stage
 from audioprep.stage import SourceStage
+from audioprep.testing import LIBRI, MODELS, REPO, read_jsonl, require_shared
 
 
 class SleepStage(SourceStage):
