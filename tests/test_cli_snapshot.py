@@ -64,9 +64,7 @@ _CNN_WHY = (
 )
 DEVIATIONS["/commands/segment/params/--cnn-batch-size"] = _CNN_WHY
 DEVIATIONS["/commands/doctor"] = "issue 13: `audioprep doctor`, devices per engine (a new command)."
-for _path in ("/defaults/segment/params", "/presets/asmr/steps/3/params",
-              "/presets/demo/steps/3/params", "/presets/podcast-voice/steps/4/params",
-              "/presets/speech-tts/steps/4/params", "/presets/asmr/steps/segment#1/params",
+for _path in ("/defaults/segment/params", "/presets/asmr/steps/segment#1/params",
               "/presets/demo/steps/segment#1/params",
               "/presets/podcast-voice/steps/segment#1/params",
               "/presets/speech-tts/steps/segment#1/params"):  # fmt: skip
@@ -100,8 +98,6 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
         args = [i for i in value if i.get("kind") == "argument"]
         keyed = {_key(i, args.index(i) if i in args else 0): i for i in value}
         return _flatten(keyed, prefix)
-    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        return _flatten({str(i): v for i, v in enumerate(value)}, prefix)  # steps by position
     return {prefix: value}
 
 
