@@ -8,6 +8,7 @@ from typing import Any
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifest import Record
 from audioprep.media import ffmpeg_version, last_line, require_ffmpeg
+from audioprep.offsets import child_offset
 from audioprep.stage import ItemContext, Stage
 
 FORMATS = ("wav", "flac")
@@ -96,6 +97,7 @@ class ConvertStage(Stage):
                 "channels": info.channels,
                 "codec": args["acodec"],
                 "container": self.params.format,
+                **child_offset(record),
             }
         ]
 

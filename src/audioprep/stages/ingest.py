@@ -97,6 +97,7 @@ class IngestStage(Stage):
                 "container": info.container,
                 "parent": None,
                 "offset": 0.0,
+                "source_offset": 0.0,
                 "source": {
                     **record.get("source", {}),
                     "path": str(path),
