@@ -283,6 +283,8 @@ def calibrated_decision(
     auto_z: float = 1.5,
     cohort_below: float = 0.6,
     cohort: np.ndarray | None = None,
+    target: np.ndarray | None = None,
+    enrol_floor: float = 0.6,
     min_cohort: int = 5,
     iterations: int = 3,
     min_enrol: int = 3,
@@ -292,8 +294,9 @@ def calibrated_decision(
 
     Enrolment (``adapt``): the embeddings scoring ``enrol_above`` or more against the voice
     (a clear margin over ``threshold``) that also pass ``threshold`` against the first voice
-    (so the voice cannot drift to a guest) become the voice, with ``anchor`` (the references'
-    centroid) as one more member; repeated until the set no longer changes, at most
+    (so the voice cannot drift to a guest), and the members of ``target`` (bool mask: the
+    corpus's cluster of voices nearest the voice) scoring ``enrol_floor`` or more, become the
+    voice, with ``anchor`` (the references' centroid) as one more member; repeated until the set no longer changes, at most
     ``iterations`` times, and only with at least ``min_enrol`` members.
 
     Decision: cosine on the final voice >= ``threshold``; or, with ``threshold=None``, the
@@ -322,7 +325,12 @@ def calibrated_decision(
     sets: list[np.ndarray] = []
     if adapt:
         for _ in range(max(0, iterations)):
-            chosen = np.flatnonzero((score >= enrol_above) & (initial >= fixed))
+            clear = score >= enrol_above
+            if target is not None:  # the corpus's own rendering of the voice: its cluster
+                clear = (target & (score >= enrol_floor)) | (clear & (initial >= fixed))
+            else:
+                clear = clear & (initial >= fixed)
+            chosen = np.flatnonzero(clear)
             if len(chosen) < min_enrol or (sets and np.array_equal(chosen, sets[-1])):
                 break
             sets.append(chosen)

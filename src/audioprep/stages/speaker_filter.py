@@ -41,7 +41,7 @@ class SpeakerFilterParams:
     references: tuple[str, ...] = ()
     reference_manifest: str | None = None
     reference_ids: tuple[str, ...] = ()
-    threshold: float | None = DEFAULT_THRESHOLD  # None: auto (S-norm); a number: a cosine
+    threshold: float | None = None  # None: auto (S-norm, the default); a number: a cosine
     enrol: str = "reference"  # reference, dominant, or cluster:N
     adapt: bool = True
     mixed: str = "split"  # split or reject: clips holding two voices
@@ -213,20 +213,24 @@ class SpeakerFilterStage(Stage):
         x = np.array(embs, dtype=np.float64).reshape(len(embs), -1)
         cohort = None
         decision: dict[str, Any] = {"enrol": p.enrol}
-        anchor = None
+        anchor = target = None
+        labels = cluster_voices(x, stop_similarity=CLUSTER_SIMILARITY, weights=np.array(seconds))
+        clusters = _describe_clusters(x, labels, units, seconds)
+        decision["clusters"] = clusters
         if p.enrol == "reference":
             refs = self._reference_embeddings()
             anchor = centroid(refs)
             voice = anchor
             decision["references"] = [str(f) for f in self._reference_files()]
+            if len(units):  # the cluster nearest the references: the voice in this corpus
+                near = [float(centroid(x[labels == c]) @ voice) for c in range(len(clusters))]
+                best = int(np.argmax(near))
+                decision["nearest_cluster"] = {"cluster": best, "similarity": round(near[best], 4)}
+                if near[best] >= COHORT_BELOW:
+                    target, cohort = labels == best, labels != best
         else:
             if not len(units):
                 raise AudioprepError(f"--enrol {p.enrol}: no item could be embedded.")
-            labels = cluster_voices(
-                x, stop_similarity=CLUSTER_SIMILARITY, weights=np.array(seconds)
-            )
-            clusters = _describe_clusters(x, labels, units, seconds)
-            decision["clusters"] = clusters
             wanted = 0 if p.enrol == "dominant" else _cluster_number(p.enrol)
             if wanted >= len(clusters):
                 raise UsageError(
@@ -247,6 +251,7 @@ class SpeakerFilterStage(Stage):
             auto_z=AUTO_Z,
             cohort_below=COHORT_BELOW,
             cohort=cohort,
+            target=target,
             min_cohort=MIN_COHORT,
         )
         keep, score, initial, z = result["keep"], result["score"], result["initial"], result["z"]
