@@ -143,46 +143,6 @@ def turns(
 # -- adaptive enrolment and calibrated scores -----------------------------------------------
 
 
-def adapt_voice(
-    embeddings: np.ndarray,
-    voice: np.ndarray,
-    *,
-    enrol_above: float,
-    min_enrol: int = 3,
-    iterations: int = 3,
-    anchor: np.ndarray | None = None,
-) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
-    """Re-enrol ``voice`` from the corpus's own clips that match it with a clear margin.
-
-    Each iteration scores every embedding ``(n, d)`` against the voice, takes those scoring
-    ``enrol_above`` or more (at least ``min_enrol``, else it stops) and makes the voice their
-    centroid, blended with ``anchor`` (the references' centroid, if given; weight: one clip).
-    Stops when the set no longer changes. Returns ``(voice, scores per iteration, enrolment
-    index arrays per iteration)``; ``scores[0]`` are the scores against the first voice.
-
-    >>> rng = np.random.default_rng(0)
-    >>> host, guest = rng.normal(size=16), rng.normal(size=16)
-    >>> embs = np.array([host + rng.normal(scale=0.3, size=16) for _ in range(6)]
-    ...                 + [guest + rng.normal(scale=0.3, size=16) for _ in range(6)])
-    >>> v, scores, sets = adapt_voice(embs, host + 0.5 * rng.normal(size=16), enrol_above=0.7)
-    >>> sorted(sets[-1].tolist()) == list(range(6)), bool(scores[-1][:6].min() > scores[0][:6].min())
-    (True, True)
-    """
-    x = unit(np.atleast_2d(embeddings))
-    v = unit(voice)
-    history = [x @ v]
-    sets: list[np.ndarray] = []
-    for _ in range(max(0, iterations)):
-        chosen = np.flatnonzero(history[-1] >= enrol_above)
-        if len(chosen) < min_enrol or (sets and np.array_equal(chosen, sets[-1])):
-            break
-        sets.append(chosen)
-        members = x[chosen] if anchor is None else np.vstack([x[chosen], unit(anchor)[None]])
-        v = centroid(members)
-        history.append(x @ v)
-    return v, history, sets
-
-
 def snorm(
     scores: np.ndarray,
     embeddings: np.ndarray,
@@ -241,8 +201,9 @@ def cluster_voices(
     return np.array([remap[v] for v in labels])
 
 
-def quietest(wav: np.ndarray, *, sr: int, around: float, radius: float = 1.0,
-             smooth: float = 0.15) -> float:
+def quietest(
+    wav: np.ndarray, *, sr: int, around: float, radius: float = 1.0, smooth: float = 0.15
+) -> float:
     """The time (s) of the quietest ``smooth``-second stretch of ``wav`` ``(n,)`` within
     ``radius`` seconds of ``around``: where a speaker change most likely falls (a pause).
 
@@ -296,7 +257,8 @@ def calibrated_decision(
     (a clear margin over ``threshold``) that also pass ``threshold`` against the first voice
     (so the voice cannot drift to a guest), and the members of ``target`` (bool mask: the
     corpus's cluster of voices nearest the voice) scoring ``enrol_floor`` or more, become the
-    voice, with ``anchor`` (the references' centroid) as one more member; repeated until the set no longer changes, at most
+    voice, with ``anchor`` (the references' centroid) as one more member; repeated until the
+    set no longer changes, at most
     ``iterations`` times, and only with at least ``min_enrol`` members.
 
     Decision: cosine on the final voice >= ``threshold``; or, with ``threshold=None``, the
@@ -353,9 +315,7 @@ def calibrated_decision(
             keep = z >= auto_z
             calibration.update(method="s-norm", z_threshold=auto_z)
             kept, dropped = score[keep], score[~keep]
-            used = (
-                float((kept.min() + dropped.max()) / 2) if len(kept) and len(dropped) else fixed
-            )
+            used = float((kept.min() + dropped.max()) / 2) if len(kept) and len(dropped) else fixed
         else:
             keep = score >= fixed
             calibration.update(

@@ -84,10 +84,13 @@ def voiced(wav: Any) -> tuple[Any, Any]:
 
     win = (vad_window_length * SR) // 1000
     wav = wav[: len(wav) - (len(wav) % win)]
-    pcm = struct.pack("%dh" % len(wav), *(np.round(wav * 32767)).astype(np.int16))
+    pcm = struct.pack(f"{len(wav)}h", *(np.round(wav * 32767)).astype(np.int16))
     vad = webrtcvad.Vad(mode=3)
     flags = np.array(
-        [vad.is_speech(pcm[s * 2 : (s + win) * 2], sample_rate=SR) for s in range(0, len(wav), win)],
+        [
+            vad.is_speech(pcm[s * 2 : (s + win) * 2], sample_rate=SR)
+            for s in range(0, len(wav), win)
+        ],
         dtype=float,
     )
     width = vad_moving_average_width
@@ -117,7 +120,9 @@ def window_starts(n_samples: int) -> list[int]:
     return [s * HOP_SAMPLES for s in starts]
 
 
-def embed_batch(encoder: Any, wavs: list[Any], *, batch_windows: int = 256) -> list[tuple[Any, Any]]:
+def embed_batch(
+    encoder: Any, wavs: list[Any], *, batch_windows: int = 256
+) -> list[tuple[Any, Any]]:
     """``[(embedding (256,), partials (k, 256))]`` for each voiced utterance in ``wavs``.
 
     The partial windows of all utterances go through the network together, ``batch_windows``

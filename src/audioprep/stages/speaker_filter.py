@@ -1,4 +1,9 @@
-"""speaker-filter: keep the items spoken by the target voice (Resemblyzer embeddings)."""
+"""speaker-filter: Keep only the target voice: Resemblyzer embeddings, adapted to the corpus.
+
+Embeds every clip as 1.6 s windows, cuts clips holding two voices into turns, enrols the target
+from references (re-enrolled from the corpus's own clips) or from the largest cluster of voices,
+and keeps the target's speech by a score normalised against the corpus's other voices.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ from audioprep.errors import AudioprepError, ItemError, UsageError
 from audioprep.manifest import Record, read_manifest, resolve_audio
 from audioprep.media import MEDIA_EXTENSIONS, require_ffmpeg
 from audioprep.offsets import child_offset
-from audioprep.stage import ItemContext, Stage
+from audioprep.schema import param
+from audioprep.stage import CorpusStage, DecideContext, ItemContext, WorkerContext
 
 SR = 16000
 #: A fixed threshold (cosine similarity), measured here on clean LibriSpeech: same speaker
@@ -24,7 +30,7 @@ TURN_SIMILARITY = 0.9
 TURN_MIN_WINDOWS = 1
 #: Measured on the synthetic shows (docs/stages/speaker-filter.md): the calibrated decision
 #: keeps units whose S-normalised score is at least this; enrolment takes those above ENROL_Z.
-AUTO_Z = 1.5
+AUTO_Z = 2.0
 #: Enrolment takes the clips scoring this much or more (a clear margin over 0.75).
 ENROL_ABOVE = 0.8
 #: Units scoring below this against the first voice form the impostor cohort ("clearly other":
@@ -36,22 +42,21 @@ MIN_COHORT = 5
 CLUSTER_SIMILARITY = 0.7
 
 
-@dataclasses.dataclass(frozen=True)
-class SpeakerFilterParams:
-    references: tuple[str, ...] = ()
-    reference_manifest: str | None = None
-    reference_ids: tuple[str, ...] = ()
-    threshold: float | None = None  # None: auto (S-norm, the default); a number: a cosine
-    enrol: str = "reference"  # reference, dominant, or cluster:N
-    adapt: bool = True
-    mixed: str = "split"  # split or reject: clips holding two voices
-    min_voiced: float = 1.0
-    batch_size: int = 256  # partial windows per forward pass
-    report: bool = False
-    device: str = "cpu"
+def _threshold(text: str) -> float | None:
+    """``--threshold``: a number, or ``auto`` (None)."""
+    if text == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError("is not a number or auto") from None
 
 
-class SpeakerFilterStage(Stage):
+def _threshold_text(value: float | None) -> str:
+    return "auto" if value is None else repr(float(value))
+
+
+class SpeakerFilterStage(CorpusStage):
     """Embed every item, compare it with the target voice, keep the target's speech.
 
     Every clip is embedded as Resemblyzer's 1.6 s partial windows; a clip whose windows fall
@@ -61,12 +66,58 @@ class SpeakerFilterStage(Stage):
     it). Scores are normalised against an impostor cohort of the corpus's clearly-other clips
     (adaptive S-norm), so one threshold holds across corpora. A clip holding the target and
     another voice is split at the change (or rejected with where the other voice is).
+    Records `speaker_similarity` on every kept item; the others go to rejected.jsonl with their
+    score and reason.
+
+    Example: `audioprep speaker-filter clips/ host/ --reference host1.wav --reference host2.wav`
     """
 
     name = "speaker-filter"
     version = "2"
-    needs_corpus = True
-    Params = SpeakerFilterParams
+
+    @dataclasses.dataclass(frozen=True)
+    class Params:
+        references: tuple[str, ...] = param(
+            (),
+            help="Reference audio of the target voice: file or folder.",
+            flags=("--reference",),
+            repeatable=True,
+            path=True,
+        )
+        reference_manifest: str | None = param(
+            None, help="Enrol from clips of this manifest directory.", path=True
+        )
+        reference_ids: tuple[str, ...] = param(
+            (), help="With --reference-manifest: ids, comma-separated."
+        )
+        threshold: float | None = param(  # None: auto
+            None,
+            help="auto: a score normalised against the corpus's other voices (S-norm); "
+            "a number: keep items at or above this cosine similarity to the (adapted) voice.",
+            parse=_threshold,
+            render=_threshold_text,
+        )
+        enrol: str = param(
+            "reference",
+            help="reference; dominant: the largest cluster of voices; cluster:N: cluster N "
+            "of decision.json's clusters.",
+        )
+        adapt: bool = param(
+            True,
+            help="Re-enrol the voice from the corpus's own clips that match the references.",
+            flags=("--adapt/--no-adapt",),
+        )
+        mixed: str = param(
+            "split",
+            help="Clips holding the target and another voice: split them, or reject them.",
+            choices=("split", "reject"),
+        )
+        min_voiced: float = param(1.0, help="Reject items with less voiced audio (s).")
+        batch_size: int = param(256, help="Partial windows per forward pass (across items).", min=1)
+        report: bool = param(
+            False, help="Write speaker_report.png and .json in OUT_DIR.", flags=("--report",)
+        )
+        device: str = param("cpu", help="cpu or cuda.", choices=("cpu", "cuda"))
 
     def check(self) -> None:
         p = self.params
@@ -123,13 +174,12 @@ class SpeakerFilterStage(Stage):
             ]
         return files
 
-    def setup(self, ctx: Any = None) -> None:
+    def setup(self, ctx: WorkerContext) -> None:
         from audioprep.engines.voice_encoder import load_encoder
 
         # one torch thread per worker unless AUDIOPREP_THREADS says otherwise: measured here,
         # one thread embeds faster than two even with a single worker (README, make bench)
-        threads = getattr(ctx, "threads", None) or self.threads
-        threads = threads if os.environ.get("AUDIOPREP_THREADS") else 1
+        threads = ctx.threads if os.environ.get("AUDIOPREP_THREADS") else 1
         self.encoder = load_encoder(threads, self.params.device)
 
     # -- measure: in the workers ----------------------------------------------------------
@@ -190,7 +240,7 @@ class SpeakerFilterStage(Stage):
             wavs.append(v)
         return np.array([e for e, _ in embed_batch(encoder, wavs)])
 
-    def decide(self, measurements: dict[str, dict[str, Any]], ctx: Any = None) -> dict[str, Any]:
+    def decide(self, measurements: dict[str, dict[str, Any]], ctx: DecideContext) -> dict[str, Any]:
         import numpy as np
 
         from audioprep.dsp.speakers import calibrated_decision, centroid, cluster_voices
@@ -296,9 +346,8 @@ class SpeakerFilterStage(Stage):
             decision["scores_initial"][item_id] = max(t["score_initial"] for t in turns)
             decision["snorm"][item_id] = best["snorm"]
             decision["keep"][item_id] = any(t["keep"] for t in turns)
-        out_dir = getattr(ctx, "out_dir", None) or getattr(self, "out_dir", None)
-        if p.report and out_dir is not None:
-            self._report(Path(out_dir), np.array(list(decision["scores"].values())), decision)
+        if p.report:
+            self._report(Path(ctx.out_dir), np.array(list(decision["scores"].values())), decision)
         return decision
 
     def _report(self, out: Path, scores: Any, decision: dict[str, Any]) -> None:
@@ -356,8 +405,7 @@ class SpeakerFilterStage(Stage):
         turns = decision["turns"].get(item_id)
         if not decision["keep"][item_id]:
             why = (
-                f"speaker similarity {score:.3f} is below the threshold "
-                f"{decision['threshold']:.3f}"
+                f"speaker similarity {score:.3f} is below the threshold {decision['threshold']:.3f}"
                 if decision["calibration"]["method"] == "fixed"
                 else f"not the target voice: normalised score {fields['speaker_snorm']:.2f} is "
                 f"below {decision['calibration']['z_threshold']:g} (similarity {score:.3f})"
@@ -377,9 +425,7 @@ class SpeakerFilterStage(Stage):
         others = [t for t in turns if not t["keep"]]
         where = ", ".join(f"{t['start']:.2f} to {t['end']:.2f} s" for t in others)
         if self.params.mixed == "reject":
-            ctx.reject(
-                record, f"contains another voice from {where}", **fields, turns=turns
-            )
+            ctx.reject(record, f"contains another voice from {where}", **fields, turns=turns)
             return []
         return self._split(record, turns, fields, src, ctx)
 
@@ -500,7 +546,9 @@ def _measurement(wav: Any, v: Any, where: Any, embedding: Any, partials: Any) ->
             {
                 "start": round(start, 3),
                 "end": round(end, 3),
-                "embedding": rounded(centroid(partials[lo:hi] if hi > lo else partials[first:stop])),
+                "embedding": rounded(
+                    centroid(partials[lo:hi] if hi > lo else partials[first:stop])
+                ),
             }
         )
     return m
