@@ -1,7 +1,7 @@
 """Write docs/cli.md, the CLI reference of every registered stage, from the stage registry.
 
-    python scripts/gen_cli_docs.py          # rewrite docs/cli.md (also: make docs)
-    python scripts/gen_cli_docs.py --check  # exit 1 when docs/cli.md is out of date
+    python scripts/gen_cli_docs.py          # rewrite docs/cli.md and README's stage table
+    python scripts/gen_cli_docs.py --check  # exit 1 when either is out of date
 
 ``tests/test_docs.py`` fails while the committed file differs from what this produces, so a
 new stage (or a changed option) is one ``make docs`` away from its reference.
@@ -17,6 +17,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = REPO / "docs" / "cli.md"
+README = REPO / "README.md"
+BEGIN, END = "<!-- stages:begin", "<!-- stages:end -->"
 
 
 def _default(f: Any) -> str:
@@ -120,20 +122,43 @@ def render() -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def readme_stages() -> str:
+    """The README's table of stages: one line each, linking the stage's page."""
+    from audioprep import registry
+
+    lines = ["| stage | what it does |", "| --- | --- |"]
+    for name, info in registry.available().items():
+        lines.append(f"| [`{name}`](docs/stages/{name}.md) | {info.short_help} |")
+    return "\n".join(lines)
+
+
+def render_readme(text: str) -> str:
+    """``text`` (the README) with its stage table regenerated between the markers."""
+    start = text.index(BEGIN)
+    start = text.index("\n", start) + 1
+    end = text.index(END, start)
+    return text[:start] + readme_stages() + "\n" + text[end:]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if docs/cli.md is stale")
     args = parser.parse_args(argv)
-    text = render()
+    readme = README.read_text(encoding="utf-8")
+    wanted = {TARGET: render(), README: render_readme(readme)}
+    stale = [
+        path
+        for path, text in wanted.items()
+        if (path.read_text(encoding="utf-8") if path.exists() else "") != text
+    ]
     if args.check:
-        current = TARGET.read_text(encoding="utf-8") if TARGET.exists() else ""
-        if current != text:
-            print(f"{TARGET} is out of date: run `make docs`", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.parent.mkdir(parents=True, exist_ok=True)
-    TARGET.write_text(text, encoding="utf-8")
-    print(f"wrote {TARGET}", file=sys.stderr)
+        for path in stale:
+            print(f"{path} is out of date: run `make docs`", file=sys.stderr)
+        return 1 if stale else 0
+    for path in stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(wanted[path], encoding="utf-8")
+        print(f"wrote {path}", file=sys.stderr)
     return 0
 
 

@@ -20,6 +20,7 @@ def test_the_committed_cli_reference_is_what_the_generator_writes() -> None:
 
 def test_every_stage_has_a_page_and_a_line_in_the_readme() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert readme == gen_cli_docs.render_readme(readme), "README's stage table: run `make docs`"
     assert len(readme.encode()) < 10_000
     for name in registry.names():
         assert (REPO / "docs" / "stages" / f"{name}.md").is_file(), f"docs/stages/{name}.md"
