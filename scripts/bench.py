@@ -429,6 +429,10 @@ def main() -> None:
                 runs[f"ap_t{threads}_j{jobs}"] = measure(
                     ap("speaker-filter", wav, spk, *refs, "-j", jobs)
                 )
+            os.environ["AUDIOPREP_THREADS"] = "1"  # adaptive enrolment (default) against none
+            runs["ap_t1_j1_no_adapt"] = measure(
+                ap("speaker-filter", wav, spk, *refs, "--no-adapt", "-j", 1)
+            )
             os.environ.pop("AUDIOPREP_THREADS")
             row("speaker-filter", label, secs, **runs)
 

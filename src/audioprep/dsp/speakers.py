@@ -73,3 +73,264 @@ def auto_threshold(scores: np.ndarray) -> tuple[float, float]:
     spread = np.sqrt((lo.var() + hi.var()) / 2)
     separation = float(abs(hi.mean() - lo.mean()) / spread) if spread > 0 else float("inf")
     return float((lo[-1] + hi[0]) / 2), separation
+
+
+# -- speaker changes inside one clip --------------------------------------------------------
+
+
+def change_point(
+    partials: np.ndarray, *, min_windows: int = 2, guard: int = 1
+) -> tuple[int, float, float]:
+    """The most likely speaker change among a clip's partial-window embeddings ``(k, d)``.
+
+    Tries every split with at least ``min_windows`` windows on each side, leaving out the
+    ``guard`` windows next to the split (a 1.6 s window straddling a change holds both voices).
+    Returns ``(index, similarity, position)``: the first window of the second voice, the cosine
+    similarity of the two sides' centroids (low: two voices), and the change as a fractional
+    window index (where each window's similarity to the two sides crosses over). With too few
+    windows, ``(-1, 1.0, nan)``.
+
+    >>> a, b = np.eye(4)[0] + 0.1, np.eye(4)[1] + 0.1
+    >>> k, sim, pos = change_point(np.array([a, a, a, a, b, b, b]))
+    >>> k, round(sim, 2) < 0.5, bool(3.0 <= pos <= 4.0)
+    (4, True, True)
+    """
+    x = unit(np.atleast_2d(partials))
+    n = len(x)
+    candidates = range(min_windows + guard, n - min_windows - guard + 1)
+    if not len(candidates):
+        return -1, 1.0, float("nan")
+    sims = np.array(
+        [float(centroid(x[: k - guard]) @ centroid(x[k + guard :])) for k in candidates]
+    )
+    ties = np.flatnonzero(sims <= sims.min() + 1e-9)  # equally good: the middle one
+    k, sim = candidates[int(ties[len(ties) // 2])], float(sims.min())
+    a, b = centroid(x[: k - guard]), centroid(x[k + guard :])
+    d = x @ a - x @ b  # positive: first voice
+    crossings = [i + d[i] / (d[i] - d[i + 1]) for i in range(n - 1) if d[i] >= 0 > d[i + 1]]
+    pos = min(crossings, key=lambda c: abs(c - (k - 0.5))) if crossings else k - 0.5
+    return k, sim, float(pos)
+
+
+def turns(
+    partials: np.ndarray, *, change_similarity: float, min_windows: int = 2, depth: int = 3
+) -> list[tuple[int, int, float]]:
+    """Split a clip's windows ``(k, d)`` into runs of one voice, by binary segmentation.
+
+    Returns ``[(first, stop, position)]``: window ranges ``[first, stop)`` and the fractional
+    window index where each run starts (0.0 for the first). One run when no split has sides
+    less similar than ``change_similarity``.
+
+    >>> a, b = np.eye(4)[0] + 0.1, np.eye(4)[1] + 0.1
+    >>> [(f, s) for f, s, _ in turns(np.array([a] * 4 + [b] * 4), change_similarity=0.6)]
+    [(0, 4), (4, 8)]
+    """
+    x = np.atleast_2d(partials)
+
+    def split(first: int, stop: int, start_pos: float, level: int) -> list[tuple[int, int, float]]:
+        if level <= 0:
+            return [(first, stop, start_pos)]
+        k, sim, pos = change_point(x[first:stop], min_windows=min_windows)
+        if k < 0 or sim >= change_similarity:
+            return [(first, stop, start_pos)]
+        return split(first, first + k, start_pos, level - 1) + split(
+            first + k, stop, first + pos, level - 1
+        )
+
+    return split(0, len(x), 0.0, depth)
+
+
+# -- adaptive enrolment and calibrated scores -----------------------------------------------
+
+
+def snorm(
+    scores: np.ndarray,
+    embeddings: np.ndarray,
+    voice: np.ndarray,
+    cohort: np.ndarray,
+    *,
+    top: int = 20,
+    exclude_self: np.ndarray | None = None,
+) -> np.ndarray:
+    """Adaptive symmetric score normalisation (AS-norm) of ``scores`` ``(n,)``.
+
+    Each score is measured in standard deviations above the ``top`` cohort embeddings most
+    similar to the clip, and above those most similar to the voice; the two are averaged.
+    ``exclude_self`` (bool ``(n, m)``) marks cohort members that are the clip itself.
+    """
+    x, c = unit(np.atleast_2d(embeddings)), unit(np.atleast_2d(cohort))
+    k = max(1, min(top, len(c) - 1 if exclude_self is not None else len(c)))
+    sims = x @ c.T  # (n, m)
+    if exclude_self is not None:
+        sims = np.where(exclude_self, -np.inf, sims)
+    best = -np.sort(-sims, axis=1)[:, :k]
+    mu_e, sd_e = best.mean(axis=1), best.std(axis=1) + 1e-3
+    vs = np.sort(c @ unit(voice))[::-1][:k]
+    mu_v, sd_v = vs.mean(), vs.std() + 1e-3
+    return 0.5 * ((scores - mu_e) / sd_e + (scores - mu_v) / sd_v)
+
+
+# -- the voices of a corpus -----------------------------------------------------------------
+
+
+def cluster_voices(
+    embeddings: np.ndarray, *, stop_similarity: float = 0.7, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Label each embedding ``(n, d)`` with a voice, choosing the number of voices:
+    average-linkage agglomerative clustering on cosine distance that stops merging when two
+    groups are on average less similar than ``stop_similarity``. Voice 0 has the largest total
+    ``weights`` (seconds; default: one per item), voice 1 the next, and so on.
+
+    >>> a, b = np.eye(3)[0], np.eye(3)[1]
+    >>> cluster_voices(np.array([a, b, a + 0.1 * b, b]), weights=np.array([1, 5, 1, 1])).tolist()
+    [1, 0, 1, 0]
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    x = unit(np.atleast_2d(embeddings))
+    if len(x) < 2:
+        return np.zeros(len(x), dtype=int)
+    labels = fcluster(
+        linkage(x, method="average", metric="cosine"), t=1 - stop_similarity, criterion="distance"
+    )
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
+    values = np.unique(labels)
+    totals = np.array([w[labels == v].sum() for v in values])
+    order = values[np.argsort(-totals, kind="stable")]
+    remap = {v: i for i, v in enumerate(order)}
+    return np.array([remap[v] for v in labels])
+
+
+def quietest(
+    wav: np.ndarray, *, sr: int, around: float, radius: float = 1.0, smooth: float = 0.15
+) -> float:
+    """The time (s) of the quietest ``smooth``-second stretch of ``wav`` ``(n,)`` within
+    ``radius`` seconds of ``around``: where a speaker change most likely falls (a pause).
+
+    >>> x = np.ones(16000 * 4); x[int(2.2 * 16000):int(2.4 * 16000)] = 0
+    >>> round(quietest(x, sr=16000, around=2.0), 1)
+    2.3
+    """
+    w = np.asarray(wav, dtype=np.float64)
+    a = max(0, int((around - radius) * sr))
+    b = min(len(w), int((around + radius) * sr))
+    if b - a < 2:
+        return float(around)
+    hop = max(1, int(0.01 * sr))
+    seg = w[a:b]
+    frames = len(seg) // hop
+    if frames < 3:
+        return float(around)
+    energy = (seg[: frames * hop].reshape(frames, hop) ** 2).mean(axis=1)
+    k = max(1, int(round(smooth / 0.01)))
+    smoothed = np.convolve(energy, np.ones(k) / k, mode="same")
+    # ties (digital silence): the middle of the quietest run nearest the estimate
+    low = np.flatnonzero(smoothed <= smoothed.min() * (1 + 1e-6) + 1e-12)
+    runs = np.split(low, np.flatnonzero(np.diff(low) > 1) + 1)
+    centres = [(r[0] + r[-1]) / 2 for r in runs]
+    target = (around * sr - a) / hop
+    best = min(centres, key=lambda c: abs(c - target))
+    return float((a + (best + 0.5) * hop) / sr)
+
+
+def calibrated_decision(
+    embeddings: np.ndarray,
+    voice: np.ndarray,
+    *,
+    anchor: np.ndarray | None = None,
+    adapt: bool = True,
+    threshold: float | None = 0.75,
+    enrol_above: float = 0.8,
+    auto_z: float = 1.5,
+    cohort_below: float = 0.6,
+    cohort: np.ndarray | None = None,
+    target: np.ndarray | None = None,
+    enrol_floor: float = 0.6,
+    min_cohort: int = 5,
+    iterations: int = 3,
+    min_enrol: int = 3,
+    top: int = 20,
+) -> dict:
+    """Which embeddings ``(n, d)`` are ``voice``: adaptive enrolment, then a decision.
+
+    Enrolment (``adapt``): the embeddings scoring ``enrol_above`` or more against the voice
+    (a clear margin over ``threshold``) that also pass ``threshold`` against the first voice
+    (so the voice cannot drift to a guest), and the members of ``target`` (bool mask: the
+    corpus's cluster of voices nearest the voice) scoring ``enrol_floor`` or more, become the
+    voice, with ``anchor`` (the references' centroid) as one more member; repeated until the
+    set no longer changes, at most
+    ``iterations`` times, and only with at least ``min_enrol`` members.
+
+    Decision: cosine on the final voice >= ``threshold``; or, with ``threshold=None``, the
+    S-normalised score (:func:`snorm`) >= ``auto_z``, against an impostor cohort: ``cohort``
+    (a bool mask) or the embeddings scoring below ``cohort_below`` on the final voice. Without
+    ``min_cohort`` cohort members, the fixed 0.75 is used and the calibration says so.
+
+    Returns a dict: ``keep`` (bool ``(n,)``), ``score`` (final cosine), ``initial`` (cosine
+    against the first voice), ``z`` (normalised scores or None), ``voice``, ``enrolment``
+    (index arrays, one per round), ``threshold`` and ``calibration`` (how it was decided).
+
+    >>> rng = np.random.default_rng(1)
+    >>> host, guests = rng.normal(size=32), rng.normal(size=(3, 32))
+    >>> x = np.array([host + rng.normal(scale=0.4, size=32) for _ in range(10)]
+    ...              + [g + rng.normal(scale=0.4, size=32) for g in guests for _ in range(5)])
+    >>> r = calibrated_decision(x, host + rng.normal(scale=0.3, size=32))
+    >>> r["keep"].tolist() == [True] * 10 + [False] * 15, len(r["enrolment"]) > 0
+    (True, True)
+    """
+    fixed = 0.75 if threshold is None else float(threshold)
+    x = unit(np.atleast_2d(embeddings))
+    n = len(x)
+    v = unit(voice)
+    initial = x @ v
+    score = initial
+    sets: list[np.ndarray] = []
+    if adapt:
+        for _ in range(max(0, iterations)):
+            clear = score >= enrol_above
+            if target is not None:  # the corpus's own rendering of the voice: its cluster
+                clear = (target & (score >= enrol_floor)) | (clear & (initial >= fixed))
+            else:
+                clear = clear & (initial >= fixed)
+            chosen = np.flatnonzero(clear)
+            if len(chosen) < min_enrol or (sets and np.array_equal(chosen, sets[-1])):
+                break
+            sets.append(chosen)
+            pool = x[chosen] if anchor is None else np.vstack([x[chosen], unit(anchor)[None]])
+            v = centroid(pool)
+            score = x @ v
+    calibration: dict = {}
+    z = None
+    if threshold is not None:
+        keep = score >= threshold
+        calibration.update(method="fixed")
+        used = float(threshold)
+    else:
+        mask = cohort if cohort is not None else score < cohort_below
+        members = np.flatnonzero(mask)
+        calibration.update(cohort=int(len(members)), top=top)
+        if len(members) >= min_cohort:
+            exclude = members[None, :] == np.arange(n)[:, None]
+            z = snorm(score, x, v, x[members], top=top, exclude_self=exclude)
+            keep = z >= auto_z
+            calibration.update(method="s-norm", z_threshold=auto_z)
+            kept, dropped = score[keep], score[~keep]
+            used = float((kept.min() + dropped.max()) / 2) if len(kept) and len(dropped) else fixed
+        else:
+            keep = score >= fixed
+            calibration.update(
+                method="fixed",
+                note=f"only {len(members)} clearly-other clips (under {min_cohort}): "
+                f"no cohort to normalise against, used the fixed threshold {fixed}",
+            )
+            used = fixed
+    return {
+        "keep": np.asarray(keep, dtype=bool),
+        "score": score,
+        "initial": initial,
+        "z": z,
+        "voice": v,
+        "enrolment": sets,
+        "threshold": round(used, 4),
+        "calibration": calibration,
+    }

@@ -11,6 +11,7 @@ from typing import Any
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifest import Record
 from audioprep.media import ffmpeg_version, last_line, require_ffmpeg
+from audioprep.offsets import child_offset
 from audioprep.schema import param
 from audioprep.stage import ItemContext, MapStage
 
@@ -106,6 +107,7 @@ class ConvertStage(MapStage):
                 "channels": info.channels,
                 "codec": args["acodec"],
                 "container": self.params.format,
+                **child_offset(record),
             }
         ]
 

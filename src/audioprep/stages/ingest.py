@@ -120,6 +120,7 @@ class IngestStage(SourceStage):
                 "container": info.container,
                 "parent": None,
                 "offset": 0.0,
+                "source_offset": 0.0,
                 "source": {
                     **record.get("source", {}),
                     "path": str(path),

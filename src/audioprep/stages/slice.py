@@ -19,6 +19,7 @@ from audioprep.dsp.slicing import (
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifest import Record
 from audioprep.media import codec_fields, exact_dtype, output_format, sound_info
+from audioprep.offsets import child_offset
 from audioprep.schema import param
 from audioprep.stage import ItemContext, MapStage
 
@@ -82,6 +83,7 @@ class SliceStage(MapStage):
                         "id": f"{record['id']}_{len(chunks):04d}",
                         "parent": record["id"],
                         "offset": round(dropped.start, 6),
+                        **child_offset(record, dropped.start),
                         "duration": round(dropped.duration, 6),
                     },
                     f"last chunk is {dropped.duration:.2f} s, shorter than --chunk {p.chunk:g} s "
@@ -111,6 +113,7 @@ class SliceStage(MapStage):
                             "id": f"{record['id']}@{piece.start:.2f}",
                             "parent": record["id"],
                             "offset": round(piece.start, 6),
+                            **child_offset(record, piece.start),
                             "duration": round(piece.duration, 6),
                             "label": piece.label,
                         },
@@ -172,6 +175,7 @@ class SliceStage(MapStage):
                     "duration": round((b - a) / sr, 6),
                     "parent": record["id"],
                     "offset": round(a / sr, 6),
+                    **child_offset(record, a / sr),
                     "label": span.label,
                     **codec_fields(fmt, subtype),
                     "slice": {"index": index, "start_sample": a, "end_sample": b},

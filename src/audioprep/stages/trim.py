@@ -12,6 +12,7 @@ from audioprep.dsp.trim import trim_bounds
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifest import Record
 from audioprep.media import codec_fields, exact_dtype, ffmpeg_version, last_line, output_format
+from audioprep.offsets import child_offset
 from audioprep.schema import param
 from audioprep.stage import ItemContext, MapStage
 
@@ -93,6 +94,7 @@ class TrimStage(MapStage):
             "duration": round((stop - start) / sr, 6),
             "offset": round(float(record.get("offset") or 0.0) + start / sr, 6),
             "trim": {"head": round(start / sr, 6), "tail": round((n - stop) / sr, 6)},
+            **child_offset(record, start / sr),
         }
 
     def _trim_with_ffmpeg(self, record: Record, src: Path, ctx: ItemContext) -> list[Record]:
