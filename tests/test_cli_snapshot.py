@@ -63,6 +63,10 @@ _CNN_WHY = (
     "(field cnn_batch_size): --batch-size is the run option of every stage."
 )
 DEVIATIONS["/commands/segment/params/--cnn-batch-size"] = _CNN_WHY
+DEVIATIONS["/defaults/speaker-filter/params/batch_size"] = (
+    "issues 13/18: speaker-filter's windows per forward pass are --window-batch; --batch-size "
+    "(clips per call, embedded together) is the run option of every stage."
+)
 DEVIATIONS["/commands/doctor"] = "issue 13: `audioprep doctor`, devices per engine (a new command)."
 for _path in ("/defaults/segment/params", "/presets/asmr/steps/segment#1/params",
               "/presets/demo/steps/segment#1/params",

@@ -113,7 +113,11 @@ class SpeakerFilterStage(CorpusStage):
             choices=("split", "reject"),
         )
         min_voiced: float = param(1.0, help="Reject items with less voiced audio (s).")
-        batch_size: int = param(256, help="Partial windows per forward pass (across items).", min=1)
+        window_batch: int = param(
+            256,
+            help="Partial windows per forward pass (across the items of a --batch-size call).",
+            min=1,
+        )
         report: bool = param(
             False, help="Write speaker_report.png and .json in OUT_DIR.", flags=("--report",)
         )
@@ -134,8 +138,8 @@ class SpeakerFilterStage(CorpusStage):
             raise UsageError("--threshold is a cosine similarity, from -1 to 1, or auto.")
         if p.mixed not in ("split", "reject"):
             raise UsageError("--mixed must be split or reject.")
-        if p.batch_size < 1:
-            raise UsageError("--batch-size must be at least 1.")
+        if p.window_batch < 1:
+            raise UsageError("--window-batch must be at least 1.")
         if p.device not in ("cpu", "cuda"):
             raise UsageError("--device must be cpu or cuda.")
         if p.device == "cuda":
@@ -189,7 +193,8 @@ class SpeakerFilterStage(CorpusStage):
 
     def measure_batch(self, records: list[Record], ctxs: list[ItemContext]) -> list[dict[str, Any]]:
         """Measure several items with one forward pass over all their partial windows
-        (``--batch-size`` windows at a time); equal to measuring them one by one."""
+        (``--window-batch`` windows at a time; ``--batch-size`` items per call); equal to
+        measuring them one by one."""
         from audioprep.engines.voice_encoder import decode, embed_batch, voiced
 
         prepared: list[tuple[Any, Any, Any] | None] = []
@@ -208,7 +213,7 @@ class SpeakerFilterStage(CorpusStage):
             else:
                 prepared.append((wav, v, where))
         todo = [p[1] for p in prepared if p is not None]
-        embedded = iter(embed_batch(self.encoder, todo, batch_windows=self.params.batch_size))
+        embedded = iter(embed_batch(self.encoder, todo, batch_windows=self.params.window_batch))
         out: list[dict[str, Any]] = []
         for item in prepared:
             if item is None:
