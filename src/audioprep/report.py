@@ -28,7 +28,7 @@ from audioprep.layout import (
     REPORT_JSON,
     STAGE_FILE,
 )
-from audioprep.manifest import iter_checked, iter_raw, read_manifest, resolve_audio
+from audioprep.manifest import iter_checked, iter_raw, resolve_audio
 
 HIST_BINS = 20
 SAMPLE_SECONDS = 10.0
@@ -568,7 +568,9 @@ def is_chain_dir(path: Path) -> bool:
 def _hours_items(path: Path) -> tuple[int, float]:
     n, seconds = 0, 0.0
     if (path / MANIFEST).exists():
-        for record in read_manifest(path):
+        for _lineno, record, _problem in iter_checked(path):  # bad lines are not counted
+            if record is None:
+                continue
             n += 1
             seconds += float(record.get("duration") or 0.0)
     return n, seconds / 3600
