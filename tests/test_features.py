@@ -1,4 +1,4 @@
-"""features: log spectrograms with the VAE workflow's settings, exact pad/crop, shards, streaming."""
+"""features: logspec with the VAE workflow's settings, exact pad/crop, shards, streaming."""
 
 from __future__ import annotations
 
@@ -83,7 +83,9 @@ def test_logspec_vae_settings_invert_and_restore(tmp_path: Path) -> None:
         assert info["min"] == float(raw.min()) and info["max"] == float(raw.max())
         back = F.minmax_denormalise(arr, lo=info["min"], hi=info["max"])
         # float32 rounding of the [0, 1] values only (measured: at most 0.84 ulp of the range)
-        assert np.abs(back - raw).max() <= 2 * np.finfo(np.float32).eps * (info["max"] - info["min"])
+        assert np.abs(back - raw).max() <= 2 * np.finfo(np.float32).eps * (
+            info["max"] - info["min"]
+        )
         # Griffin-Lim: the restored audio's spectrogram follows the original's
         audio = F.restore_audio(arr, hop=256, lo=info["min"], hi=info["max"], length=VAE_SAMPLES)
         assert audio.shape == (VAE_SAMPLES,)
@@ -123,7 +125,9 @@ def test_streamed_rows_equal_whole_signal() -> None:
 def test_pad_and_crop_exact_to_the_sample(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     n = 10_007
-    in_dir = make_dir(tmp_path / "in", {"a": (rng.standard_normal(n).astype(np.float32) * 0.1, 8000)})
+    in_dir = make_dir(
+        tmp_path / "in", {"a": (rng.standard_normal(n).astype(np.float32) * 0.1, 8000)}
+    )
     pad_to = (n + 1234) / 8000
     (rec,) = run({"pad_to": pad_to}, in_dir, tmp_path / "pad")
     info = rec["features"]
@@ -158,9 +162,11 @@ def test_shards_hold_the_same_arrays_as_single_files(tmp_path: Path) -> None:
         ("u1", "arrays/shard-00000.npz", 1),
         ("u2", "arrays/shard-00001.npz", 0),
     ]
-    for a, b in zip(single, sharded):
+    for a, b in zip(single, sharded, strict=True):
         x, y = load_array(tmp_path / "single", a), load_array(tmp_path / "sharded", b)
-        assert x.dtype == y.dtype == np.float16 and x.shape == y.shape == tuple(b["features"]["shape"])
+        assert x.dtype == y.dtype == np.float16 and x.shape == y.shape == tuple(
+            b["features"]["shape"]
+        )
         assert np.array_equal(x, y)
         assert a["features"]["min"] == b["features"]["min"]
         assert (tmp_path / "sharded" / b["audio"]).is_file()

@@ -54,7 +54,7 @@ def manifest_dir(root: Path, files: list[Path]) -> Path:
 def purity(clusters: list[int], truth: list[str]) -> float:
     hits = 0
     for c in set(clusters):
-        members = [t for k, t in zip(clusters, truth) if k == c]
+        members = [t for k, t in zip(clusters, truth, strict=True) if k == c]
         hits += max(members.count(x) for x in set(members))
     return hits / len(truth)
 
@@ -92,13 +92,34 @@ def labelled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     speakers = sorted(p for p in LIBRI.iterdir() if p.is_dir())
     utterances = [f for s in speakers for f in sorted(s.glob("*.flac"))[:5]][:27]
     for f in utterances:
-        ffmpeg("-ss", "0.5", "-t", "2", "-i", str(f), "-ar", "16000", str(root / "speech" / f"{f.stem}.wav"))
+        ffmpeg(
+            "-ss",
+            "0.5",
+            "-t",
+            "2",
+            "-i",
+            str(f),
+            "-ar",
+            "16000",
+            str(root / "speech" / f"{f.stem}.wav"),
+        )
     cuts = [(MUSANMIX, t) for t in np.arange(0, 22, 2)]  # music
     cuts += [(MUSANMIX, t) for t in np.arange(30, 52, 2)]  # noise
     cuts += [(SONG, t) for t in np.arange(0, 10, 2)]  # a song with vocals
     for i, (src, t) in enumerate(cuts):
-        ffmpeg("-ss", str(t), "-t", "2", "-i", str(src), "-ac", "1", "-ar", "16000",
-               str(root / "other" / f"cut{i:02d}.wav"))
+        ffmpeg(
+            "-ss",
+            str(t),
+            "-t",
+            "2",
+            "-i",
+            str(src),
+            "-ac",
+            "1",
+            "-ar",
+            "16000",
+            str(root / "other" / f"cut{i:02d}.wav"),
+        )
     return root
 
 
@@ -113,7 +134,10 @@ def test_tone_train_separates_speech_from_music_and_noise(labelled: Path, tmp_pa
     assert model.info["test_accuracy"] == round(result["accuracy"], 4)
 
     # the stage records tone and probabilities, and --keep drops the rest
-    files = sorted((labelled / "speech").glob("*.wav"))[:3] + sorted((labelled / "other").glob("*.wav"))[:3]
+    files = (
+        sorted((labelled / "speech").glob("*.wav"))[:3]
+        + sorted((labelled / "other").glob("*.wav"))[:3]
+    )
     in_dir = manifest_dir(tmp_path / "in", files)
     stage = ToneStage(ToneStage.Params(model=str(model_path), keep=("speech",)))
     stage.check()
@@ -205,4 +229,3 @@ def test_options_are_checked() -> None:
         ToneStage(ToneStage.Params()).check()
     with pytest.raises(UsageError, match="--keep"):
         ToneStage(ToneStage.Params(clusters=2, keep=("x",))).check()
-

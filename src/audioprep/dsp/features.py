@@ -240,9 +240,7 @@ class FrameFeatures:
 
     @property
     def bins(self) -> int:
-        return {"logspec": self.frame // 2 + 1, "mel": self.n_mels, "mfcc": self.n_mfcc}[
-            self.kind
-        ]
+        return {"logspec": self.frame // 2 + 1, "mel": self.n_mels, "mfcc": self.n_mfcc}[self.kind]
 
     def rows(self, mags: np.ndarray) -> np.ndarray:
         if self.kind == "logspec":

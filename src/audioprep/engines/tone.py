@@ -83,9 +83,7 @@ def labelled_files(root: Path) -> list[tuple[Path, str]]:
     root = Path(root)
     if not root.is_dir():
         raise UsageError(f"{root} is not a folder of labelled audio")
-    files = sorted(
-        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
-    )
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
     return [(p, label_of(p, root)) for p in files]
 
 
@@ -112,7 +110,7 @@ class ToneModel:
             "logistic": lambda a: 1 / (1 + np.exp(-a)),
             "identity": lambda a: a,
         }
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             h = h @ w + b
             if i < len(self.weights) - 1:
                 h = acts[self.activation](h)
@@ -137,7 +135,7 @@ class ToneModel:
         }
         arrays = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
         arrays.update(mean=self.mean, scale=self.scale)
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             arrays[f"w{i}"], arrays[f"b{i}"] = w, b
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp")
@@ -236,9 +234,7 @@ def train_tone_model(
     x = np.stack(vectors)
     y = np.array([labels.index(label) for _, label in pairs])
     n_test = max(len(labels), int(round(test_size * len(y))))
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        x, y, test_size=n_test, random_state=seed, stratify=y
-    )
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=n_test, random_state=seed, stratify=y)
     scaler = StandardScaler().fit(x_tr)
     clf = MLPClassifier(
         hidden_layer_sizes=hidden, max_iter=max_iter, random_state=seed, early_stopping=False

@@ -1,4 +1,4 @@
-"""features: training arrays per item (log spectrogram, log-mel, MFCC or the tone vector) as .npy."""
+"""features: training arrays per item (log spectrogram, log-mel, MFCC or tone vector) as .npy."""
 
 from __future__ import annotations
 
@@ -60,7 +60,8 @@ class FeaturesParams:
     )
     dtype: str = param("float32", help="Array dtype.", choices=("float32", "float16"))
     shard_size: int | None = param(
-        None, help="Pack N items per .npz shard (with arrays/index.jsonl) instead of one .npy each.",
+        None,
+        help="Pack N items per .npz shard (with arrays/index.jsonl) instead of one .npy each.",
         min=1,
     )
 
@@ -229,7 +230,11 @@ class FeaturesStage(CorpusStage):
 
         from audioprep.media import ffmpeg_version
 
-        return {"librosa": version("librosa"), "numpy": version("numpy"), "ffmpeg": ffmpeg_version()}
+        return {
+            "librosa": version("librosa"),
+            "numpy": version("numpy"),
+            "ffmpeg": ffmpeg_version(),
+        }
 
 
 def _fitted(

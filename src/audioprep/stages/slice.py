@@ -9,6 +9,7 @@ from audioprep.dsp.slicing import (
     Span,
     pad_span,
     plan_chunks,
+    random_excerpts,
     select_and_merge,
     split_long,
     to_samples,
@@ -37,9 +38,18 @@ class SliceStage(Stage):
         chunk: float | None = None
         drop_last: bool = True
         search: float = 3.0  # seconds before the limit searched for a quiet split point
+        # --random N: N random excerpts of --duration seconds per item (see _random_spans)
+        random: int | None = None
+        duration: float = 10.0
+        seed: int = 0
+        overlap_ok: bool = False
+        short: str = "reject"  # items shorter than --duration: reject, or keep whole
 
     def check(self) -> None:
         p = self.params
+        if p.random is not None:
+            _check_random(p)
+            return
         if p.chunk is not None:
             if not p.chunk > 0:
                 raise UsageError("--chunk must be more than 0 seconds.")
@@ -127,7 +137,10 @@ class SliceStage(Stage):
             )
             return rms, hop / sr, a / sr
 
-        spans = self._spans(record, total, energy, ctx)
+        if self.params.random is not None:
+            spans = _random_spans(record, n, sr, self.params, ctx)
+        else:
+            spans = self._spans(record, total, energy, ctx)
         fmt, subtype = output_format(info)
         dtype = exact_dtype(subtype)
         out: list[Record] = []
@@ -180,3 +193,37 @@ def _rebase(segments: list[Record], start: float, end: float) -> list[Record]:
                 {"label": seg["label"], "start": round(a - start, 6), "end": round(b - start, 6)}
             )
     return out
+
+
+def _check_random(p: Any) -> None:
+    if p.chunk is not None:
+        raise UsageError("--random and --chunk cut in different ways: give one of them.")
+    if p.random < 1:
+        raise UsageError("--random must be at least 1 excerpt.")
+    if not p.duration > 0:
+        raise UsageError("--duration must be more than 0 seconds.")
+    if p.short not in ("reject", "keep"):
+        raise UsageError("--short must be reject or keep.")
+
+
+def _random_spans(record: Record, n: int, sr: int, p: Any, ctx: ItemContext) -> list[Span]:
+    """``--random N``: N excerpts of ``--duration`` s at random places (seeded per item id);
+    an item shorter than that is rejected, or kept whole with ``--short keep``."""
+    length = round(p.duration * sr)
+    if n < length:
+        if p.short == "keep":
+            return [Span(0.0, n / sr, record.get("label"))]
+        ctx.reject(
+            record,
+            f"{n / sr:.2f} s is shorter than --duration {p.duration:g} s (--short keep keeps it)",
+        )
+        return []
+    bounds = random_excerpts(
+        n,
+        count=p.random,
+        length=length,
+        seed=p.seed,
+        key=str(record["id"]),
+        overlap_ok=p.overlap_ok,
+    )
+    return [Span(a / sr, b / sr, record.get("label")) for a, b in bounds]

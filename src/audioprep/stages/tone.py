@@ -34,9 +34,7 @@ class ToneParams:
     clusters: int | None = param(
         None, help="Group the items into N clusters of similar tone (records tone_cluster).", min=2
     )
-    method: str = param(
-        "kmeans", help="Clustering method.", choices=("kmeans", "agglomerative")
-    )
+    method: str = param("kmeans", help="Clustering method.", choices=("kmeans", "agglomerative"))
     model: str | None = param(
         None,
         help="A tone-train model file: records tone and tone_probabilities.",
@@ -108,7 +106,9 @@ class ToneStage(CorpusStage):
         out: dict[str, Any] = {"vector": [float(v) for v in vec]}
         if model is not None:
             proba = model.predict_proba(vec[None, :])[0]
-            out["probabilities"] = {k: round(float(p), 6) for k, p in zip(model.labels, proba)}
+            out["probabilities"] = {
+                k: round(float(p), 6) for k, p in zip(model.labels, proba, strict=True)
+            }
         return out
 
     def decide(
@@ -139,7 +139,8 @@ class ToneStage(CorpusStage):
         (out_dir / CLUSTERS_FILE).write_text(json.dumps(summary, indent=1), encoding="utf-8")
         return {
             "clusters": {
-                i: [int(c), round(float(d), 6)] for i, c, d in zip(ids, labels, distances)
+                i: [int(c), round(float(d), 6)]
+                for i, c, d in zip(ids, labels, distances, strict=True)
             },
         }
 
@@ -192,14 +193,18 @@ class ToneStage(CorpusStage):
             groups.setdefault(key, []).append(rec)
         if not groups:
             return None
-        parts = ["<h2>Tone</h2><table><tr><th>group</th><th>items</th><th>seconds</th>"
-                 "<th>examples</th></tr>"]
+        parts = [
+            "<h2>Tone</h2><table><tr><th>group</th><th>items</th><th>seconds</th>"
+            "<th>examples</th></tr>"
+        ]
         for key in sorted(groups):
             recs = groups[key]
             if "tone_cluster_distance" in recs[0]:
                 recs = sorted(recs, key=lambda r: r.get("tone_cluster_distance", 0.0))
             else:
-                recs = sorted(recs, key=lambda r: -max((r.get("tone_probabilities") or {0: 0}).values()))
+                recs = sorted(
+                    recs, key=lambda r: -max((r.get("tone_probabilities") or {0: 0}).values())
+                )
             players = "".join(_player(out_dir, r) for r in recs[:3])
             seconds = sum(float(r.get("duration") or 0) for r in recs)
             parts.append(
