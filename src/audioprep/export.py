@@ -20,7 +20,7 @@ from audioprep.errors import UsageError
 from audioprep.manifest import Record, read_manifest, resolve_audio
 from audioprep.stage import link_or_copy
 
-FORMATS = ("hf", "nemo", "ljspeech", "csv")
+FORMATS = ("hf", "nemo", "ljspeech", "csv", "spectrogram-captions")
 #: The ASMR corpus attributes, in order (from ``source``).
 ASMR_FIELDS = SCHEMA_FIELDS
 #: Record fields copied as columns into hf/csv exports when present (scalars only).
@@ -97,6 +97,7 @@ def export(
     *,
     fmt: str,
     overwrite: bool = False,
+    caption: str | None = None,
 ) -> dict[str, Any]:
     """Write ``in_dir`` as ``fmt`` into the folder ``out``; return counts for the terminal.
 
@@ -105,10 +106,14 @@ def export(
     - ``nemo``: ``audio/`` and ``manifest.json`` lines ``{audio_filepath, duration, offset,
       text?}`` with paths relative to the manifest;
     - ``ljspeech``: ``wavs/ID.wav`` and ``metadata.csv`` (``id|text|text``, no header; wav only);
-    - ``csv``: ``metadata.csv`` with a header: file, duration and the ASMR attributes.
+    - ``csv``: ``metadata.csv`` with a header: file, duration and the ASMR attributes;
+    - ``spectrogram-captions``: mel spectrogram PNGs and ``metadata.jsonl`` captions from the
+      ``caption`` template (see :mod:`audioprep.exports.spectrogram_captions`).
     """
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if caption is not None and fmt != "spectrogram-captions":
+        raise UsageError("--caption is for --format spectrogram-captions")
     in_dir, out = Path(in_dir), Path(out)
     records = _Records(in_dir)  # streamed: once to check, once to write
     if fmt == "ljspeech":
@@ -118,8 +123,16 @@ def export(
                 f"LJSpeech wants wav files; {len(odd)} items are not wav (first: {odd[0]}): "
                 "run `audioprep convert IN OUT --format wav` first"
             )
+    if fmt == "spectrogram-captions":
+        from audioprep.exports import spectrogram_captions
+
+        spectrogram_captions.caption_fields(caption or spectrogram_captions.DEFAULT_CAPTION)
     _prepare(out, overwrite)
     stats: dict[str, Any] = {"format": fmt, "items": 0, "seconds": 0.0, "without_text": 0}
+    if fmt == "spectrogram-captions":
+        spectrogram_captions.write(in_dir, out, records, stats, caption=caption)
+        stats["seconds"] = round(stats["seconds"], 3)
+        return stats
     writer = {"hf": _hf, "nemo": _nemo, "ljspeech": _ljspeech, "csv": _csv}[fmt]
     writer(in_dir, out, records, stats)
     stats["seconds"] = round(stats["seconds"], 3)

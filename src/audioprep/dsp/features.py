@@ -423,6 +423,16 @@ def mel_image(
     (32, 64)
     """
     db = melspec_db(y, sr=sr, frame=frame, hop=hop, n_mels=height)
+    return db_image(db, width=width, top_db=top_db)
+
+
+def db_image(db: np.ndarray, *, width: int = 256, top_db: float = 80.0) -> np.ndarray:
+    """A dB matrix ``(bins, frames)`` as a picture ``(bins, width)`` uint8: 255 at its maximum,
+    0 at ``top_db`` below, the lowest bin at the bottom, frames resampled linearly to ``width``.
+
+    >>> db_image(np.array([[0.0, -80.0], [-40.0, -40.0]]), width=3).tolist()
+    [[128, 128, 128], [255, 128, 0]]
+    """
     top = float(db.max())
     scaled = np.clip((db - (top - top_db)) / top_db, 0.0, 1.0)
     frames = scaled.shape[1]
