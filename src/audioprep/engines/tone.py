@@ -41,7 +41,7 @@ RAVDESS_EMOTIONS = {
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".aiff", ".aif", ".webm"}
 
 
-def mono_blocks(path: Path, *, sample_rate: int, block: int = 1 << 18) -> Iterator[np.ndarray]:
+def mono_blocks(path: Path, *, sample_rate: int, block: int = 1 << 16) -> Iterator[np.ndarray]:
     """Mono float32 blocks ``(m,)`` of any media at ``sample_rate`` (ffmpeg), bounded memory."""
     from audioprep.media import decode_chunks
 

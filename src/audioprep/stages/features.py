@@ -32,7 +32,7 @@ except ImportError:  # TEMPORARY until stage-api lands on main
 ARRAYS_DIR = "arrays"
 PARTS_DIR = ".parts"  # under arrays/: per-item arrays waiting to be packed into shards
 INDEX = "index.jsonl"
-ROWS_PER_COPY = 4096  # frames per block when normalising / casting the raw file
+ROWS_PER_COPY = 1024  # frames per block when normalising / casting the raw file
 
 
 @dataclasses.dataclass(frozen=True)
