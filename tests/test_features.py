@@ -171,6 +171,25 @@ def test_shards_hold_the_same_arrays_as_single_files(tmp_path: Path) -> None:
         assert a["features"]["min"] == b["features"]["min"]
         assert (tmp_path / "sharded" / b["audio"]).is_file()
 
+    # a resumed run whose retried item shifts the members packs the shards again
+    hidden = in_dir / "audio" / "u0.wav"
+    hidden.rename(in_dir / "u0.wav")
+    stage = FeaturesStage(FeaturesStage.Params(**common, shard_size=2))
+    first = run_stage(stage, tmp_path / "resumed", in_dir=in_dir, jobs=1, progress=False)
+    assert first.items_failed == 1
+    (in_dir / "u0.wav").rename(hidden)
+    resumed = run({**common, "shard_size": 2}, in_dir, tmp_path / "resumed")
+    assert [r["features"]["shard"] for r in resumed] == [
+        "arrays/shard-00000.npz",
+        "arrays/shard-00000.npz",
+        "arrays/shard-00001.npz",
+    ]
+    for a, b in zip(single, resumed, strict=True):
+        assert np.array_equal(
+            load_array(tmp_path / "single", a), load_array(tmp_path / "resumed", b)
+        )
+    assert not (tmp_path / "resumed" / "arrays" / ".parts").exists()
+
 
 def test_mfcc_and_tone_kinds(tmp_path: Path) -> None:
     in_dir = make_dir(tmp_path / "in", speech(2, sr=16000))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -183,28 +184,35 @@ class FeaturesStage(CorpusStage):
         if not size:
             return {}
         arrays = Path(out_dir) / ARRAYS_DIR
+        arrays.mkdir(parents=True, exist_ok=True)
+        # a resumed run packs again (items retried since may shift members): each array comes
+        # from its part file, or from the shard an earlier run packed it into
+        previous = {}
+        if (arrays / INDEX).exists():
+            for line in (arrays / INDEX).read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    entry = json.loads(line)
+                    previous[entry["id"]] = arrays / Path(entry["shard"]).name
         ids = list(measurements)
         where: dict[str, list[Any]] = {}
         lines = []
+        names = []
         for first in range(0, len(ids), size):
             name = f"shard-{first // size:05d}.npz"
+            names.append(name)
             members = ids[first : first + size]
-            _pack(arrays / name, [(i, arrays / PARTS_DIR / f"{i}.npy") for i in members])
+            _pack(arrays / f".{name}.new", members, arrays / PARTS_DIR, previous)
             for index, item_id in enumerate(members):
                 where[item_id] = [f"{ARRAYS_DIR}/{name}", index]
                 m = measurements[item_id]
-                lines.append(
-                    json.dumps(
-                        {
-                            "id": item_id,
-                            "shard": f"{ARRAYS_DIR}/{name}",
-                            "key": item_id,
-                            "index": index,
-                            "shape": m["shape"],
-                            "dtype": m["dtype"],
-                        }
-                    )
-                )
+                entry = {"id": item_id, "shard": f"{ARRAYS_DIR}/{name}", "key": item_id}
+                entry.update(index=index, shape=m["shape"], dtype=m["dtype"])
+                lines.append(json.dumps(entry))
+        for name in names:
+            os.replace(arrays / f".{name}.new", arrays / name)
+        for stale in arrays.glob("shard-*.npz"):
+            if stale.name not in names:
+                stale.unlink()
         tmp = arrays / f".{INDEX}.tmp"
         tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         os.replace(tmp, arrays / INDEX)
@@ -301,17 +309,28 @@ def _write_matrix(
     return [bins, frames], lo, hi
 
 
-def _pack(shard: Path, members: list[tuple[str, Path]]) -> None:
+def _pack(shard: Path, members: list[str], parts: Path, previous: dict[str, Path]) -> None:
     """Write an uncompressed ``.npz`` holding each member's .npy under its id, one at a time
-    (``numpy.load(shard)[id]`` reads it back). An existing shard (a resumed run) is kept."""
-    if shard.exists():
-        return
-    tmp = shard.with_name(f".{shard.name}.tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for key, part in members:
-            with open(part, "rb") as src, zf.open(f"{key}.npy", "w", force_zip64=True) as dst:
+    (``numpy.load(shard)[id]`` reads it back): from ``parts/ID.npy``, else from the shard a
+    previous run put it in."""
+    from audioprep.errors import AudioprepError
+
+    with zipfile.ZipFile(shard, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for key in members:
+            part = parts / f"{key}.npy"
+            with contextlib.ExitStack() as stack:
+                if part.exists():
+                    src = stack.enter_context(open(part, "rb"))
+                elif key in previous and previous[key].exists():
+                    old = stack.enter_context(zipfile.ZipFile(previous[key]))
+                    src = stack.enter_context(old.open(f"{key}.npy"))
+                else:
+                    raise AudioprepError(
+                        f"the array of {key} is missing from {parts} and from the shards: "
+                        "run again with --overwrite"
+                    )
+                dst = stack.enter_context(zf.open(f"{key}.npy", "w", force_zip64=True))
                 shutil.copyfileobj(src, dst, 1 << 20)
-    os.replace(tmp, shard)
 
 
 def load_array(in_dir: str | os.PathLike[str], record: Record) -> Any:
