@@ -17,7 +17,6 @@ resumed.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import shlex
@@ -25,17 +24,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from audioprep import layout, registry, schema
 from audioprep.errors import AudioprepError, UsageError
-from audioprep.manifest import STAGE_FILE
+from audioprep.stage import StageCall, kind_of
 
-#: Options whose values are local paths: relative ones are taken from the config's folder.
-PATH_OPTIONS = {"from_file", "archive", "reference", "reference_manifest", "model_dir", "sources"}
 #: Options the chain sets itself.
 RESERVED = {"overwrite", "quiet", "in_dir", "out_dir"}
-#: Commands of the CLI that are not stages.
-NOT_STAGES = ("run", "makefile", "export", "report", "info", "models")
-#: Positional arguments of source stages, by config key.
-POSITIONAL = {"ingest": "sources", "crawl": "urls"}
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -136,91 +130,50 @@ def load_chain(path: str | os.PathLike[str]) -> Chain:
     return chain
 
 
-def _command_params(command: str) -> dict[str, tuple[Any, str]]:
-    """Config key -> (click parameter, the option string that key names) for a stage command."""
-    import typer.main
-
-    from audioprep.cli import app
-
-    group = typer.main.get_command(app)
-    cmd = group.commands.get(command)  # type: ignore[attr-defined]
-    if cmd is None or command in NOT_STAGES:
-        stages = sorted(n for n in group.commands if n not in NOT_STAGES)  # type: ignore[attr-defined]
-        raise UsageError(f"unknown stage {command!r} (stages: {', '.join(stages)})")
-    keys: dict[str, tuple[Any, str]] = {}
-    for param in cmd.params:
-        if param.param_type_name != "option":
-            continue
-        for opt in [*param.opts, *getattr(param, "secondary_opts", [])]:
-            if opt.startswith("--"):
-                keys[opt[2:].replace("-", "_")] = (param, opt)
-    return keys
-
-
-def _as_path(value: str, base: Path) -> str:
-    if "://" in value or re.match(r"^[a-z]+search\d*:", value) or os.path.isabs(value):
-        return value
-    return str(base / value)
-
-
-def step_argv(
-    step: Step, *, in_dir: Path | None, out_dir: Path, base_dir: Path, jobs: int
-) -> list[str]:
-    """The command line (without ``audioprep``) that runs ``step`` from in_dir to out_dir."""
-    keys = _command_params(step.command)
-    options = dict(step.options)
-    where = f"stage {step.index} ({step.command})"
-    bad = RESERVED & set(options)
+def build_step(
+    step: Step, *, in_dir: Path | None, out_dir: Path, base_dir: Path, jobs: int = 0
+) -> StageCall:
+    """The stage, directories and run options of one config step, checked as the command
+    line checks them (the stage's Params schema), without going through the CLI."""
+    info = registry.info(step.command)
+    where = f"stage {step.index} (audioprep {step.command})"
+    options = {k.replace("-", "_"): v for k, v in step.options.items()}
+    bad = (RESERVED | schema.RunOptions.CHAIN_RESERVED) & set(options)
     if bad:
         raise UsageError(f"{where}: {sorted(bad)} are set by `audioprep run`, not the config")
-    argv = [step.command]
-    positional_key = POSITIONAL.get(step.command)
-    if positional_key:
-        values = options.pop(positional_key, [])
-        values = [values] if isinstance(values, str) else list(values or [])
-        if positional_key == "sources":
-            values = [_as_path(str(v), base_dir) for v in values]
-        else:
-            values = [
-                _as_path(str(v), base_dir) if str(v).endswith(".json") else str(v) for v in values
-            ]
-        argv += values
+    stage_cls = registry.load(info.name)
+    run_keys = {f.name for f in schema.fields(schema.RunOptions)}
+    run_values = {k: options.pop(k) for k in list(options) if k in run_keys}
+    run_values.setdefault("jobs", jobs)
+    try:
+        params = schema.from_mapping(stage_cls.Params, options, base_dir=base_dir)
+        run = schema.from_mapping(schema.RunOptions, run_values)
+    except UsageError as exc:
+        message = str(exc)
+        if message.startswith("no option"):
+            valid = [f.key for f in schema.fields(stage_cls.Params)]
+            valid += ["jobs", "fail-fast"]
+            message = message.split(" (options:")[0] + f" (options: {', '.join(valid)})"
+        raise UsageError(f"{where}: {message}") from None
+    if kind_of(stage_cls) == "source":
+        in_dir = None
     elif in_dir is None:
         raise UsageError(
             f"{where} needs an input: start the chain with crawl or ingest, or set `input:`"
         )
-    else:
-        argv.append(str(in_dir))
-    argv.append(str(out_dir))
-    if "jobs" not in options and jobs:
-        options["jobs"] = jobs
-    for key, value in options.items():
-        if key not in keys:
-            hint = ", ".join(sorted(k.replace("_", "-") for k in keys if k not in RESERVED))
-            raise UsageError(f"{where}: no option {key.replace('_', '-')!r} (options: {hint})")
-        param, opt = keys[key]
-        if value is None:
-            continue
-        if getattr(param, "is_flag", False):
-            if not isinstance(value, bool):
-                raise UsageError(f"{where}: {key.replace('_', '-')} takes true or false")
-            secondary = getattr(param, "secondary_opts", [])
-            if value:
-                argv.append(opt)
-            elif opt in secondary:
-                argv.append(param.opts[0])
-            elif secondary:
-                argv.append(secondary[0])
-            continue
-        values = value if isinstance(value, list) else [value]
-        if key in PATH_OPTIONS:
-            values = [_as_path(str(v), base_dir) for v in values]
-        if param.multiple:
-            for v in values:
-                argv += [opt, str(v)]
-        else:
-            argv += [opt, ",".join(str(v) for v in values)]
-    return argv
+    return StageCall(stage_cls(params), out_dir, in_dir, run)
+
+
+def call_argv(call: StageCall) -> list[str]:
+    """The command line (without ``audioprep``) that runs ``call``: Params -> argv."""
+    stage = call.stage
+    argv = [stage.name, *schema.to_argv(stage.params)]
+    positional = [f for f in schema.fields(type(stage.params)) if f.positional]
+    n_pos = sum(len(getattr(stage.params, f.name) or ()) for f in positional)
+    head, options = argv[: 1 + n_pos], argv[1 + n_pos :]
+    dirs = [str(call.in_dir)] if call.in_dir is not None else []
+    run = schema.to_argv(call.run)
+    return [*head, *dirs, str(call.out_dir), *options, *run]
 
 
 @dataclasses.dataclass
@@ -229,17 +182,10 @@ class Planned:
 
     step: Step
     argv: list[str]
-    call: Any
+    call: StageCall
     out_dir: Path
     action: str  # "skip" | "run" | "resume" | "rerun"
     why: str
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def plan(chain: Chain, workdir: Path) -> list[Planned]:
@@ -248,21 +194,15 @@ def plan(chain: Chain, workdir: Path) -> list[Planned]:
     upstream_ran = False
     upstream_finished = ""
     for step, argv, call, out in _commands(chain, workdir.absolute(), jobs=chain.jobs):
-        stage = call.stage
-        identity = {
-            "stage": stage.name,
-            "version": stage.version,
-            "params": stage.params_dict(),
-            "input": str(call.in_dir.resolve()) if call.in_dir else None,
-        }
-        done = _read_json(out / STAGE_FILE)
-        started = _read_json(out / ".run.json")
+        identity = layout.identity(call.stage, call.in_dir.resolve() if call.in_dir else None)
+        done = layout.stage_info(out)
+        started = layout.run_identity(out)
         if done is not None:
             same = {k: done.get(k) for k in identity} == identity
             if upstream_ran:
                 action, why = "rerun", "an earlier stage ran again"
             elif not same:
-                changed = _changes(identity, done)
+                changed = "; ".join(layout.identity_changes(done, identity)) or "unknown"
                 action, why = "rerun", f"settings changed ({changed})"
             elif upstream_finished and upstream_finished > str(done.get("started_at", "")):
                 action, why = "rerun", "its input was rewritten since it ran"
@@ -280,16 +220,6 @@ def plan(chain: Chain, workdir: Path) -> list[Planned]:
             upstream_ran = True
         upstream_finished = str((done or {}).get("finished_at", "")) if action == "skip" else ""
     return planned
-
-
-def _changes(identity: dict[str, Any], done: dict[str, Any]) -> str:
-    out = []
-    for key in ("stage", "version", "input"):
-        if identity[key] != done.get(key):
-            out.append(f"{key}: {done.get(key)!r} -> {identity[key]!r}")
-    old, new = done.get("params") or {}, identity["params"]
-    out += [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in new if old.get(k) != new.get(k)]
-    return "; ".join(out) or "unknown"
 
 
 @dataclasses.dataclass
@@ -327,14 +257,12 @@ def run_chain(
             continue
         echo(head)
         try:
+            options = dataclasses.replace(p.call.run, overwrite=p.action == "rerun")
             summary = run_stage(
                 p.call.stage,
                 p.out_dir,
                 in_dir=p.call.in_dir,
-                jobs=p.call.jobs,
-                fail_fast=p.call.fail_fast,
-                overwrite=p.action == "rerun",
-                progress=progress,
+                **{**options.runner_kwargs(), "progress": progress},
             )
         except AudioprepError as exc:
             echo(f"[{p.step.dir_name}] stopped: {exc}")
@@ -400,16 +328,14 @@ def makefile(chain: Chain, workdir: str = "corpus") -> str:
 
 def _commands(
     chain: Chain, workdir: Path, *, jobs: int
-) -> Iterator[tuple[Step, list[str], Any, Path]]:
-    """Each step with its command line into ``workdir``, that line parsed (checked, not run),
-    and its output directory; each step reads the directory of the one before."""
-    from audioprep.cli import parse_stage_command
-
+) -> Iterator[tuple[Step, list[str], StageCall, Path]]:
+    """Each step with its command line into ``workdir``, its checked StageCall and its output
+    directory; each step reads the directory of the one before."""
     in_dir = chain.input.absolute() if chain.input else None
     for step in chain.steps:
         out = workdir / step.dir_name
-        argv = step_argv(step, in_dir=in_dir, out_dir=out, base_dir=chain.base_dir, jobs=jobs)
-        yield step, argv, parse_stage_command(argv), out
+        call = build_step(step, in_dir=in_dir, out_dir=out, base_dir=chain.base_dir, jobs=jobs)
+        yield step, call_argv(call), call, out
         in_dir = out
 
 

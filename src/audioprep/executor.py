@@ -24,7 +24,7 @@ from typing import Any
 
 from audioprep.errors import AudioprepError, ItemError
 from audioprep.manifest import Record
-from audioprep.stage import ItemContext, ItemResult, Stage
+from audioprep.stage import ItemContext, ItemResult, Stage, WorkerContext, call_setup
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,8 +81,14 @@ class Worker:
         self.spec = spec
         self.stage = spec.build()
         self.setup_error: str | None = None
+        ctx = WorkerContext(
+            threads=spec.threads,
+            in_dir=Path(spec.in_dir) if spec.in_dir else None,
+            out_dir=Path(spec.out_dir),
+            device=str(getattr(self.stage.params, "device", "cpu") or "cpu"),
+        )
         try:
-            self.stage.setup()
+            call_setup(self.stage, ctx)
         except AudioprepError as exc:
             self.setup_error = str(exc)
         except Exception as exc:  # noqa: BLE001 - reported to the user as a fatal error
@@ -99,10 +105,10 @@ class Worker:
         started = time.perf_counter()
         try:
             if self.spec.mode == "measure":  # a rejected item has no measurement
-                measurement = self.stage.measure(record, ctx)
+                measurement = self.stage.measure(record, ctx)  # type: ignore[attr-defined]
                 records = [] if ctx.rejected else [measurement]
             else:
-                records = list(self.stage.process(record, ctx))
+                records = list(self.stage.process(record, ctx))  # type: ignore[attr-defined]
         except ItemError as exc:
             return error_result(record, str(exc), "ItemError")
         except AudioprepError as exc:

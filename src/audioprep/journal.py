@@ -12,10 +12,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from audioprep.layout import JOURNAL
 from audioprep.manifest import dumps
 from audioprep.stage import ItemResult
 
-JOURNAL = ".journal.jsonl"
+__all__ = ["JOURNAL", "Journal"]
 
 
 class Journal:

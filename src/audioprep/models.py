@@ -19,6 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ENV = "AUDIOPREP_MODEL_DIR"
+#: The help of every stage's --model-dir option.
+MODEL_DIR_HELP = (
+    "Model weights folder (default: $AUDIOPREP_MODEL_DIR or ~/.cache/audioprep/models)."
+)
 INA_URL = "https://github.com/ina-foss/inaSpeechSegmenter/releases/download/models/"
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import fcntl
 import json
 import os
 import platform
@@ -23,13 +22,26 @@ from typing import Any, TextIO
 from audioprep import __version__
 from audioprep.errors import AudioprepError, ItemError, UsageError
 from audioprep.executor import Executor, WorkerSpec, error_result, local_executor
-from audioprep.journal import JOURNAL, Journal
-from audioprep.manifest import (
+from audioprep.journal import Journal
+from audioprep.layout import (
     AUDIO_DIR,
+    DECISION_FILE,
     ERRORS,
+    JOURNAL,
     MANIFEST,
+    MEASURE_JOURNAL,
+    PARTIAL_DIR,
     REJECTED,
+    RUN_FILE,
     STAGE_FILE,
+    TMP_DIR,
+    Lock,
+    clear,
+    identity,
+    identity_changes,
+    is_manifest_dir,
+)
+from audioprep.manifest import (
     Record,
     atomic_write_text,
     dumps,
@@ -39,12 +51,8 @@ from audioprep.manifest import (
     validate_record,
 )
 from audioprep.progress import Progress
-from audioprep.stage import PARTIAL_DIR, ItemContext, ItemResult, Stage
+from audioprep.stage import DecideContext, ItemContext, ItemResult, Stage, call_decide, kind_of
 
-RUN_FILE = ".run.json"
-MEASURE_JOURNAL = ".measure.jsonl"
-DECISION_FILE = "decision.json"
-LOCK_FILE = ".lock"
 EXIT_OK = 0
 EXIT_ITEMS_FAILED = 1
 
@@ -97,49 +105,6 @@ class RunSummary:
         )
 
 
-class _Lock:
-    """An exclusive, non-blocking flock on OUT_DIR/.lock (released even by kill -9)."""
-
-    def __init__(self, path: Path) -> None:
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self.fd)
-            raise AudioprepError(
-                f"another audioprep run is writing to {path.parent} right now; wait for it to "
-                "finish (or stop it), then run this again."
-            ) from None
-        os.ftruncate(self.fd, 0)
-        os.write(self.fd, f"{os.getpid()}\n".encode())
-
-    def release(self) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)
-
-
-def _is_manifest_dir(path: Path) -> bool:
-    return any((path / name).exists() for name in (RUN_FILE, STAGE_FILE, JOURNAL, MANIFEST))
-
-
-def _clear(out_dir: Path) -> None:
-    """Remove everything a previous run wrote (used by --overwrite)."""
-    for name in (
-        STAGE_FILE,
-        MANIFEST,
-        ERRORS,
-        REJECTED,
-        JOURNAL,
-        RUN_FILE,
-        MEASURE_JOURNAL,
-        DECISION_FILE,
-    ):
-        with contextlib.suppress(FileNotFoundError):
-            (out_dir / name).unlink()
-    for name in (AUDIO_DIR, ".tmp", PARTIAL_DIR):
-        shutil.rmtree(out_dir / name, ignore_errors=True)
-
-
 def _error_line(stage: str, item_id: str, reason: str, kind: str, record: Any) -> Record:
     return {"id": item_id, "stage": stage, "reason": reason, "type": kind, "record": record}
 
@@ -172,19 +137,14 @@ class Runner:
         self.overwrite = overwrite
         self.progress = progress
         self.executor = executor or local_executor(self.jobs)
-        if self.stage.is_source == (self.in_dir is not None):
-            raise UsageError(
-                f"stage {stage.name} {'takes no' if stage.is_source else 'needs an'} IN_DIR"
-            )
+        self.kind = kind_of(stage)
+        is_source = self.kind == "source"
+        if is_source == (self.in_dir is not None):
+            raise UsageError(f"stage {stage.name} {'takes no' if is_source else 'needs an'} IN_DIR")
 
     # -- set-up ---------------------------------------------------------------------------
     def _identity(self) -> dict[str, Any]:
-        return {
-            "stage": self.stage.name,
-            "version": self.stage.version,
-            "params": self.stage.params_dict(),
-            "input": str(self.in_dir) if self.in_dir else None,
-        }
+        return identity(self.stage, self.in_dir)
 
     def _prepare_out_dir(self) -> None:
         out = self.out_dir
@@ -194,7 +154,7 @@ class Runner:
                 raise UsageError("OUT_DIR must not be IN_DIR: every stage writes a new directory.")
         if out.exists() and not out.is_dir():
             raise UsageError(f"OUT_DIR {out} exists and is not a directory.")
-        if out.is_dir() and any(out.iterdir()) and not _is_manifest_dir(out):
+        if out.is_dir() and any(out.iterdir()) and not is_manifest_dir(out):
             raise UsageError(
                 f"OUT_DIR {out} exists, is not empty and is not an audioprep directory; "
                 "choose a new OUT_DIR."
@@ -203,32 +163,23 @@ class Runner:
 
     def _check_identity(self) -> None:
         run_file = self.out_dir / RUN_FILE
-        identity = self._identity()
+        current = self._identity()
         if self.overwrite:
-            _clear(self.out_dir)
+            clear(self.out_dir)
         elif run_file.exists():
             previous = json.loads(run_file.read_text(encoding="utf-8"))
-            if previous != identity:
-                changed = sorted(
-                    k for k in set(previous) | set(identity) if previous.get(k) != identity.get(k)
-                )
-                if "params" in changed:
-                    old, new = previous.get("params", {}), identity["params"]
-                    changed += [
-                        f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
-                        for k in new
-                        if old.get(k) != new.get(k)
-                    ]
+            if previous != current:
+                changed = identity_changes(previous, current)
                 raise UsageError(
                     f"{self.out_dir} holds a run with other settings ({'; '.join(changed)}); "
                     "pass --overwrite to replace it, or choose another OUT_DIR."
                 )
-        atomic_write_text(run_file, json.dumps(identity, indent=2) + "\n")
+        atomic_write_text(run_file, json.dumps(current, indent=2) + "\n")
         # The completion markers of an earlier run no longer hold while this one runs.
         for name in (STAGE_FILE, MANIFEST):
             with contextlib.suppress(FileNotFoundError):
                 (self.out_dir / name).unlink()
-        shutil.rmtree(self.out_dir / ".tmp", ignore_errors=True)
+        shutil.rmtree(self.out_dir / TMP_DIR, ignore_errors=True)
         (self.out_dir / AUDIO_DIR).mkdir(exist_ok=True)
 
     # -- inputs ---------------------------------------------------------------------------
@@ -255,7 +206,7 @@ class Runner:
             manifest_path(self.in_dir)
             self.stage.check_input(self.in_dir)
         self._prepare_out_dir()
-        lock = _Lock(self.out_dir / LOCK_FILE)
+        lock = Lock(self.out_dir)
         try:
             self._check_identity()
             summary = self._run_locked()
@@ -308,11 +259,12 @@ class Runner:
                 yield record
 
         threads = int(os.environ.get("AUDIOPREP_THREADS") or max(1, default_jobs() // self.jobs))
-        mode = "measure" if stage.needs_corpus else "process"
+        corpus = self.kind == "corpus"
+        mode = "measure" if corpus else "process"
         spec = WorkerSpec.for_stage(
             stage, in_dir=self.in_dir, out_dir=self.out_dir, threads=threads, mode=mode
         )
-        if stage.needs_corpus:
+        if corpus:
             measured = Journal(self.out_dir / MEASURE_JOURNAL)
             measured.open()
             todo = (r for r in pending() if measured.status(r["id"]) not in ("ok", "rejected"))
@@ -321,7 +273,7 @@ class Runner:
             results = self.executor.map_unordered(spec, pending())
         fatal: str | None = None
         aborted = False
-        target = measured if stage.needs_corpus else journal
+        target = measured if corpus else journal
         try:
             for result in results:
                 if result.error and result.error.get("fatal"):
@@ -338,9 +290,9 @@ class Runner:
         if fatal:
             journal.close()
             raise AudioprepError(fatal)
-        if stage.needs_corpus and not aborted:
+        if corpus and not aborted:
             self._finish_corpus(measured, journal, order)
-        if stage.needs_corpus:
+        if corpus:
             measured.close()
         self._finalize(journal, order, invalid, summary, complete=not aborted)
         journal.close()
@@ -367,8 +319,9 @@ class Runner:
         measurements = {
             item_id: e["records"][0] for item_id, e in entries.items() if e and e["status"] == "ok"
         }
-        stage.out_dir = self.out_dir  # type: ignore[attr-defined] - where decide may write reports
-        decision = stage.decide(measurements)
+        decision = call_decide(
+            stage, measurements, DecideContext(out_dir=self.out_dir, in_dir=self.in_dir)
+        )
         atomic_write_text(self.out_dir / DECISION_FILE, json.dumps(decision, indent=2) + "\n")
         journal.open_fresh()
         for item_id, record in self._valid_records(order):
@@ -380,7 +333,7 @@ class Runner:
                 continue
             ctx = ItemContext(stage_name=stage.name, in_dir=self.in_dir, out_dir=self.out_dir)
             try:
-                outs = stage.finish(record, measurements[item_id], decision, ctx)
+                outs = stage.finish(record, measurements[item_id], decision, ctx)  # type: ignore[attr-defined]
             except ItemError as exc:
                 journal.append(error_result(record, str(exc), "ItemError"))
                 continue
@@ -482,7 +435,7 @@ class Runner:
         for path in audio_dir.iterdir():  # orphans of items killed mid-way or since re-done
             if f"{AUDIO_DIR}/{path.name}" not in referenced and path.is_file():
                 path.unlink()
-        shutil.rmtree(out / ".tmp", ignore_errors=True)
+        shutil.rmtree(out / TMP_DIR, ignore_errors=True)
         if not summary.items_failed:  # nothing left to resume
             shutil.rmtree(out / PARTIAL_DIR, ignore_errors=True)
 

@@ -1,16 +1,34 @@
-"""The one shape every stage has: name, version, typed parameters, setup once, map one record.
+"""The stage kinds: map, source and corpus stages, and the contexts the runner hands them.
 
 A stage never reads or writes manifests and never starts processes: the runner does that.
-It receives one input record and an :class:`ItemContext` and returns zero, one or many
-output records (a list of dicts). To drop an item or part of it, call ``ctx.reject``.
-Raise :class:`~audioprep.errors.ItemError` for a clear per-item failure.
+Every stage has a ``name``, a ``version`` and a ``Params`` dataclass (its one schema, see
+:mod:`audioprep.schema`). Pick the kind that says how it runs:
+
+- :class:`MapStage`: ``process(record, ctx)`` maps one input record to zero or more records.
+- :class:`SourceStage`: ``inputs()`` yields the items (from files, URLs), then ``process``.
+- :class:`CorpusStage`: ``measure`` each item (in workers), ``decide`` once from every
+  measurement (main process), then ``finish`` each item knowing the decision.
+
+To drop an item or part of it call ``ctx.reject``; raise :class:`~audioprep.errors.ItemError`
+for a clear per-item failure. A toy stage, runnable::
+
+    >>> import dataclasses, tempfile
+    >>> from audioprep.testing import ToyStage, make_manifest_dir, sine_file
+    >>> from audioprep.runner import run_stage
+    >>> tmp = tempfile.mkdtemp()
+    >>> src = make_manifest_dir(f"{tmp}/in", [sine_file(f"{tmp}/a.wav")])
+    >>> run_stage(ToyStage(ToyStage.Params(tag="x")), f"{tmp}/out", in_dir=src, jobs=1,
+    ...           progress=False).items_ok
+    1
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import dataclasses
 import errno
+import inspect
 import json
 import os
 import shutil
@@ -19,11 +37,24 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from audioprep.errors import ItemError
+from audioprep.layout import PARTIAL_DIR, TMP_DIR
 from audioprep.manifest import AUDIO_DIR, Record, resolve_audio
 
-#: Downloads in progress (source stages): kept across runs so they resume, removed once a run
-#: ends with no failed item.
-PARTIAL_DIR = ".partial"
+__all__ = [
+    "PARTIAL_DIR",
+    "CorpusStage",
+    "DecideContext",
+    "ItemContext",
+    "ItemResult",
+    "MapStage",
+    "Resources",
+    "SourceStage",
+    "Stage",
+    "StageCall",
+    "WorkerContext",
+    "kind_of",
+    "link_or_copy",
+]
 
 
 def link_or_copy(source: Path, dest: Path) -> None:
@@ -39,21 +70,46 @@ def link_or_copy(source: Path, dest: Path) -> None:
         shutil.copyfile(source, dest)
 
 
-class Stage:
-    """Base class of all stages.
+@dataclasses.dataclass(frozen=True)
+class Resources:
+    """What one worker of a stage needs (a Ray actor asks for this much)."""
 
-    Subclasses set ``name``, ``version`` and ``Params`` (a dataclass), and implement
-    :meth:`process`. ``check`` runs once in the main process before any file is touched,
-    ``setup`` once in each worker (load models there).
+    num_cpus: float = 1
+    num_gpus: float = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerContext:
+    """What ``setup`` knows about the worker it runs in."""
+
+    threads: int = 1  # CPU threads this worker may use (cores divided by jobs)
+    in_dir: Path | None = None
+    out_dir: Path | None = None
+    device: str = "cpu"  # "cpu" or "cuda" (a stage's own --device, when it has one)
+
+
+@dataclasses.dataclass(frozen=True)
+class DecideContext:
+    """What a corpus stage's ``decide`` knows: where it may write a report."""
+
+    out_dir: Path
+    in_dir: Path | None = None
+
+
+class Stage(abc.ABC):  # noqa: B024 - the kinds below hold the abstract methods
+    """What every stage has; subclass :class:`MapStage`, :class:`SourceStage` or
+    :class:`CorpusStage` instead.
+
+    ``check`` runs once in the main process before any file is touched, ``check_input`` then
+    with the input directory, ``setup`` once in each worker (load models there).
     """
 
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
-    #: Stages that decide from the whole corpus (a threshold from every score, the voice most
-    #: items share) set this: the runner first ``measure``s every item in the workers, then
-    #: calls ``decide`` once with all measurements, then ``finish``es each item in order.
+    #: What one worker needs (CPUs, GPUs); executors that place workers read it.
+    resources: ClassVar[Resources] = Resources()
+    #: Kept for stages written before the stage kinds; use the kinds instead.
     needs_corpus: ClassVar[bool] = False
-    #: True for stages that read sources (files, URLs) rather than a manifest directory.
     is_source: ClassVar[bool] = False
 
     @dataclasses.dataclass(frozen=True)
@@ -62,43 +118,17 @@ class Stage:
 
     def __init__(self, params: Any | None = None) -> None:
         self.params = params if params is not None else self.Params()
-        #: CPU threads this worker may use (cores divided by jobs); set by the executor.
+        #: CPU threads this worker may use; also in ``setup``'s WorkerContext.
         self.threads = 1
 
-    def check(self) -> None:
+    def check(self) -> None:  # noqa: B027 - optional hook
         """Validate parameters and required tools; raise AudioprepError/UsageError if unusable."""
 
-    def check_input(self, in_dir: Path) -> None:
+    def check_input(self, in_dir: Path) -> None:  # noqa: B027 - optional hook
         """Validate parameters against the input manifest (e.g. sample rates) before any work."""
 
-    def setup(self) -> None:
+    def setup(self, ctx: WorkerContext) -> None:  # noqa: B027 - optional hook
         """Prepare a worker (load a model, open a session). Called once per worker."""
-
-    def inputs(self) -> Iterator[Record]:
-        """Source stages only: the input items (``id`` and ``source``) built from parameters."""
-        raise NotImplementedError
-
-    def process(self, record: Record, ctx: ItemContext) -> list[Record]:
-        """Map one input record to output records."""
-        raise NotImplementedError
-
-    def measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
-        """Corpus stages: the per-item measurement (small, JSON-able), computed in a worker."""
-        raise NotImplementedError
-
-    def decide(self, measurements: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        """Corpus stages: one decision from every item's measurement (main process)."""
-        raise NotImplementedError
-
-    def finish(
-        self,
-        record: Record,
-        measurement: dict[str, Any],
-        decision: dict[str, Any],
-        ctx: ItemContext,
-    ) -> list[Record]:
-        """Corpus stages: map one record, knowing its measurement and the decision."""
-        raise NotImplementedError
 
     def tool_versions(self) -> dict[str, str]:
         """Versions of the external tools this stage uses, recorded in stage.json."""
@@ -107,6 +137,115 @@ class Stage:
     def params_dict(self) -> dict[str, Any]:
         """The parameters as plain JSON data (tuples become lists, paths strings)."""
         return json.loads(json.dumps(dataclasses.asdict(self.params), default=str))
+
+    @classmethod
+    def report_section(cls, out_dir: Path) -> str | None:
+        """HTML for ``audioprep report`` of a directory this stage wrote, or None."""
+        return None
+
+
+class MapStage(Stage):
+    """A stage that maps each input record to zero, one or many output records."""
+
+    @abc.abstractmethod
+    def process(self, record: Record, ctx: ItemContext) -> list[Record]:
+        """Map one input record to output records (``[]`` after ``ctx.reject`` drops it)."""
+
+    def process_batch(self, records: list[Record], ctxs: list[ItemContext]) -> list[list[Record]]:
+        """Map several records at once (a model's batch); by default one after the other."""
+        return [self.process(r, c) for r, c in zip(records, ctxs, strict=True)]
+
+
+class SourceStage(MapStage):
+    """A stage that reads sources (files, URLs) instead of a manifest directory."""
+
+    is_source: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def inputs(self) -> Iterator[Record]:
+        """The input items (``id`` and ``source``) built from the parameters."""
+
+
+class CorpusStage(Stage):
+    """A stage that decides from the whole corpus (a threshold from every score)."""
+
+    needs_corpus: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
+        """The per-item measurement (small, JSON-able), computed in a worker."""
+
+    @abc.abstractmethod
+    def decide(self, measurements: dict[str, dict[str, Any]], ctx: DecideContext) -> dict[str, Any]:
+        """One decision (JSON-able) from every item's measurement, in the main process."""
+
+    @abc.abstractmethod
+    def finish(
+        self,
+        record: Record,
+        measurement: dict[str, Any],
+        decision: dict[str, Any],
+        ctx: ItemContext,
+    ) -> list[Record]:
+        """Map one record, knowing its measurement and the decision."""
+
+
+@dataclasses.dataclass
+class StageCall:
+    """A stage with its directories and run options: everything one run needs.
+
+    The CLI builds one from a command line, a chain from a config step.
+    """
+
+    stage: Stage
+    out_dir: Path
+    in_dir: Path | None
+    run: Any  # audioprep.schema.RunOptions
+
+    @property
+    def jobs(self) -> int:
+        return int(self.run.jobs)
+
+    @property
+    def fail_fast(self) -> bool:
+        return bool(self.run.fail_fast)
+
+
+def kind_of(stage: Stage | type[Stage]) -> str:
+    """``"source"``, ``"corpus"`` or ``"map"``; stages written before the kinds existed are
+    told apart by their old ``is_source``/``needs_corpus`` flags."""
+    if isinstance(stage, SourceStage) or getattr(stage, "is_source", False):
+        return "source"
+    if isinstance(stage, CorpusStage) or getattr(stage, "needs_corpus", False):
+        return "corpus"
+    return "map"
+
+
+def _takes_argument(method: Any) -> bool:
+    try:
+        return len(inspect.signature(method).parameters) >= 1
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return True
+
+
+def call_setup(stage: Stage, ctx: WorkerContext) -> None:
+    """``stage.setup(ctx)``, or ``setup()`` for a stage written before contexts existed."""
+    stage.threads = ctx.threads
+    if _takes_argument(stage.setup):
+        stage.setup(ctx)
+    else:
+        stage.setup()  # type: ignore[call-arg]
+
+
+def call_decide(
+    stage: Stage, measurements: dict[str, dict[str, Any]], ctx: DecideContext
+) -> dict[str, Any]:
+    """``stage.decide(measurements, ctx)``, or ``decide(measurements)`` for an older stage."""
+    decide = stage.decide  # type: ignore[attr-defined]
+    if len(inspect.signature(decide).parameters) >= 2:
+        return decide(measurements, ctx)
+    stage.out_dir = ctx.out_dir  # type: ignore[attr-defined] - what older stages read
+    return decide(measurements)
 
 
 @dataclasses.dataclass
@@ -129,7 +268,7 @@ class ItemContext:
         self.in_dir = in_dir
         self.out_dir = out_dir
         self.audio_dir = out_dir / AUDIO_DIR
-        self.tmp_dir = out_dir / ".tmp"
+        self.tmp_dir = out_dir / TMP_DIR
         self.partial_dir = out_dir / PARTIAL_DIR
         self.rejected: list[Record] = []
 

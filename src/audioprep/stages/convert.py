@@ -1,4 +1,7 @@
-"""convert: any media ffmpeg reads to PCM wav or flac at a chosen rate and channel count."""
+"""convert: Convert any media ffmpeg reads (mp4, m4a, webm, mp3, ogg, flac, wav) to PCM wav or flac.
+
+Decodes with ffmpeg (through ffmpeg-python) at a chosen rate and channel count.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +11,32 @@ from typing import Any
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifest import Record
 from audioprep.media import ffmpeg_version, last_line, require_ffmpeg
-from audioprep.stage import ItemContext, Stage
+from audioprep.schema import param
+from audioprep.stage import ItemContext, MapStage
 
 FORMATS = ("wav", "flac")
 SAMPLE_FORMATS = ("s16", "s24", "f32")
 _WAV_CODECS = {"s16": "pcm_s16le", "s24": "pcm_s24le", "f32": "pcm_f32le"}
 
 
-class ConvertStage(Stage):
-    """Decode with ffmpeg (through ffmpeg-python) and write PCM wav or flac."""
+class ConvertStage(MapStage):
+    """Example: `audioprep convert raw/ wav16k/ --sample-rate 16000 --channels 1`"""
 
     name = "convert"
     version = "1"
 
     @dataclasses.dataclass(frozen=True)
     class Params:
-        sample_rate: int | None = None  # None keeps the source rate
-        channels: int | None = None  # None keeps the source channel count
-        format: str = "wav"
-        sample_format: str = "s16"
+        sample_rate: int | None = param(
+            None, help="Output rate in Hz (default: keep).", flags=("--sample-rate", "-r")
+        )
+        channels: int | None = param(
+            None, help="Output channels, 1 = mono (default: keep).", flags=("--channels", "-c")
+        )
+        format: str = param("wav", help="wav or flac.", flags=("--format", "-f"), choices=FORMATS)
+        sample_format: str = param(
+            "s16", help="s16, s24 or f32 (f32: wav only).", choices=SAMPLE_FORMATS
+        )
 
     def check(self) -> None:
         p = self.params

@@ -1,4 +1,4 @@
-"""crawl: collect audio and its metadata from YouTube, podcasts, pages and direct URLs.
+"""crawl: Download audio and its metadata from YouTube, podcast feeds, pages and direct URLs.
 
 The main process lists what each URL holds (a feed's episodes, a playlist's videos) and
 yields one input item per entry; workers download one entry each. Downloads go to
@@ -28,7 +28,8 @@ from audioprep.errors import AudioprepError, ItemError, UsageError
 from audioprep.ids import make_id, slugify
 from audioprep.manifest import Record, atomic_write_text
 from audioprep.media import ffmpeg_version, probe, require_ffmpeg
-from audioprep.stage import ItemContext, Stage
+from audioprep.schema import param
+from audioprep.stage import ItemContext, SourceStage, WorkerContext
 
 BACKENDS = ("yt-dlp", "pytube")
 _FINISHED = re.compile(r"^(?P<id>.+)\.(?P<ext>[a-z0-9]{1,5})$")
@@ -40,34 +41,80 @@ def _flat_meta(entry: dict[str, Any]) -> dict[str, Any]:
     return {"title": entry.get("title"), "publish_date": date, "duration": entry.get("duration")}
 
 
-class CrawlStage(Stage):
-    """Download audio (or video) and its metadata from URLs into a manifest directory."""
+class CrawlStage(SourceStage):
+    """Each item lands in OUT_DIR/audio/ named by its id (never its title), with its metadata
+    under `source` (id, author, title, channel_url, publish_date, genre, genre_keyword,
+    comment, file_size, description, duration, extractor, url). Re-running resumes partial
+    downloads and downloads nothing twice; failures go to OUT_DIR/errors.jsonl, filtered
+    items to OUT_DIR/rejected.jsonl.
+
+    Example: `audioprep crawl https://feeds.example.org/show.xml --max-items 20 raw/`
+    """
 
     name = "crawl"
     version = "1"
-    is_source = True
 
     @dataclasses.dataclass(frozen=True)
     class Params:
-        urls: tuple[str, ...] = ()
-        from_file: tuple[str, ...] = ()
-        backend: str = "yt-dlp"
-        video: bool = False
-        format: str | None = None
-        genre: str = ""
-        genre_keyword: str = ""
-        max_items: int | None = None
-        date_after: str | None = None
-        date_before: str | None = None
-        match_title: str | None = None
-        min_duration: float | None = None
-        max_duration: float | None = None
-        retries: int = 3
-        retry_wait: float = 2.0
-        rate_limit: str | None = None
-        sleep: float = 0.0
-        timeout: float = 30.0
-        archive: str | None = None
+        urls: tuple[str, ...] = param(
+            (),
+            help="URLs (videos, playlists, channels, searches, podcast feeds, pages, media "
+            "files, yt-dlp .info.json files).",
+            positional=True,
+            path=True,  # in a chain config, a relative .info.json path is the config's
+            metavar="[URL]...",
+        )
+        from_file: tuple[str, ...] = param(
+            (),
+            help="A file of URLs: one or more per line (commas allowed), # comments, "
+            "genre=... genre_keyword=... on a line. Repeatable.",
+            flags=("--from-file", "-f"),
+            repeatable=True,
+            path=True,
+        )
+        backend: str = param(
+            "yt-dlp",
+            help="yt-dlp (anything yt-dlp reads) or pytube (YouTube only).",
+            choices=BACKENDS,
+        )
+        video: bool = param(
+            False, help="Keep the video too (for a later convert).", flags=("--video",)
+        )
+        format: str | None = param(None, help="yt-dlp format selector (default: bestaudio/best).")
+        genre: str = param("", help="source.genre of every item, e.g. nature.")
+        genre_keyword: str = param("", help="source.genre_keyword of every item, e.g. fire.")
+        max_items: int | None = param(None, help="At most this many items from each URL.", min=1)
+        date_after: str | None = param(
+            None, help="Keep items published on or after this date (2024-03-01)."
+        )
+        date_before: str | None = param(None, help="Keep items published on or before this date.")
+        match_title: str | None = param(
+            None, help="Keep items whose title matches this regex (case-insensitive)."
+        )
+        min_duration: float | None = param(None, help="Keep items at least this long (s).", min=0)
+        max_duration: float | None = param(None, help="Keep items at most this long (s).", min=0)
+        retries: int = param(3, help="Retries of a network failure, with back-off.", min=0)
+        retry_wait: float = param(2.0, help="First back-off wait (s); doubles each retry.", min=0)
+        rate_limit: str | None = param(
+            None, help="Download speed limit per worker, e.g. 500K or 2M (bytes/s)."
+        )
+        sleep: float = param(0.0, help="Seconds to wait before each request and download.", min=0)
+        timeout: float = param(30.0, help="Network timeout (s).", min=1)
+        archive: str | None = param(
+            None,
+            help="Download archive shared between crawls: items listed there are not "
+            "downloaded again (rejected with a reason).",
+            path=True,
+        )
+
+    def __init__(self, params: Any | None = None) -> None:
+        super().__init__(params)
+        p = self.params  # URL files and the archive are kept by absolute path (stage.json)
+        self.params = dataclasses.replace(
+            p,
+            from_file=tuple(os.path.abspath(f) for f in p.from_file),
+            archive=os.path.abspath(p.archive) if p.archive else None,
+        )
 
     # -- set-up --------------------------------------------------------------------------
     def options(self) -> FetchOptions:
@@ -139,7 +186,7 @@ class CrawlStage(Stage):
             if not parent.is_dir():
                 raise UsageError(f"the folder of --archive does not exist: {parent}")
 
-    def setup(self) -> None:
+    def setup(self, ctx: WorkerContext) -> None:
         self._backend = self.backend()
         self._archive = self._read_archive()
 

@@ -1,4 +1,8 @@
-"""denoise: low-pass, high-pass and notch filters (scipy), streamed in blocks, never clipping."""
+"""denoise: Filter hiss, rumble and tonal whine: low-pass, high-pass and notch filters in one pass.
+
+Butterworth low-pass / high-pass and IIR notches (scipy), zero-phase or causal, streamed in
+blocks, never clipping.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from typing import Any
 from audioprep.errors import UsageError
 from audioprep.manifest import MANIFEST, Record, iter_raw
 from audioprep.media import codec_fields, output_format, sound_info
-from audioprep.stage import ItemContext, Stage
+from audioprep.schema import param
+from audioprep.stage import ItemContext, MapStage
 
 BLOCK_FRAMES = 1 << 16
 #: Items up to this many samples (all channels) are filtered as one array: same result, faster.
@@ -29,22 +34,32 @@ def _blocks(path: Path, frames: int = BLOCK_FRAMES) -> Iterator[Any]:
             yield block.T
 
 
-class DenoiseStage(Stage):
-    """Butterworth low-pass / high-pass and IIR notches, zero-phase or causal, in blocks."""
+class DenoiseStage(MapStage):
+    """Files are processed in blocks (bounded memory at any length); when filtering would push a
+    peak past full scale the item is scaled down and the gain recorded under `denoise`.
+
+    Example: `audioprep denoise wav/ clean/ --lowpass 5000 --rolloff 36 --passes 2 --notch 6000`
+    """
 
     name = "denoise"
     version = "1"
 
     @dataclasses.dataclass(frozen=True)
     class Params:
-        lowpass: float | None = None
-        highpass: float | None = None
-        rolloff: float = 36.0  # dB per octave, as applied (per pass)
-        passes: int = 1
-        zero_phase: bool = True
-        notch: tuple[float, ...] = ()
-        q: float = 30.0
-        notch_auto: int = 0
+        lowpass: float | None = param(None, help="Low-pass cut-off in Hz (hiss, crackle).")
+        highpass: float | None = param(None, help="High-pass cut-off in Hz (rumble).")
+        rolloff: float = param(36.0, help="Roll-off in dB per octave, as applied (sets the order).")
+        passes: int = param(1, help="Apply the filters this many times.")
+        zero_phase: bool = param(
+            True,
+            help="Forward-backward (no phase shift) or causal.",
+            flags=("--zero-phase/--causal",),
+        )
+        notch: tuple[float, ...] = param(
+            (), help="Notch out a tonal whine at this frequency (repeatable).", repeatable=True
+        )
+        q: float = param(30.0, help="Quality of the notches (bandwidth = f / Q).")
+        notch_auto: int = param(0, help="Find and notch the N strongest tonal peaks per item.")
 
     def check(self) -> None:
         p = self.params

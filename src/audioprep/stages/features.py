@@ -1,4 +1,4 @@
-"""features: training arrays per item (log spectrogram, log-mel, MFCC or tone vector) as .npy."""
+"""features: Training arrays per item (log spectrogram, log-mel, MFCC or tone vector) as .npy."""
 
 from __future__ import annotations
 
@@ -14,21 +14,8 @@ from typing import Any
 
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifest import Record
-from audioprep.stage import ItemContext
-
-try:
-    from audioprep.schema import param
-    from audioprep.stage import CorpusStage, DecideContext
-except ImportError:  # TEMPORARY until stage-api lands on main
-    from audioprep.stage import Stage
-
-    def param(default, **_kw):  # type: ignore[no-redef]
-        return dataclasses.field(default=default)
-
-    class CorpusStage(Stage):  # type: ignore[no-redef]
-        needs_corpus = True
-
-    DecideContext = Any  # type: ignore[misc,assignment]
+from audioprep.schema import param
+from audioprep.stage import CorpusStage, DecideContext, ItemContext
 
 ARRAYS_DIR = "arrays"
 PARTS_DIR = ".parts"  # under arrays/: per-item arrays waiting to be packed into shards
@@ -68,11 +55,14 @@ class FeaturesParams:
 
 
 class FeaturesStage(CorpusStage):
-    """Write one array per item under ``OUT_DIR/arrays/`` (or shards of many), referenced from
+    """Writes one array per item under `OUT_DIR/arrays/` (or shards of many), referenced from
     the manifest with its shape, dtype, normalisation constants and padding/cropping.
 
-    Matrices are ``(bins, frames)`` (librosa's layout), stored Fortran-ordered so that a file of
+    Matrices are `(bins, frames)` (librosa's layout), stored Fortran-ordered so that a file of
     any length is written frame by frame with bounded memory.
+
+    Example: `audioprep features clips/ arrays/ --kind logspec --sample-rate 22050 --pad-to 0.74
+    --crop-to 0.74 --normalise minmax`
     """
 
     name = "features"
@@ -176,10 +166,8 @@ class FeaturesStage(CorpusStage):
         return info
 
     # -- decide: pack shards (main process) -------------------------------------------------
-    def decide(
-        self, measurements: dict[str, dict[str, Any]], ctx: DecideContext | None = None
-    ) -> dict[str, Any]:
-        out_dir = ctx.out_dir if ctx is not None else self.out_dir  # type: ignore[attr-defined]
+    def decide(self, measurements: dict[str, dict[str, Any]], ctx: DecideContext) -> dict[str, Any]:
+        out_dir = ctx.out_dir
         size = self.params.shard_size
         if not size:
             return {}

@@ -1,4 +1,7 @@
-"""ingest: build a manifest directory from local media files, folders and globs."""
+"""ingest: Build a manifest directory from local media files, folders or globs.
+
+Probes local media and keeps each file (hard-linked) with its duration, rate and channels.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ from audioprep.errors import UsageError
 from audioprep.ids import make_id
 from audioprep.manifest import Record
 from audioprep.media import MEDIA_EXTENSIONS, ffmpeg_version, probe, require_ffmpeg
-from audioprep.stage import ItemContext, Stage
+from audioprep.schema import param
+from audioprep.stage import ItemContext, SourceStage
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _SAFE_EXT = re.compile(r"^\.[a-z0-9]{1,5}$")
@@ -33,8 +37,13 @@ def _walk(folder: Path) -> Iterator[Path]:
                 yield base / name
 
 
-class IngestStage(Stage):
-    """Probe local media and keep each file (hard-linked) with its duration, rate and channels."""
+class IngestStage(SourceStage):
+    """Probes duration, sample rate and channels with ffprobe and hard-links each file into
+    OUT_DIR/audio/ (copies across file systems). Files that are empty, truncated or not media
+    go to OUT_DIR/errors.jsonl.
+
+    Example: `audioprep ingest ~/podcasts "~/clips/**/*.mp3" raw/`
+    """
 
     name = "ingest"
     version = "1"
@@ -42,7 +51,12 @@ class IngestStage(Stage):
 
     @dataclasses.dataclass(frozen=True)
     class Params:
-        sources: tuple[str, ...] = ()
+        sources: tuple[str, ...] = param(
+            (),
+            help="Media files, folders (walked recursively) or quoted globs.",
+            positional=True,
+            path=True,
+        )
 
     def check(self) -> None:
         require_ffmpeg()

@@ -1,4 +1,7 @@
-"""segment: label speech, music, noise and silence in every item (inaSpeechSegmenter)."""
+"""segment: Label speech, music, noise and silence (noEnergy) in every item with inaSpeechSegmenter.
+
+Adds ``segments`` (label, start, end), ``label_seconds`` and the ASMR ``comment`` flag.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,9 @@ from typing import Any
 from audioprep.errors import UsageError
 from audioprep.manifest import Record
 from audioprep.media import require_ffmpeg
-from audioprep.models import find, model_dir
-from audioprep.stage import ItemContext, Stage
+from audioprep.models import MODEL_DIR_HELP, find, model_dir
+from audioprep.schema import param
+from audioprep.stage import ItemContext, MapStage, WorkerContext
 
 SPEECH_LABELS = frozenset({"speech", "male", "female"})
 ENGINES = ("ina", "silero")
@@ -24,21 +28,36 @@ def label_seconds(segments: list[Record]) -> dict[str, float]:
     return {k: round(v, 2) for k, v in sorted(totals.items())}
 
 
-class SegmentStage(Stage):
-    """Adds ``segments`` (label, start, end), ``label_seconds`` and the ASMR ``comment`` flag."""
+class SegmentStage(MapStage):
+    """Adds `segments` ([{label, start, end}]), `label_seconds`, `speech_seconds` and the ASMR
+    attribute `source.comment` (1 when the item contains speech). Long files are processed in
+    windows with bounded memory and the same labels as a whole-file run.
+
+    Example: `AUDIOPREP_MODEL_DIR=../shared/models audioprep segment wav16k/ labelled/`
+    """
 
     name = "segment"
     version = "1"
 
     @dataclasses.dataclass(frozen=True)
     class Params:
-        engine: str = "ina"
-        vad_engine: str = "smn"
-        detect_gender: bool | None = None  # None: when the gender model is in the model dir
-        batch_size: int = 256
-        device: str = "cpu"
-        window: float = 300.0
-        model_dir: str = ""
+        engine: str = param(
+            "ina",
+            help="ina (inaSpeechSegmenter) or silero (speech/nonspeech, faster).",
+            choices=ENGINES,
+        )
+        vad_engine: str = param(
+            "smn", help="smn: speech/music/noise; sm: speech/music.", choices=("smn", "sm")
+        )
+        detect_gender: bool | None = param(  # None: when the gender model is in the model dir
+            None,
+            help="Label speech male/female (default: when the gender model is present).",
+            flags=("--detect-gender/--no-detect-gender",),
+        )
+        batch_size: int = param(256, help="CNN batch size.")
+        device: str = param("cpu", help="cpu or cuda.", choices=("cpu", "cuda"))
+        window: float = param(300.0, help="Seconds of audio per CNN window (memory bound).")
+        model_dir: str = param("", help=MODEL_DIR_HELP, path=True)
 
     def _model_dir(self) -> Path:
         return model_dir(self.params.model_dir or None)
@@ -67,12 +86,12 @@ class SegmentStage(Stage):
             raise UsageError("--window must be at least 10 seconds.")
         require_ffmpeg()
 
-    def setup(self) -> None:
+    def setup(self, ctx: WorkerContext) -> None:
         p = self.params
         if p.engine == "silero":
             from audioprep.engines.silero import SileroEngine
 
-            self.engine: Any = SileroEngine(threads=self.threads)
+            self.engine: Any = SileroEngine(threads=ctx.threads)
             return
         from audioprep.engines.ina import InaEngine
 
@@ -82,7 +101,7 @@ class SegmentStage(Stage):
             detect_gender=self.gender(),
             batch_size=p.batch_size,
             device=p.device,
-            threads=self.threads,
+            threads=ctx.threads,
         )
 
     def process(self, record: Record, ctx: ItemContext) -> list[Record]:

@@ -1,4 +1,8 @@
-"""separate: the vocals of every item (Spleeter, in its own environment), at any length."""
+"""separate: Remove background music: keep the vocals of every item with Spleeter.
+
+Spleeter's pretrained model in its own environment, windowed with cross-fades, output at the
+item's own format, at any length.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ from typing import Any
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifest import Record
 from audioprep.media import codec_fields, decode_chunks, last_line, require_ffmpeg, sound_info
-from audioprep.models import model_dir
-from audioprep.stage import ItemContext, Stage
+from audioprep.models import MODEL_DIR_HELP, model_dir
+from audioprep.schema import param
+from audioprep.stage import ItemContext, MapStage, WorkerContext
 
 SR = 44100
 MODELS = ("spleeter:2stems", "spleeter:4stems", "spleeter:5stems")
@@ -49,20 +54,31 @@ def _encoder(path: Path, sr: int, channels: int, codec: str) -> subprocess.Popen
     )
 
 
-class SeparateStage(Stage):
-    """Spleeter's pretrained model, windowed with cross-fades, output at the item's own format."""
+class SeparateStage(MapStage):
+    """Spleeter runs in its own environment (`make spleeter`), in windows cross-faded together, so
+    files of any length separate with bounded memory; the output has the item's own rate,
+    channels and length to the sample.
+
+    Example: `audioprep separate wav/ vocals/ --keep-accompaniment`
+    """
 
     name = "separate"
     version = "1"
 
     @dataclasses.dataclass(frozen=True)
     class Params:
-        model: str = "spleeter:2stems"
-        keep_accompaniment: bool = False
-        window: float = 30.0  # seconds per Spleeter call (memory grows with it)
-        overlap: float = 2.0  # seconds cross-faded between windows
-        device: str = "cpu"
-        model_dir: str = ""
+        model: str = param(
+            "spleeter:2stems",
+            help="spleeter:2stems, 4stems or 5stems (vocals kept).",
+            choices=MODELS,
+        )
+        keep_accompaniment: bool = param(
+            False, help="Also write the accompaniment.", flags=("--keep-accompaniment",)
+        )
+        window: float = param(30.0, help="Seconds per Spleeter call (bounds memory).")
+        overlap: float = param(2.0, help="Seconds cross-faded between windows.")
+        device: str = param("cpu", help="cpu or cuda.", choices=("cpu", "cuda"))
+        model_dir: str = param("", help=MODEL_DIR_HELP, path=True)
 
     def _model_dir(self) -> Path:
         return model_dir(self.params.model_dir or None)
@@ -84,13 +100,13 @@ class SeparateStage(Stage):
 
             SpleeterWorker(model_dir=self._model_dir(), model=p.model)  # raises the message
 
-    def setup(self) -> None:
+    def setup(self, ctx: WorkerContext) -> None:
         from audioprep.engines.spleeter_client import SpleeterWorker
 
         self.worker = SpleeterWorker(
             model_dir=self._model_dir(),
             model=self.params.model,
-            threads=self.threads,
+            threads=ctx.threads,
             device=self.params.device,
         )
         atexit.register(self.worker.close)

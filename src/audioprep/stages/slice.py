@@ -1,4 +1,8 @@
-"""slice: cut labelled segments into clips by duration, or cut fixed-length chunks."""
+"""slice: Cut labelled segments into clips by duration, or cut fixed-length chunks.
+
+Cuts each item's chosen labels into clips (``--labels``), into chunks (``--chunk``), or into
+random excerpts (``--random``).
+"""
 
 from __future__ import annotations
 
@@ -17,33 +21,55 @@ from audioprep.dsp.slicing import (
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifest import Record
 from audioprep.media import codec_fields, exact_dtype, output_format, sound_info
-from audioprep.stage import ItemContext, Stage
+from audioprep.schema import param
+from audioprep.stage import ItemContext, MapStage
 
 HOP = 0.01  # energy frames for finding quiet split points
 
 
-class SliceStage(Stage):
-    """Cut each item's chosen labels into clips (``--labels``), or into chunks (``--chunk``)."""
+class SliceStage(MapStage):
+    """Each clip records `parent`, `offset` (start in the parent, s), `label` and its share of the
+    parent's `segments`. Segments shorter than the minimum go to rejected.jsonl.
+
+    Example: `audioprep slice labelled/ clips/ --labels male,female --max-duration 15`
+    or `audioprep slice wav/ chunks/ --chunk 30 --keep-last`
+    or `audioprep slice wav/ excerpts/ --random 3 --duration 10 --seed 1`
+    """
 
     name = "slice"
     version = "1"
 
     @dataclasses.dataclass(frozen=True)
     class Params:
-        labels: tuple[str, ...] = ("speech", "male", "female")
-        min_duration: float = 1.5
-        max_duration: float = 15.0
-        merge_gap: float = 0.0
-        pad: float = 0.0
-        chunk: float | None = None
-        drop_last: bool = True
-        search: float = 3.0  # seconds before the limit searched for a quiet split point
-        # --random N: N random excerpts of --duration seconds per item (see _random_spans)
-        random: int | None = None
-        duration: float = 10.0
-        seed: int = 0
-        overlap_ok: bool = False
-        short: str = "reject"  # items shorter than --duration: reject, or keep whole
+        labels: tuple[str, ...] = param(
+            ("speech", "male", "female"), help="Comma-separated labels to cut into clips."
+        )
+        min_duration: float = param(1.5, help="Drop shorter segments (to rejected.jsonl).")
+        max_duration: float = param(
+            15.0, help="Split longer ones at a quiet point (padding included)."
+        )
+        merge_gap: float = param(0.0, help="Join same-label segments this close (s).")
+        pad: float = param(0.0, help="Context kept on each side (s), never past the file.")
+        chunk: float | None = param(
+            None, help="Cut fixed-length chunks of this many seconds instead."
+        )
+        drop_last: bool = param(
+            True, help="With --chunk: drop a short last chunk.", flags=("--drop-last/--keep-last",)
+        )
+        search: float = param(
+            3.0, help="Seconds before --max-duration searched for a quiet split point."
+        )
+        random: int | None = param(
+            None, help="Cut N random excerpts of --duration seconds per item instead.", min=1
+        )
+        duration: float = param(10.0, help="With --random: excerpt length (s).")
+        seed: int = param(0, help="With --random: seed (each item draws from it and its id).")
+        overlap_ok: bool = param(False, help="With --random: excerpts may overlap.")
+        short: str = param(
+            "reject",
+            help="With --random: items shorter than --duration are rejected, or kept whole.",
+            choices=("reject", "keep"),
+        )
 
     def check(self) -> None:
         p = self.params

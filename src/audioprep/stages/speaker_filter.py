@@ -1,4 +1,7 @@
-"""speaker-filter: keep the items spoken by the target voice (Resemblyzer embeddings)."""
+"""speaker-filter: Keep only the target voice: Resemblyzer embeddings compared with reference audio.
+
+Embeds every item, compares it with the target voice and keeps those at or above a threshold.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from typing import Any
 from audioprep.errors import AudioprepError, ItemError, UsageError
 from audioprep.manifest import Record, read_manifest, resolve_audio
 from audioprep.media import MEDIA_EXTENSIONS, pcm16_chunks, require_ffmpeg
-from audioprep.stage import ItemContext, Stage
+from audioprep.schema import param
+from audioprep.stage import CorpusStage, DecideContext, ItemContext, WorkerContext
 
 SR = 16000
 DEFAULT_THRESHOLD = 0.75  # measured here on LibriSpeech: same speaker 0.80-0.96, others <= 0.74
@@ -49,23 +53,61 @@ def _voiced(path: Path) -> Any:
     return preprocess_wav(pcm.astype(np.float32) / 32768, source_sr=SR)
 
 
-class SpeakerFilterStage(Stage):
-    """Embed every item, compare it with the target voice, keep those at or above a threshold."""
+def _threshold(text: str) -> float | None:
+    """``--threshold``: a number, or ``auto`` (None)."""
+    if text == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError("is not a number or auto") from None
+
+
+def _threshold_text(value: float | None) -> str:
+    return "auto" if value is None else repr(float(value))
+
+
+class SpeakerFilterStage(CorpusStage):
+    """Records `speaker_similarity` on every kept item; the others go to rejected.jsonl with their
+    score. `--enrol dominant` needs no reference: it takes the voice most items share.
+
+    Example: `audioprep speaker-filter clips/ host/ --reference host1.wav --reference host2.wav`
+    """
 
     name = "speaker-filter"
     version = "1"
-    needs_corpus = True
 
     @dataclasses.dataclass(frozen=True)
     class Params:
-        references: tuple[str, ...] = ()
-        reference_manifest: str | None = None
-        reference_ids: tuple[str, ...] = ()
-        threshold: float | None = DEFAULT_THRESHOLD  # None: automatic
-        enrol: str = "reference"  # or "dominant"
-        min_voiced: float = 1.0
-        report: bool = False
-        device: str = "cpu"
+        references: tuple[str, ...] = param(
+            (),
+            help="Reference audio of the target voice: file or folder.",
+            flags=("--reference",),
+            repeatable=True,
+            path=True,
+        )
+        reference_manifest: str | None = param(
+            None, help="Enrol from clips of this manifest directory.", path=True
+        )
+        reference_ids: tuple[str, ...] = param(
+            (), help="With --reference-manifest: ids, comma-separated."
+        )
+        threshold: float | None = param(  # None: automatic
+            DEFAULT_THRESHOLD,
+            help="Keep items at or above this similarity, or auto.",
+            parse=_threshold,
+            render=_threshold_text,
+        )
+        enrol: str = param(
+            "reference",
+            help="reference, or dominant: the voice most items share.",
+            choices=("reference", "dominant"),
+        )
+        min_voiced: float = param(1.0, help="Reject items with less voiced audio (s).")
+        report: bool = param(
+            False, help="Write speaker_report.png and .json in OUT_DIR.", flags=("--report",)
+        )
+        device: str = param("cpu", help="cpu or cuda.", choices=("cpu", "cuda"))
 
     def check(self) -> None:
         p = self.params
@@ -118,10 +160,10 @@ class SpeakerFilterStage(Stage):
             ]
         return files
 
-    def setup(self) -> None:
+    def setup(self, ctx: WorkerContext) -> None:
         # one torch thread per worker unless AUDIOPREP_THREADS says otherwise: measured here,
         # one thread embeds faster than two even with a single worker (README, make bench)
-        threads = self.threads if os.environ.get("AUDIOPREP_THREADS") else 1
+        threads = ctx.threads if os.environ.get("AUDIOPREP_THREADS") else 1
         self.encoder = _load_encoder(threads, self.params.device)
 
     def measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
@@ -141,7 +183,7 @@ class SpeakerFilterStage(Stage):
             "voiced_seconds": round(voiced, 3),
         }
 
-    def decide(self, measurements: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    def decide(self, measurements: dict[str, dict[str, Any]], ctx: DecideContext) -> dict[str, Any]:
         import numpy as np
 
         from audioprep.dsp.speakers import (
@@ -199,17 +241,16 @@ class SpeakerFilterStage(Stage):
         decision["voice"] = [round(float(v), 7) for v in voice]
         decision["scores"] = {i: round(float(s), 4) for i, s in zip(ids, scores, strict=True)}
         if p.report:
-            self._report(scores, decision)
+            self._report(scores, decision, ctx.out_dir)
         return decision
 
-    def _report(self, scores: Any, decision: dict[str, Any]) -> None:
+    def _report(self, scores: Any, decision: dict[str, Any], out: Path) -> None:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         import numpy as np
 
-        out = Path(self.out_dir)
         counts, edges = np.histogram(scores, bins=40, range=(-0.2, 1.0))
         fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
         ax.hist(scores, bins=edges, color="#4477aa")

@@ -1,4 +1,4 @@
-"""tone: cluster items by their 180-value tone vector, or classify them with a tone-train model."""
+"""tone: Cluster items by their 180-value tone vector, or classify them with a tone-train model."""
 
 from __future__ import annotations
 
@@ -10,21 +10,8 @@ from typing import Any
 
 from audioprep.errors import AudioprepError, UsageError
 from audioprep.manifest import Record
-from audioprep.stage import ItemContext
-
-try:
-    from audioprep.schema import param
-    from audioprep.stage import CorpusStage, DecideContext, WorkerContext
-except ImportError:  # TEMPORARY until stage-api lands on main
-    from audioprep.stage import Stage
-
-    def param(default, **_kw):  # type: ignore[no-redef]
-        return dataclasses.field(default=default)
-
-    class CorpusStage(Stage):  # type: ignore[no-redef]
-        needs_corpus = True
-
-    DecideContext = WorkerContext = Any  # type: ignore[misc,assignment]
+from audioprep.schema import param
+from audioprep.stage import CorpusStage, DecideContext, ItemContext, WorkerContext
 
 CLUSTERS_FILE = "tone_clusters.json"
 
@@ -48,10 +35,14 @@ class ToneParams:
 
 
 class ToneStage(CorpusStage):
-    """Compute each item's tone vector (40 MFCC, 12 chroma and 128 mel means at 22.05 kHz);
-    with ``--clusters`` group the items (k-means or Ward agglomerative on standardised vectors)
-    and record ``tone_cluster`` and ``tone_cluster_distance``; with ``--model`` record the
-    predicted ``tone`` and ``tone_probabilities`` (``--keep`` drops other tones)."""
+    """The tone vector is 40 MFCC, 12 chroma and 128 mel means at 22.05 kHz. With `--clusters`
+    the items are grouped (k-means or Ward on standardised vectors) and each records
+    `tone_cluster` and `tone_cluster_distance`; with `--model` (from `audioprep tone-train`)
+    each records `tone` and `tone_probabilities`, and `--keep` drops other tones.
+
+    Example: `audioprep tone clips/ grouped/ --clusters 2` or
+    `audioprep tone clips/ calm/ --model tone.npz --keep neutral,calm`
+    """
 
     name = "tone"
     version = "1"
@@ -85,7 +76,7 @@ class ToneStage(CorpusStage):
                     f"(its labels: {', '.join(model.labels)})"
                 )
 
-    def setup(self, ctx: WorkerContext | None = None) -> None:
+    def setup(self, ctx: WorkerContext) -> None:
         self._model = None
         if self.params.model is not None:
             from audioprep.engines.tone import ToneModel
@@ -111,12 +102,10 @@ class ToneStage(CorpusStage):
             }
         return out
 
-    def decide(
-        self, measurements: dict[str, dict[str, Any]], ctx: DecideContext | None = None
-    ) -> dict[str, Any]:
+    def decide(self, measurements: dict[str, dict[str, Any]], ctx: DecideContext) -> dict[str, Any]:
         if self.params.clusters is None:
             return {}
-        out_dir = Path(ctx.out_dir if ctx is not None else self.out_dir)  # type: ignore[attr-defined]
+        out_dir = Path(ctx.out_dir)
         import numpy as np
 
         from audioprep.dsp.clusters import cluster_standardised

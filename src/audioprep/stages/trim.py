@@ -1,4 +1,7 @@
-"""trim: strip a fixed intro and outro, sample-accurately, streaming in blocks."""
+"""trim: Strip a fixed intro and outro from every item, sample-accurately.
+
+Drops ``head`` seconds from the start and ``tail`` seconds from the end, streaming in blocks.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +12,25 @@ from audioprep.dsp.trim import trim_bounds
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifest import Record
 from audioprep.media import codec_fields, exact_dtype, ffmpeg_version, last_line, output_format
-from audioprep.stage import ItemContext, Stage
+from audioprep.schema import param
+from audioprep.stage import ItemContext, MapStage
 
 BLOCK_FRAMES = 1 << 18  # 262144 frames: about 16 s at 16 kHz, 6 s at 44.1 kHz
 
 
-class TrimStage(Stage):
-    """Drop ``head`` seconds from the start and ``tail`` seconds from the end of every item."""
+class TrimStage(MapStage):
+    """Items not longer than head + tail go to OUT_DIR/rejected.jsonl with the reason.
+
+    Example: `audioprep trim wav16k/ trimmed/ --head 5 --tail 2`
+    """
 
     name = "trim"
     version = "1"
 
     @dataclasses.dataclass(frozen=True)
     class Params:
-        head: float = 0.0
-        tail: float = 0.0
+        head: float = param(0.0, help="Seconds to cut from the start.")
+        tail: float = param(0.0, help="Seconds to cut from the end.")
 
     def check(self) -> None:
         if self.params.head < 0 or self.params.tail < 0:

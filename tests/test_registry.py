@@ -1,0 +1,126 @@
+"""The stage registry and the generated commands: a new stage module is all a stage needs."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from audioprep import registry, schema
+from audioprep.cli_stages import parse_stage_command, stage_command
+from audioprep.errors import UsageError
+from audioprep.stage import kind_of
+from audioprep.testing import cli, make_manifest_dir, read_jsonl, sine_file
+
+NEW_STAGE = '''
+"""gain-check: Flag items whose peak is above a limit (a stage written for this test)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from audioprep.schema import param
+from audioprep.stage import ItemContext, MapStage, WorkerContext
+
+
+@dataclasses.dataclass(frozen=True)
+class GainCheckParams:
+    limit: float = param(0.9, help="Peak limit (full scale 1).", min=0.0, max=1.0)
+    mode: str = param("flag", help="flag or drop.", choices=("flag", "drop"))
+    tags: tuple[str, ...] = param((), help="Tags to add.", repeatable=True)
+
+
+class GainCheckStage(MapStage):
+    """Adds `peak_ok` to every record.
+
+    Example: `audioprep gain-check wav/ checked/ --limit 0.5`
+    """
+
+    name = "gain-check"
+    version = "1"
+    Params = GainCheckParams
+
+    def setup(self, ctx: WorkerContext) -> None:
+        self.threads_seen = ctx.threads
+
+    def process(self, record, ctx: ItemContext):
+        import soundfile as sf
+
+        peak = float(abs(sf.read(str(ctx.input_audio(record)))[0]).max())
+        if peak > self.params.limit and self.params.mode == "drop":
+            ctx.reject(record, f"peak {peak:.2f} above {self.params.limit}")
+            return []
+        src = ctx.input_audio(record)
+        audio = ctx.link(src, f"{record['id']}{src.suffix}")
+        ok = peak <= self.params.limit
+        return [{**record, "audio": audio, "peak_ok": ok, "tags": list(self.params.tags)}]
+'''
+
+
+@pytest.fixture
+def new_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A stage module in a folder of its own, on AUDIOPREP_STAGES_PATH."""
+    folder = tmp_path / "stages"
+    folder.mkdir()
+    (folder / "gain_check.py").write_text(textwrap.dedent(NEW_STAGE), encoding="utf-8")
+    monkeypatch.setenv("AUDIOPREP_STAGES_PATH", str(folder))
+    return folder
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_every_registered_stage_has_a_command_with_help_and_options(name: str) -> None:
+    info = registry.info(name)
+    assert info.short_help and not info.short_help.lower().startswith(f"{name}:")
+    stage_cls = registry.load(name)
+    assert stage_cls.name == name and kind_of(stage_cls) in ("map", "source", "corpus")
+    cmd = stage_command(name)
+    flags = {opt for p in cmd.params for opt in p.opts if opt.startswith("--")}
+    for f in schema.fields(stage_cls.Params):
+        assert f.help, f"{name}: {f.name} has no help"
+        if not f.positional:
+            assert f.flag in flags, (name, f.flag)
+    assert {"--jobs", "--fail-fast", "--overwrite", "--quiet"} <= flags
+    assert "Example:" in (cmd.help or "") and f"audioprep {name}" in cmd.help
+    # Params -> argv -> Params is the identity (what chains and Makefiles rely on)
+    params = stage_cls.Params()
+    argv = [name, *(["in"] if kind_of(stage_cls) != "source" else []), "out"]
+    call = parse_stage_command(argv + schema.to_argv(params, only_changed=False))
+    assert dataclasses.asdict(call.stage.params) == dataclasses.asdict(params)
+
+
+def test_yaml_mistakes_name_the_stage_the_option_and_the_valid_ones() -> None:
+    trim = registry.load("trim")
+    with pytest.raises(UsageError, match=r"no option 'haed' \(options: head, tail\)"):
+        schema.from_mapping(trim.Params, {"haed": 1}, stage="trim")
+    convert = registry.load("convert")
+    with pytest.raises(UsageError, match=r"audioprep convert: --format 'mp3' is not one of: wav"):
+        schema.from_mapping(convert.Params, {"format": "mp3"}, stage="convert")
+    assert schema.from_mapping(convert.Params, {"sample-rate": "8000"}).sample_rate == 8000
+
+
+def test_a_new_stage_module_is_a_command_a_chain_step_and_a_make_target(
+    new_stage: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ}
+    listing = cli("--help", env=env).stdout
+    assert "gain-check" in listing and "Flag items whose peak" in listing
+    assert "--limit" in cli("gain-check", "--help", env=env).stdout
+    src = make_manifest_dir(tmp_path / "in", [sine_file(tmp_path / "a.wav")])
+    out = tmp_path / "out"
+    proc = cli("gain-check", src, out, "--limit", "0.5", "--tags", "x", "-j", "1", env=env)
+    assert "gain-check: 1 ok of 1 items" in proc.stderr
+    (rec,) = read_jsonl(out / "manifest.jsonl")
+    assert rec["peak_ok"] is True and rec["tags"] == ["x"]
+    bad = cli("gain-check", src, tmp_path / "o2", "--mode", "loud", check=False, env=env)
+    assert bad.returncode == 2 and "not one of: flag, drop" in bad.stderr
+    config = tmp_path / "chain.yaml"
+    config.write_text(
+        f"input: {src}\nstages:\n  - gain-check: {{limit: 0.1, mode: drop}}\n", encoding="utf-8"
+    )
+    proc = cli("run", config, "--workdir", tmp_path / "w", env=env)
+    assert read_jsonl(tmp_path / "w" / "01-gain-check" / "rejected.jsonl")[0]["id"] == "a"
+    makefile = cli("makefile", config, env=env).stdout
+    assert "gain-check" in makefile and "--limit 0.1 --mode drop" in makefile
