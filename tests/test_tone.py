@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LIBRI, MUSANMIX, SONG, ffmpeg, read_jsonl, require_shared
+from conftest import LIBRI, MUSANMIX, SONG, cli, ffmpeg, read_jsonl, require_shared
 
 pytest.importorskip("librosa")
 pytest.importorskip("sklearn")
@@ -229,3 +229,35 @@ def test_options_are_checked() -> None:
         ToneStage(ToneStage.Params()).check()
     with pytest.raises(UsageError, match="--keep"):
         ToneStage(ToneStage.Params(clusters=2, keep=("x",))).check()
+
+
+@pytest.mark.slow
+def test_command_line_train_and_bad_model(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    sr = 16000
+    t = np.arange(sr) / sr
+    for label in ("hum", "hiss"):
+        (tmp_path / "lab" / label).mkdir(parents=True)
+        for i in range(4):
+            y = (
+                np.sin(2 * np.pi * (100 + 20 * i) * t)
+                if label == "hum"
+                else rng.standard_normal(sr)
+            )
+            sf.write(tmp_path / "lab" / label / f"{i}.wav", (0.2 * y).astype(np.float32), sr)
+    proc = cli("tone-train", tmp_path / "lab", tmp_path / "m.npz", "--test-size", "0.5")
+    assert "held-out accuracy" in proc.stderr and "hiss, hum" in proc.stderr
+    assert ToneModel.load(tmp_path / "m.npz").labels == ["hiss", "hum"]
+
+    (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 not really")
+    in_dir = tmp_path / "lab"  # not a manifest directory: the model is refused first
+    proc = cli("tone", in_dir, tmp_path / "out", "--model", tmp_path / "bad.npz", check=False)
+    assert proc.returncode == 2 and "not a readable audioprep tone model" in proc.stderr
+    assert not (tmp_path / "out").exists()
+    proc = cli("tone-train", tmp_path / "lab" / "hum", tmp_path / "x.npz", check=False)
+    assert proc.returncode == 2 and "not in a folder named by its label" in proc.stderr
+    shutil.copytree(tmp_path / "lab" / "hum", tmp_path / "one" / "hum")
+    proc = cli("tone-train", tmp_path / "one", tmp_path / "x.npz", check=False)
+    assert proc.returncode == 2 and "at least 2 labels" in proc.stderr
