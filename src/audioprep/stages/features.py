@@ -35,7 +35,9 @@ class FeaturesParams:
     n_mels: int = param(128, help="Mel bands (mel, mfcc).", min=1)
     n_mfcc: int = param(20, help="MFCC coefficients (mfcc).", min=1)
     sample_rate: int | None = param(
-        None, help="Resample to this rate first (default: the item's own).", min=1000
+        None,
+        help="Resample to this rate first (default: the item's own; tone: always 22050).",
+        min=1000,
     )
     pad_to: float | None = param(
         None, help="Pad shorter items with zeros at the end to S seconds.", min=0.0
@@ -99,10 +101,8 @@ class FeaturesStage(CorpusStage):
 
         p = self.params
         src = ctx.input_audio(record)
-        if p.kind == "tone":
-            sr = p.sample_rate or TONE_RATE
-        else:
-            sr = p.sample_rate or int(record["sample_rate"])
+        # the tone vector is defined at TONE_RATE (models are trained on it)
+        sr = TONE_RATE if p.kind == "tone" else p.sample_rate or int(record["sample_rate"])
         pad = round(p.pad_to * sr) if p.pad_to is not None else None
         crop = round(p.crop_to * sr) if p.crop_to is not None else None
         counts = {"in": 0, "out": 0}
