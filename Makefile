@@ -12,7 +12,7 @@ SILERO := silero-vad==6.2.3
 # a pinned torch: 2.13.0 has a CPU build on local disk here, an unpinned one pulls GBs of CUDA
 TORCH := torch==2.13.0
 
-.PHONY: setup ffmpeg chromium spleeter test demo bench lint format clean
+.PHONY: setup ffmpeg chromium spleeter test test-fast demo bench docs lint format clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,14 @@ setup: $(STAMP) ffmpeg spleeter
 
 test: setup chromium
 	$(BIN)/python -m pytest
+
+# The fast tier: everything not marked slow (no models, no whole chains), under a minute.
+test-fast: $(STAMP) ffmpeg
+	$(BIN)/python -m pytest -m 'not slow' -q
+
+# Regenerate docs/cli.md from the stage registry (a test fails while it is out of date).
+docs: $(STAMP)
+	$(BIN)/python scripts/gen_cli_docs.py
 
 demo: setup
 	@bash scripts/demo.sh

@@ -28,6 +28,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("AUDIOPREP_SHARED", REPO.parent / "shared"))
+# Run directly (`python scripts/bench.py`) as well as through `make bench`: the stages it starts
+# find the models and Spleeter's environment where the Makefile would point them.
+os.environ.setdefault("AUDIOPREP_SHARED", str(SHARED))
+os.environ.setdefault("AUDIOPREP_MODEL_DIR", str(SHARED / "models"))
+os.environ.setdefault("AUDIOPREP_SPLEETER_PYTHON", str(REPO / ".spleeter-venv" / "bin" / "python"))
 OUT = REPO / "bench-out"
 CORPUS = OUT / "corpus"
 AUDIOPREP = [sys.executable, "-m", "audioprep"]

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import shutil
 
-from conftest import LIBRI, MUSANMIX, SONG, cli, read_jsonl, require_shared
+import pytest
+
+from audioprep.testing import LIBRI, MUSANMIX, SONG, cli, read_jsonl, require_shared
+
+pytestmark = pytest.mark.slow  # real audio through the CLI, or models
 
 
 def test_bad_files_fail_clearly_and_good_files_finish(tmp_path) -> None:

@@ -10,10 +10,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import LIBRI, MODELS, REPO, SHARED, cli, read_jsonl, require_shared
 
 from audioprep.chain import load_chain, plan
 from audioprep.errors import UsageError
+from audioprep.testing import LIBRI, MODELS, REPO, SHARED, cli, read_jsonl, require_shared
 
 STAGES = [
     "01-ingest",
@@ -55,6 +55,7 @@ def _stage(out: Path, name: str) -> tuple[dict, list[dict]]:
     return stage, records
 
 
+@pytest.mark.slow
 def test_demo_runs_the_preset_and_every_stage_did_its_part(demo: Path) -> None:
     assert sorted(p.name for p in demo.iterdir() if p.name[:2].isdigit()) == STAGES
     stage, ingested = _stage(demo, "01-ingest")
@@ -88,6 +89,7 @@ def test_demo_runs_the_preset_and_every_stage_did_its_part(demo: Path) -> None:
     assert len(rejected) + len(kept) == len(denoised)
 
 
+@pytest.mark.slow
 def test_the_demo_export_loads_with_datasets(demo: Path) -> None:
     datasets = pytest.importorskip("datasets")
     kept = read_jsonl(demo / "07-speaker-filter" / "manifest.jsonl")
@@ -136,6 +138,7 @@ def render(html: Path, tmp: Path, *, screenshot: Path | None = None) -> tuple[st
     return proc.stdout, console
 
 
+@pytest.mark.slow
 def test_the_demo_report_renders_in_a_real_browser(demo: Path, tmp_path: Path) -> None:
     page = demo / "07-speaker-filter" / "report.html"
     numbers = json.loads((demo / "07-speaker-filter" / "report.json").read_text())
@@ -152,6 +155,7 @@ def test_the_demo_report_renders_in_a_real_browser(demo: Path, tmp_path: Path) -
     assert "Speaker similarity" in dom and "Hours per label" in dom
 
 
+@pytest.mark.slow
 def test_info_prints_the_same_summary(demo: Path) -> None:
     proc = cli("info", demo / "05-slice")
     clips = read_jsonl(demo / "05-slice" / "manifest.jsonl")
@@ -160,6 +164,7 @@ def test_info_prints_the_same_summary(demo: Path) -> None:
     assert numbers["items"] == len(clips) and numbers["hours_per_label"]["speech"] > 0
 
 
+@pytest.mark.slow
 def test_other_export_formats(demo: Path, tmp_path: Path) -> None:
     src = demo / "07-speaker-filter"
     kept = read_jsonl(src / "manifest.jsonl")
@@ -213,6 +218,7 @@ def _finished(workdir: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_changing_one_parameter_reruns_that_stage_and_those_after_only(tmp_path: Path) -> None:
     require_shared()
     work = tmp_path / "work"
@@ -243,6 +249,7 @@ def test_changing_one_parameter_reruns_that_stage_and_those_after_only(tmp_path:
     assert [k for k in second if second[k] != third[k]] == ["04-slice"]
 
 
+@pytest.mark.slow
 def test_a_chain_killed_midway_resumes(tmp_path: Path) -> None:
     require_shared()
     work = tmp_path / "work"
@@ -255,6 +262,7 @@ def test_a_chain_killed_midway_resumes(tmp_path: Path) -> None:
     assert "[04-slice] rerun: an earlier stage ran again" in proc.stderr
 
 
+@pytest.mark.slow
 def test_config_mistakes_are_named(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     cases = {
@@ -305,6 +313,7 @@ def test_presets_parse_with_the_command_lines_options(tmp_path: Path) -> None:
         load_chain(tmp_path / "missing.yaml")
 
 
+@pytest.mark.slow
 def test_the_makefile_runs_the_same_chain_and_reruns_what_changed(tmp_path: Path) -> None:
     require_shared()
     if not shutil.which("make"):

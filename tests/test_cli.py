@@ -7,8 +7,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 import soundfile as sf
-from conftest import cli, read_jsonl
+
+from audioprep.testing import cli, read_jsonl
 
 STAGES = ("ingest", "convert", "trim")
 
@@ -58,6 +60,7 @@ def test_missing_ffmpeg_is_one_sentence_with_the_fix(tmp_path, media_dir) -> Non
     )
 
 
+@pytest.mark.slow
 def test_chain_ingest_convert_trim(media_dir, tmp_path) -> None:
     raw, wav, trimmed = tmp_path / "01-raw", tmp_path / "02-wav", tmp_path / "03-trim"
     cli("ingest", media_dir, raw)

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import LIBRI, cli, ffmpeg, read_jsonl, require_shared
 
 from audioprep.crawl import rss
 from audioprep.crawl.http import download, is_transient
@@ -23,6 +22,7 @@ from audioprep.crawl.schema import Filters, from_ytdlp
 from audioprep.crawl.urls import collect, parse_line, read_url_file
 from audioprep.errors import ItemError, UsageError
 from audioprep.ids import is_safe_id
+from audioprep.testing import LIBRI, cli, ffmpeg, read_jsonl, require_shared
 from webserver import WebServer
 
 FAST = ["--retries", "1", "--retry-wait", "0.05", "-q"]
@@ -192,6 +192,7 @@ def test_transient_failures_are_told_from_permanent_ones() -> None:
     assert not is_transient(ValueError("bad"))
 
 
+@pytest.mark.slow
 def test_download_resumes_a_part_file_and_limits_its_rate(fresh: WebServer, tmp_path: Path):
     src = fresh.root / "ep1.mp3"  # type: ignore[attr-defined]
     dest = tmp_path / "ep1.mp3"
@@ -214,6 +215,7 @@ def part_size(path: Path) -> int:
 
 
 # -- the stage through the CLI ----------------------------------------------------------
+@pytest.mark.slow
 def test_feed_page_and_direct_files_become_a_manifest(fresh: WebServer, tmp_path: Path) -> None:
     urls = tmp_path / "urls.txt"
     urls.write_text(
@@ -266,6 +268,7 @@ def test_feed_page_and_direct_files_become_a_manifest(fresh: WebServer, tmp_path
     assert (out / "manifest.jsonl").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_network_failures_land_in_errors_and_the_rest_completes(
     fresh: WebServer, tmp_path: Path
 ) -> None:
@@ -289,6 +292,7 @@ def test_network_failures_land_in_errors_and_the_rest_completes(
     assert list((out / ".partial").glob("*.part"))
 
 
+@pytest.mark.slow
 def test_a_partial_download_resumes_on_the_next_run(fresh: WebServer, tmp_path: Path) -> None:
     out = tmp_path / "out"
     url = fresh.url("drop-2/ep3.mp3")  # the 1st GET is yt-dlp's probe, the 2nd its download
@@ -308,6 +312,7 @@ def test_a_partial_download_resumes_on_the_next_run(fresh: WebServer, tmp_path: 
     assert read_jsonl(out / "errors.jsonl") == [] and not (out / ".partial").exists()
 
 
+@pytest.mark.slow
 def test_filters_reject_with_reasons_and_max_items_caps(fresh: WebServer, tmp_path: Path) -> None:
     feed = fresh.url("pages/feed.xml")
     out = tmp_path / "dated"
@@ -334,6 +339,7 @@ def test_filters_reject_with_reasons_and_max_items_caps(fresh: WebServer, tmp_pa
     assert "does not match" in read_jsonl(out / "rejected.jsonl")[0]["reason"]
 
 
+@pytest.mark.slow
 def test_download_archive_skips_what_another_crawl_fetched(
     fresh: WebServer, tmp_path: Path
 ) -> None:
@@ -405,6 +411,7 @@ def _youtube_info(web: WebServer, *, webm: str, m4a: str) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_youtube_info_json_through_ytdlp_never_touches_the_network(
     fresh: WebServer, tmp_path: Path
 ) -> None:
@@ -564,6 +571,7 @@ def test_ytdlp_mapping_prefers_page_urls_without_fragments() -> None:
     assert meta["channel_url"] == "https://a.org/e.mp3" and meta["publish_date"] == "19700101"
 
 
+@pytest.mark.slow
 def test_a_crawl_killed_mid_download_resumes_it(fresh: WebServer, tmp_path: Path) -> None:
     import signal
     import subprocess
@@ -598,6 +606,7 @@ def test_a_crawl_killed_mid_download_resumes_it(fresh: WebServer, tmp_path: Path
     assert ranges == [f"bytes={have}-"], (ranges, have)  # resumed where the kill left it
 
 
+@pytest.mark.slow
 def test_video_keeps_the_picture_for_a_later_convert(fresh: WebServer, tmp_path: Path) -> None:
     info = tmp_path / "v.info.json"
     data = _youtube_info(fresh, webm="files/yt251.webm", m4a="files/yt140.m4a")

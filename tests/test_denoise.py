@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import LIBRI, cli, read_jsonl, require_shared
 
 from audioprep.dsp.filters import apply_sos
 from audioprep.runner import run_stage
 from audioprep.stages.denoise import DenoiseStage
+from audioprep.testing import LIBRI, cli, read_jsonl, require_shared
 
 
 def manifest_dir(root, items: dict[str, tuple[np.ndarray, int, str]]):
@@ -83,6 +83,7 @@ def test_notch_auto_finds_the_whine(whiny_speech, tmp_path) -> None:
     assert snr_db(clean, out) >= snr_db(clean, noisy) + 6
 
 
+@pytest.mark.slow
 def test_streamed_output_equals_whole_file(tmp_path) -> None:
     """A 3-minute stereo file (many blocks) gives the samples of one whole-array filter."""
     rng = np.random.default_rng(11)
@@ -123,6 +124,7 @@ def test_output_never_clips(tmp_path, monkeypatch, streamed) -> None:
     np.testing.assert_allclose(out, expected, atol=1.5 / 32768)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -142,6 +144,7 @@ def test_invalid_settings_fail_before_any_file_is_touched(tmp_path, args, messag
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_causal_cli_and_bad_file_in_batch(tmp_path) -> None:
     require_shared()
     flac = sorted((LIBRI / "2033").glob("*.flac"))[0]

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import LIBRI, read_jsonl, require_shared
+
+from audioprep.testing import LIBRI, read_jsonl, require_shared
 
 pytest.importorskip("librosa")
 

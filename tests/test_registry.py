@@ -12,7 +12,8 @@ import pytest
 from audioprep import registry, schema
 from audioprep.cli_stages import parse_stage_command, stage_command
 from audioprep.errors import UsageError
-from audioprep.stage import kind_of
+from audioprep.runner import run_stage
+from audioprep.stage import Stage, kind_of
 from audioprep.testing import cli, make_manifest_dir, read_jsonl, sine_file
 
 NEW_STAGE = '''
@@ -101,6 +102,7 @@ def test_yaml_mistakes_name_the_stage_the_option_and_the_valid_ones() -> None:
     assert schema.from_mapping(convert.Params, {"sample-rate": "8000"}).sample_rate == 8000
 
 
+@pytest.mark.slow
 def test_a_new_stage_module_is_a_command_a_chain_step_and_a_make_target(
     new_stage: Path, tmp_path: Path
 ) -> None:
@@ -124,3 +126,55 @@ def test_a_new_stage_module_is_a_command_a_chain_step_and_a_make_target(
     assert read_jsonl(tmp_path / "w" / "01-gain-check" / "rejected.jsonl")[0]["id"] == "a"
     makefile = cli("makefile", config, env=env).stdout
     assert "gain-check" in makefile and "--limit 0.1 --mode drop" in makefile
+
+
+class LegacyStage(Stage):
+    """A stage on the shape before the stage kinds: setup() without a context, self.threads."""
+
+    name = "legacy"
+
+    @dataclasses.dataclass(frozen=True)
+    class Params:
+        tag: str = ""
+
+    def setup(self) -> None:
+        self.seen_threads = self.threads
+
+    def process(self, record, ctx):
+        src = ctx.input_audio(record)
+        audio = ctx.link(src, f"{record['id']}{src.suffix}")
+        return [{**record, "audio": audio, "threads": self.seen_threads, "tag": self.params.tag}]
+
+
+@pytest.mark.parametrize("jobs", [1, pytest.param(2, marks=pytest.mark.slow)])
+def test_a_stage_on_the_old_shape_still_runs(tmp_path: Path, jobs: int) -> None:
+    files = [sine_file(tmp_path / f"{n}.wav", seconds=0.2) for n in "ab"]
+    src = make_manifest_dir(tmp_path / "in", files)
+    stage = LegacyStage(LegacyStage.Params(tag="t"))
+    summary = run_stage(stage, tmp_path / "out", in_dir=src, jobs=jobs, progress=False)
+    assert summary.items_ok == 2 and kind_of(stage) == "map"
+    records = read_jsonl(tmp_path / "out" / "manifest.jsonl")
+    assert all(r["threads"] >= 1 and r["tag"] == "t" for r in records)
+
+
+def test_the_listing_imports_no_stage_module() -> None:
+    """`audioprep --help` reads the stage modules' docstrings; it imports none of them."""
+    import subprocess
+    import sys
+
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; t = time.perf_counter(); from audioprep.cli import app\n"
+            "try: app(['--help'])\nexcept SystemExit: pass\n"
+            "stages = [m for m in sys.modules if m.startswith('audioprep.stages.')]\n"
+            "print('STAGES=' + ','.join(stages))\n"
+            "print(f'SECONDS={time.perf_counter() - t:.3f}')",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = probe.stdout.strip().splitlines()
+    assert lines[-2] == "STAGES=", lines[-2]

@@ -13,7 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import LIBRI, cli, read_jsonl, require_shared
+
+from audioprep.testing import LIBRI, cli, read_jsonl, require_shared
+
+pytestmark = pytest.mark.slow  # real audio through the CLI, or models
+
 
 N_FILES = 120
 

@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import read_jsonl
-from toy_stage import ToyStage
 
 from audioprep.errors import AudioprepError, UsageError
 from audioprep.journal import JOURNAL
 from audioprep.runner import run_stage
+from audioprep.testing import ToyStage, read_jsonl
 
 
 def make_input(root: Path, n: int = 6, extra: list[dict] | None = None) -> Path:
@@ -185,6 +184,7 @@ def test_fail_fast_stops_without_completion_marker(tmp_path) -> None:
     assert summary.items_resumed == 1 and summary.items_failed == 1
 
 
+@pytest.mark.slow
 def test_process_pool_sets_up_once_per_worker_and_survives_a_dead_worker(tmp_path) -> None:
     src = make_input(tmp_path, n=12)
     out = tmp_path / "out"
@@ -206,10 +206,10 @@ def test_process_pool_sets_up_once_per_worker_and_survives_a_dead_worker(tmp_pat
     assert again.items_resumed == len(records)
 
 
+@pytest.mark.slow
 def test_corpus_stage_measures_in_workers_decides_once_and_resumes(tmp_path) -> None:
-    from toy_stage import ToyCorpusStage
-
     from audioprep.runner import DECISION_FILE, MEASURE_JOURNAL
+    from audioprep.testing import ToyCorpusStage
 
     src = make_input(tmp_path, n=7)
     clean, cut = tmp_path / "clean", tmp_path / "cut"

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import (
+
+from audioprep.testing import (
     DATA,
     LIBRI,
     MODELS,
@@ -35,6 +36,7 @@ def as_triples(segments):
     return [(s["label"], s["start"], s["end"]) for s in segments]
 
 
+@pytest.mark.slow
 def test_windowed_engine_equals_the_package_on_the_whole_file(engine) -> None:
     whole = [(lab, round(a, 2), round(b, 2)) for lab, a, b in engine.segmenter(str(MUSANMIX))]
     for window in (300.0, 10.0, 3.3):
@@ -65,6 +67,7 @@ def by_name(directory: Path) -> dict[str, dict]:
     return {Path(r["source"]["path"]).stem: r for r in read_jsonl(directory / "manifest.jsonl")}
 
 
+@pytest.mark.slow
 def test_musanmix_agrees_with_the_reference_csv(segmented) -> None:
     rec = by_name(segmented)["musanmix"]
     n = int(rec["duration"] * 100)
@@ -79,6 +82,7 @@ def test_musanmix_agrees_with_the_reference_csv(segmented) -> None:
     assert (segmented / rec["audio"]).stat().st_ino == Path(rec["source"]["path"]).stat().st_ino
 
 
+@pytest.mark.slow
 def test_silence_music_and_tiny_inputs_are_sensible(segmented) -> None:
     items = by_name(segmented)
     silence = items["silence"]
@@ -92,6 +96,7 @@ def test_silence_music_and_tiny_inputs_are_sensible(segmented) -> None:
     assert all(s["end"] <= 0.5 + 1e-6 for s in tiny["segments"])
 
 
+@pytest.mark.slow
 def test_fifty_minutes_in_windows_agree_with_the_tiled_reference(tmp_path, engine) -> None:
     """musanmix repeated 40 times (49.7 min), in 5-minute windows, against the reference tiled."""
     long_wav = tmp_path / "long.wav"
@@ -114,6 +119,7 @@ def test_fifty_minutes_in_windows_agree_with_the_tiled_reference(tmp_path, engin
     assert agreement >= 0.99, agreement
 
 
+@pytest.mark.slow
 def test_a_corrupt_file_fails_alone(segmented, tmp_path) -> None:
     import json
     import shutil
@@ -142,6 +148,7 @@ def test_a_corrupt_file_fails_alone(segmented, tmp_path) -> None:
     assert len(read_jsonl(tmp_path / "out" / "manifest.jsonl")) == 4
 
 
+@pytest.mark.slow
 def test_missing_model_is_one_clear_sentence(tmp_path, segmented, monkeypatch) -> None:
     empty = tmp_path / "models"
     empty.mkdir()
@@ -171,6 +178,7 @@ def silero():
     return SileroEngine()
 
 
+@pytest.mark.slow
 def test_silero_streamed_equals_the_package_on_the_whole_tensor(silero) -> None:
     require_shared()
     import torch
@@ -187,6 +195,7 @@ def test_silero_streamed_equals_the_package_on_the_whole_tensor(silero) -> None:
         assert silero.segment(MUSANMIX, window_s=window) == expected
 
 
+@pytest.mark.slow
 def test_silero_agrees_with_the_reference_on_speech(silero) -> None:
     require_shared()
     segs = silero.segment(MUSANMIX)
@@ -199,6 +208,7 @@ def test_silero_agrees_with_the_reference_on_speech(silero) -> None:
     assert agreement >= 0.95, agreement  # measured here: 0.981
 
 
+@pytest.mark.slow
 def test_silero_stage_through_the_cli(segmented, tmp_path) -> None:
     raw = segmented.parent / "raw"
     proc = cli("segment", raw, tmp_path / "s", "--engine", "silero", "-q", "-j", "2")

@@ -8,7 +8,10 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import LIBRI, MODELS, MUSANMIX, cli, read_jsonl, require_shared
+
+from audioprep.testing import LIBRI, MODELS, MUSANMIX, cli, read_jsonl, require_shared
+
+pytestmark = pytest.mark.slow  # real audio through the CLI, or models
 
 
 def sdr(reference: np.ndarray, estimate: np.ndarray) -> float:

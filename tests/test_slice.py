@@ -7,7 +7,10 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import LIBRI, MUSANMIX, cli, read_jsonl, require_shared
+
+from audioprep.testing import LIBRI, MUSANMIX, cli, read_jsonl, require_shared
+
+pytestmark = pytest.mark.slow  # real audio through the CLI, or models
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import read_jsonl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +15,7 @@ from audioprep.dsp.slicing import random_excerpts
 from audioprep.errors import UsageError
 from audioprep.runner import run_stage
 from audioprep.stages.slice import SliceStage
+from audioprep.testing import read_jsonl
 
 
 @settings(max_examples=200, deadline=None)

@@ -6,7 +6,11 @@ import json
 import shutil
 
 import pytest
-from conftest import LIBRI, cli, ffmpeg, read_jsonl, require_shared
+
+from audioprep.testing import LIBRI, cli, ffmpeg, read_jsonl, require_shared
+
+pytestmark = pytest.mark.slow  # real audio through the CLI, or models
+
 
 SPEAKERS = ("1688", "1998", "2609", "2033", "2414", "3005")
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import cli
+
+from audioprep.testing import cli
 
 pytest.importorskip("librosa")
 datasets = pytest.importorskip("datasets")

@@ -8,13 +8,13 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import LIBRI, SONG, ffmpeg, read_jsonl, require_shared
 
 from audioprep.errors import UsageError
 from audioprep.runner import run_stage
 from audioprep.stages.convert import ConvertStage
 from audioprep.stages.ingest import IngestStage
 from audioprep.stages.trim import TrimStage
+from audioprep.testing import LIBRI, SONG, ffmpeg, read_jsonl, require_shared
 
 
 def ingest(sources, out, **kw):
@@ -23,6 +23,7 @@ def ingest(sources, out, **kw):
     )
 
 
+@pytest.mark.slow
 def test_ingest_probes_and_links_every_format(media_dir, tmp_path) -> None:
     out = tmp_path / "raw"
     summary = ingest([media_dir], out, jobs=2)
@@ -54,6 +55,7 @@ def test_ingest_probes_and_links_every_format(media_dir, tmp_path) -> None:
         assert rec["parent"] is None and rec["offset"] == 0.0
 
 
+@pytest.mark.slow
 def test_ingest_globs_and_single_files(media_dir, tmp_path) -> None:
     summary = ingest([f"{media_dir}/**/*.flac", media_dir / "musanmix.wav"], tmp_path / "g", jobs=1)
     assert summary.items_ok == 4
@@ -77,6 +79,7 @@ def test_ingest_copies_across_file_systems(tmp_path) -> None:
     assert (out / rec["audio"]).read_bytes() == SONG.read_bytes()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("fmt", "sample_format", "subtype"),
     [("wav", "s16", "PCM_16"), ("flac", "s24", "PCM_24"), ("wav", "f32", "FLOAT")],
@@ -140,6 +143,7 @@ def test_trim_is_sample_accurate_and_streams(tmp_path) -> None:
     assert rec["duration"] == pytest.approx(len(trimmed) / sr, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_trim_long_file_in_blocks_equals_whole_read(tmp_path) -> None:
     """A file longer than several blocks trims to exactly the expected samples."""
     rng = np.random.default_rng(0)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LIBRI, MUSANMIX, SONG, cli, ffmpeg, read_jsonl, require_shared
+
+from audioprep.testing import LIBRI, MUSANMIX, SONG, cli, ffmpeg, read_jsonl, require_shared
 
 pytest.importorskip("librosa")
 pytest.importorskip("sklearn")

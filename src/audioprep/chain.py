@@ -152,7 +152,8 @@ def build_step(
         message = str(exc)
         if message.startswith("no option"):
             valid = [f.key for f in schema.fields(stage_cls.Params)]
-            valid += ["jobs", "fail-fast"]
+            reserved = schema.RunOptions.CHAIN_RESERVED
+            valid += [f.key for f in schema.fields(schema.RunOptions) if f.name not in reserved]
             message = message.split(" (options:")[0] + f" (options: {', '.join(valid)})"
         raise UsageError(f"{where}: {message}") from None
     if kind_of(stage_cls) == "source":

@@ -32,8 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from audioprep.errors import AudioprepError
-from audioprep.manifest import AUDIO_DIR, ERRORS, MANIFEST, REJECTED, STAGE_FILE
 
+MANIFEST = "manifest.jsonl"
+STAGE_FILE = "stage.json"
+ERRORS = "errors.jsonl"
+REJECTED = "rejected.jsonl"
+AUDIO_DIR = "audio"
+REPORT_FILE = "report.html"
+REPORT_JSON = "report.json"
 RUN_FILE = ".run.json"
 JOURNAL = ".journal.jsonl"
 MEASURE_JOURNAL = ".measure.jsonl"
@@ -64,6 +70,8 @@ __all__ = [
     "MEASURE_JOURNAL",
     "PARTIAL_DIR",
     "REJECTED",
+    "REPORT_FILE",
+    "REPORT_JSON",
     "RUN_FILE",
     "STAGE_FILE",
     "TMP_DIR",

@@ -2,7 +2,7 @@
 
 A manifest directory holds ``manifest.jsonl`` (one JSON record per audio item), the audio
 under ``audio/``, ``stage.json`` (written last, marks completion), ``errors.jsonl`` and
-``rejected.jsonl``. See the README section "Manifest directories".
+``rejected.jsonl``; :mod:`audioprep.layout` owns the names (docs/manifest-format.md).
 """
 
 from __future__ import annotations
@@ -15,12 +15,24 @@ from typing import Any
 
 from audioprep.errors import AudioprepError, ItemError
 from audioprep.ids import is_safe_id
+from audioprep.layout import AUDIO_DIR, ERRORS, MANIFEST, REJECTED, STAGE_FILE
 
-MANIFEST = "manifest.jsonl"
-STAGE_FILE = "stage.json"
-ERRORS = "errors.jsonl"
-REJECTED = "rejected.jsonl"
-AUDIO_DIR = "audio"
+__all__ = [
+    "AUDIO_DIR",
+    "ERRORS",
+    "MANIFEST",
+    "REJECTED",
+    "REQUIRED_FIELDS",
+    "STAGE_FILE",
+    "Record",
+    "atomic_write_text",
+    "dumps",
+    "iter_raw",
+    "manifest_path",
+    "read_manifest",
+    "resolve_audio",
+    "validate_record",
+]
 REQUIRED_FIELDS = ("id", "audio", "duration", "sample_rate", "channels")
 
 Record = dict[str, Any]

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from audioprep.errors import AudioprepError
-from audioprep.manifest import ERRORS, REJECTED, STAGE_FILE, read_manifest, resolve_audio
+from audioprep.layout import ERRORS, REJECTED, REPORT_FILE, REPORT_JSON, STAGE_FILE
+from audioprep.manifest import read_manifest, resolve_audio
 
 HIST_BINS = 20
 SAMPLE_SECONDS = 10.0
@@ -458,8 +459,8 @@ def write_report(
                         "mp3": mp3,
                     }
                 )
-    html_path = html_path or in_dir / "report.html"
-    json_path = json_path or in_dir / "report.json"
+    html_path = html_path or in_dir / REPORT_FILE
+    json_path = json_path or in_dir / REPORT_JSON
     html_path.write_text(render_html(in_dir, summary, picked), encoding="utf-8")
     json_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return html_path, json_path, summary

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from audioprep.crawl.backend import CrawlBackend
 from audioprep.crawl.http import download, with_retries
 from audioprep.crawl.options import FetchOptions, Rejected, item_id
 from audioprep.crawl.schema import from_pytube
@@ -68,19 +69,29 @@ def choose_stream(streams: Any, *, video: bool) -> Any:
     return stream
 
 
-class PytubeBackend:
+class PytubeBackend(CrawlBackend):
     """List and fetch YouTube URLs with pytube."""
 
     name = "pytube"
+    package = "pytube"
 
     def __init__(self, options: FetchOptions) -> None:
-        self.options = options
+        super().__init__(options)
         if options.format:
             raise UsageError("--format is a yt-dlp option; pytube picks the stream itself")
 
+    @classmethod
+    def takes(cls, url: str) -> bool:
+        """YouTube video, playlist and channel URLs."""
+        return bool(url_kind(url))
+
+    @classmethod
+    def version(cls) -> str:
+        return pytube_version()
+
     def check_url(self, url: str) -> None:
         """Refuse URLs pytube cannot read, before anything runs."""
-        if not url_kind(url):
+        if not self.takes(url):
             raise UsageError(
                 f"--backend pytube reads YouTube video, playlist and channel URLs only, not "
                 f"{url!r}; use --backend yt-dlp for it"

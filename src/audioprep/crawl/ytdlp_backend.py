@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from audioprep.crawl import rss
+from audioprep.crawl.backend import CrawlBackend
 from audioprep.crawl.http import message, with_retries
 from audioprep.crawl.options import FetchOptions, Rejected, item_id
 from audioprep.crawl.schema import clean_page_url, from_ytdlp
@@ -56,14 +57,24 @@ def ytdlp_version() -> str:
     return __version__
 
 
-class YtDlpBackend:
+class YtDlpBackend(CrawlBackend):
     """List and fetch with yt-dlp (YouTube, podcasts' RSS, pages with media, direct URLs)."""
 
     name = "yt-dlp"
+    package = "yt-dlp"
 
     def __init__(self, options: FetchOptions) -> None:
-        self.options = options
+        super().__init__(options)
         self._worker_ydl: Any = None
+
+    @classmethod
+    def takes(cls, url: str) -> bool:
+        """Any URL, search or info JSON (yt-dlp's generic extractor takes any page)."""
+        return bool(kind(url))
+
+    @classmethod
+    def version(cls) -> str:
+        return ytdlp_version()
 
     # -- yt-dlp set-up -------------------------------------------------------------------
     def _params(self, **extra: Any) -> dict[str, Any]:
@@ -106,6 +117,7 @@ class YtDlpBackend:
     # -- listing -------------------------------------------------------------------------
     def check_url(self, url: str) -> None:
         """Every URL kind is acceptable to yt-dlp (the generic extractor takes any page)."""
+        return None
 
     def expand(self, item: UrlItem) -> Iterator[dict[str, Any]]:
         """The entries ``item`` holds, flat (not resolved), each with a ``_key`` (site, id)."""

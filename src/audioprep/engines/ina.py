@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from audioprep.engines.base import Segment, SegmenterSettings
 from audioprep.errors import AudioprepError
 from audioprep.media import pcm16_chunks
 from audioprep.models import find, missing_message
@@ -37,8 +38,6 @@ FRAME = 160  # 10 ms at 16 kHz
 WIN = 400  # 25 ms analysis window
 PATCH = 68  # frames per CNN patch
 HALF = PATCH // 4  # 17 patches of edge fill, as in inaSpeechSegmenter._get_patches
-
-Segment = tuple[str, float, float]
 
 
 def _configure_tensorflow(device: str, threads: int) -> None:
@@ -225,6 +224,20 @@ class InaEngine:
             for lab2, start2, stop2 in _binidx2seglist(pred):
                 ret.append((model.outlabels[int(lab2)], start2 + start, stop2 + start))
         return ret
+
+    @classmethod
+    def from_settings(cls, settings: SegmenterSettings) -> InaEngine:
+        """The engine for the segment stage's settings."""
+        if settings.model_dir is None:
+            raise ValueError("inaSpeechSegmenter needs a model directory")
+        return cls(
+            model_dir=settings.model_dir,
+            vad_engine=settings.vad_engine,
+            detect_gender=settings.detect_gender,
+            batch_size=settings.batch_size,
+            device=settings.device,
+            threads=settings.threads,
+        )
 
     def segment(self, path: Path, *, window_s: float = 300.0) -> list[Segment]:
         """Labelled segments ``(label, start_s, end_s)`` covering the item, in order."""

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from audioprep.engines.base import Segment, SegmenterSettings
 from audioprep.errors import AudioprepError
 from audioprep.media import pcm16_chunks
 
 SR = 16000
 WINDOW = 512  # samples per model step at 16 kHz
-
-Segment = tuple[str, float, float]
 
 
 class SileroEngine:
@@ -59,6 +58,11 @@ class SileroEngine:
                 last = np.pad(carry, (0, WINDOW - len(carry)))
                 probs.append(self.model(torch.from_numpy(last), SR).item())
         return probs, n
+
+    @classmethod
+    def from_settings(cls, settings: SegmenterSettings) -> SileroEngine:
+        """The engine for the segment stage's settings (it uses the thread count only)."""
+        return cls(threads=settings.threads)
 
     def segment(self, path: Path, *, window_s: float = 300.0) -> list[Segment]:
         """Segments ``(label, start_s, end_s)`` labelled speech / nonspeech, covering the item."""

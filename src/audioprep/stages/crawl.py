@@ -20,18 +20,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from audioprep.crawl.backend import CrawlBackend, backend_class
+from audioprep.crawl.backend import names as backend_names
 from audioprep.crawl.http import message
 from audioprep.crawl.options import FetchOptions, Rejected, parse_rate
 from audioprep.crawl.schema import Filters, date_from_timestamp, parse_date
 from audioprep.crawl.urls import UrlItem, collect
-from audioprep.errors import AudioprepError, ItemError, UsageError
+from audioprep.errors import ItemError, UsageError
 from audioprep.ids import make_id, slugify
 from audioprep.manifest import Record, atomic_write_text
 from audioprep.media import ffmpeg_version, probe, require_ffmpeg
 from audioprep.schema import param
 from audioprep.stage import ItemContext, SourceStage, WorkerContext
 
-BACKENDS = ("yt-dlp", "pytube")
+BACKENDS = tuple(backend_names())  # the registered crawl backends
 _FINISHED = re.compile(r"^(?P<id>.+)\.(?P<ext>[a-z0-9]{1,5})$")
 
 
@@ -144,29 +146,12 @@ class CrawlStage(SourceStage):
             filters=filters,
         )
 
-    def backend(self) -> Any:
-        """The backend object (yt-dlp or pytube), imported on demand."""
-        if self.params.backend not in BACKENDS:
-            raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}")
+    def backend(self) -> CrawlBackend:
+        """The backend object (``--backend``), its library checked to be installed."""
+        cls = backend_class(self.params.backend)
         options = self.options()
-        try:
-            if self.params.backend == "pytube":
-                import pytube  # noqa: F401
-
-                from audioprep.crawl.pytube_backend import PytubeBackend
-
-                return PytubeBackend(options)
-            import yt_dlp  # noqa: F401
-
-            from audioprep.crawl.ytdlp_backend import YtDlpBackend
-
-            return YtDlpBackend(options)
-        except ImportError as exc:
-            package = "pytube" if self.params.backend == "pytube" else "yt-dlp"
-            raise AudioprepError(
-                f"{package} is not installed ({exc.name}): run `make setup` or "
-                f"`pip install '{package}'`."
-            ) from None
+        cls.require()
+        return cls(options)
 
     def url_items(self) -> list[UrlItem]:
         """The URLs to crawl, with their genre attributes."""
@@ -331,13 +316,7 @@ class CrawlStage(SourceStage):
 
     def tool_versions(self) -> dict[str, str]:
         versions = {"ffprobe": ffmpeg_version()}
+        cls = backend_class(self.params.backend)
         with contextlib.suppress(ImportError):
-            if self.params.backend == "pytube":
-                from audioprep.crawl.pytube_backend import pytube_version
-
-                versions["pytube"] = pytube_version()
-            else:
-                from audioprep.crawl.ytdlp_backend import ytdlp_version
-
-                versions["yt-dlp"] = ytdlp_version()
+            versions[cls.package] = cls.version()
         return versions

@@ -9,6 +9,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from audioprep.engines.base import SEGMENTERS, Segmenter
 from audioprep.errors import UsageError
 from audioprep.manifest import Record
 from audioprep.media import require_ffmpeg
@@ -17,7 +18,7 @@ from audioprep.schema import param
 from audioprep.stage import ItemContext, MapStage, WorkerContext
 
 SPEECH_LABELS = frozenset({"speech", "male", "female"})
-ENGINES = ("ina", "silero")
+ENGINES = tuple(SEGMENTERS)
 
 
 def label_seconds(segments: list[Record]) -> dict[str, float]:
@@ -87,22 +88,18 @@ class SegmentStage(MapStage):
         require_ffmpeg()
 
     def setup(self, ctx: WorkerContext) -> None:
+        from audioprep.engines.base import SegmenterSettings, load_segmenter
+
         p = self.params
-        if p.engine == "silero":
-            from audioprep.engines.silero import SileroEngine
-
-            self.engine: Any = SileroEngine(threads=ctx.threads)
-            return
-        from audioprep.engines.ina import InaEngine
-
-        self.engine = InaEngine(
+        settings = SegmenterSettings(
             model_dir=self._model_dir(),
             vad_engine=p.vad_engine,
-            detect_gender=self.gender(),
+            detect_gender=self.gender() if p.engine == "ina" else False,
             batch_size=p.batch_size,
             device=p.device,
             threads=ctx.threads,
         )
+        self.engine: Segmenter = load_segmenter(p.engine, settings)
 
     def process(self, record: Record, ctx: ItemContext) -> list[Record]:
         src = ctx.input_audio(record)
