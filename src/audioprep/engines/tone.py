@@ -42,9 +42,40 @@ AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".aiff", ".a
 
 
 def mono_blocks(path: Path, *, sample_rate: int, block: int = 1 << 16) -> Iterator[np.ndarray]:
-    """Mono float32 blocks ``(m,)`` of any media at ``sample_rate`` (ffmpeg), bounded memory."""
+    """Mono float32 blocks ``(m,)`` of any media at ``sample_rate``, bounded memory.
+
+    wav, flac and aiff are read with libsndfile (channels averaged) and, at another rate,
+    resampled with soxr's streaming resampler; anything else is decoded and resampled by
+    ffmpeg (a process per file, which costs more than the analysis on short clips).
+    """
+    import soundfile as sf
+
     from audioprep.media import decode_chunks
 
+    try:
+        fh = sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError):
+        fh = None
+    if fh is not None and fh.format in ("WAV", "WAVEX", "RF64", "FLAC", "AIFF"):
+        with fh:
+            resampler = None
+            if fh.samplerate != sample_rate:
+                import soxr
+
+                resampler = soxr.ResampleStream(fh.samplerate, sample_rate, 1, dtype="float32")
+            while True:
+                data = fh.read(block, dtype="float32", always_2d=True)
+                last = len(data) < block
+                mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+                mono = np.ascontiguousarray(mono)
+                if resampler is not None:
+                    mono = resampler.resample_chunk(mono, last=last)
+                if len(mono):
+                    yield mono
+                if last:
+                    return
+    if fh is not None:
+        fh.close()
     for chunk in decode_chunks(
         Path(path), chunk_frames=block, sample_rate=sample_rate, channels=1, sample_format="f32"
     ):
