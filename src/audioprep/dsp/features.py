@@ -27,6 +27,7 @@ True
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -197,18 +198,26 @@ def stft_magnitude(y: np.ndarray, *, frame: int, hop: int) -> np.ndarray:
     return np.concatenate([s.feed(y), s.finish()]).T
 
 
+@functools.lru_cache(maxsize=16)
 def mel_filters(*, sr: int, frame: int, n_mels: int) -> np.ndarray:
-    """librosa's Slaney mel filter bank, ``(n_mels, frame // 2 + 1)`` float32."""
+    """librosa's Slaney mel filter bank, ``(n_mels, frame // 2 + 1)`` float32 (read-only,
+    cached)."""
     import librosa
 
-    return librosa.filters.mel(sr=sr, n_fft=frame, n_mels=n_mels).astype(np.float32)
+    fb = librosa.filters.mel(sr=sr, n_fft=frame, n_mels=n_mels).astype(np.float32)
+    fb.flags.writeable = False
+    return fb
 
 
+@functools.lru_cache(maxsize=16)
 def chroma_filters(*, sr: int, frame: int) -> np.ndarray:
-    """librosa's chroma filter bank with ``tuning=0``, ``(12, frame // 2 + 1)`` float32."""
+    """librosa's chroma filter bank with ``tuning=0``, ``(12, frame // 2 + 1)`` float32
+    (read-only, cached)."""
     import librosa
 
-    return librosa.filters.chroma(sr=sr, n_fft=frame, tuning=0.0).astype(np.float32)
+    fb = librosa.filters.chroma(sr=sr, n_fft=frame, tuning=0.0).astype(np.float32)
+    fb.flags.writeable = False
+    return fb
 
 
 def _dct(x: np.ndarray, n: int) -> np.ndarray:

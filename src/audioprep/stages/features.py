@@ -94,6 +94,12 @@ class FeaturesStage(CorpusStage):
 
     # -- measure: compute and write each item's array (in a worker) -----------------------
     def measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
+        from audioprep.engines.tone import one_blas_thread
+
+        with one_blas_thread():
+            return self._measure(record, ctx)
+
+    def _measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
         import numpy as np
 
         from audioprep.dsp import features as F

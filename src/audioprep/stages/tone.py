@@ -84,6 +84,12 @@ class ToneStage(CorpusStage):
             self._model = ToneModel.load(Path(self.params.model))
 
     def measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
+        from audioprep.engines.tone import one_blas_thread
+
+        with one_blas_thread():
+            return self._measure(record, ctx)
+
+    def _measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
         from audioprep.engines.tone import TONE_RATE, file_tone_vector
 
         model = getattr(self, "_model", None)
