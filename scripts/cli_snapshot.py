@@ -85,13 +85,27 @@ def commands() -> dict[str, Any]:
 
 def presets() -> dict[str, Any]:
     """For each preset config, each stage's parameters as a chain run would build them."""
+
+    saved = {k: os.environ.get(k) for k in ("AUDIOPREP_SHARED", "PODCAST_FEED")}
+    os.environ["AUDIOPREP_SHARED"] = SHARED_PLACEHOLDER
+    os.environ.pop("PODCAST_FEED", None)
+    out: dict[str, Any] = {}
+    try:
+        _presets_into(out)
+    finally:  # leave the environment as it was (tests run in the same process)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return out
+
+
+def _presets_into(out: dict[str, Any]) -> None:
     import dataclasses
 
     from audioprep.chain import load_chain, plan
 
-    os.environ["AUDIOPREP_SHARED"] = SHARED_PLACEHOLDER
-    os.environ.pop("PODCAST_FEED", None)
-    out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for config in sorted((REPO / "configs").glob("*.yaml")):
             chain = load_chain(config)
@@ -112,7 +126,6 @@ def presets() -> dict[str, Any]:
                 "stop_on_failure": chain.stop_on_failure,
                 "steps": steps,
             }
-    return out
 
 
 #: A minimal command line per stage: the Params it yields are the command's defaults.

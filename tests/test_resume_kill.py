@@ -74,7 +74,7 @@ def test_sigkill_then_resume_equals_uninterrupted(raw_corpus, tmp_path, kill_at)
 
     killed = tmp_path / "killed"
     cmd = [sys.executable, "-m", "audioprep", *args[:2], str(killed), *args[2:]]
-    _kill_after(cmd, killed / ".journal.jsonl", kill_at)
+    _kill_after(cmd, killed / ".journal.jsonl", kill_at + 1)  # + the header line
     assert not (killed / "stage.json").exists()
     # no partial audio: every file in audio/ is complete and decodable
     for path in (killed / "audio").iterdir():

@@ -98,11 +98,11 @@ def test_resume_skips_finished_items_and_retries_failed(tmp_path) -> None:
     out = tmp_path / "out"
     run_stage(toy(fail_ids=("item4",)), out, in_dir=src, jobs=1, progress=False)
     journal_lines = (out / JOURNAL).read_text().splitlines()
-    assert len(journal_lines) == 6
+    assert len(journal_lines) == 7  # the header (the input's stamp) and one line per item
     # the same run again processes only the failed item
     second = run_stage(toy(fail_ids=("item4",)), out, in_dir=src, jobs=1, progress=False)
     assert second.items_resumed == 5 and second.items_failed == 1
-    assert len((out / JOURNAL).read_text().splitlines()) == 7
+    assert len((out / JOURNAL).read_text().splitlines()) == 8
 
 
 def test_torn_journal_line_is_cut_and_the_result_equals_a_clean_run(tmp_path) -> None:
@@ -112,7 +112,7 @@ def test_torn_journal_line_is_cut_and_the_result_equals_a_clean_run(tmp_path) ->
     run_stage(toy(split=2), torn, in_dir=src, jobs=1, progress=False)
     # simulate kill -9 during the write of the 4th journal line, before the final files
     lines = (torn / JOURNAL).read_bytes().splitlines(keepends=True)
-    (torn / JOURNAL).write_bytes(b"".join(lines[:3]) + lines[3][:17])
+    (torn / JOURNAL).write_bytes(b"".join(lines[:4]) + lines[4][:17])  # header + 3 items
     for name in ("manifest.jsonl", "stage.json"):
         (torn / name).unlink()
     summary = run_stage(toy(split=2), torn, in_dir=src, jobs=1, progress=False)
@@ -145,7 +145,7 @@ def test_changed_parameters_are_refused_unless_overwrite(tmp_path) -> None:
 
 def test_refuses_out_dir_equal_to_in_dir_and_foreign_dirs(tmp_path) -> None:
     src = make_input(tmp_path, n=1)
-    with pytest.raises(UsageError, match="must not be IN_DIR"):
+    with pytest.raises(UsageError, match="its own input"):
         run_stage(toy(), src, in_dir=src, jobs=1, progress=False)
     foreign = tmp_path / "photos"
     foreign.mkdir()
@@ -222,10 +222,10 @@ def test_corpus_stage_measures_in_workers_decides_once_and_resumes(tmp_path) -> 
     # a run killed while measuring (torn measure journal, no outputs) resumes to the same result
     run_stage(stage, cut, in_dir=src, jobs=1, progress=False)
     lines = (cut / MEASURE_JOURNAL).read_bytes().splitlines(keepends=True)
-    (cut / MEASURE_JOURNAL).write_bytes(b"".join(lines[:4]) + lines[4][:9])
+    (cut / MEASURE_JOURNAL).write_bytes(b"".join(lines[:5]) + lines[5][:9])  # header + 4
     for name in ("manifest.jsonl", "stage.json", JOURNAL):
         (cut / name).unlink()
     summary = run_stage(stage, cut, in_dir=src, jobs=1, progress=False)
     assert summary.items_ok == 4 and summary.items_rejected == 3
-    assert len((cut / MEASURE_JOURNAL).read_bytes().splitlines()) == 7  # 3 measured again
+    assert len((cut / MEASURE_JOURNAL).read_bytes().splitlines()) == 8  # 3 measured again
     assert (cut / "manifest.jsonl").read_text() == (clean / "manifest.jsonl").read_text()

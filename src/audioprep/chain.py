@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from audioprep import layout, registry, schema
+from audioprep import chain_config, layout, registry, schema
 from audioprep.errors import AudioprepError, UsageError
 from audioprep.stage import StageCall, kind_of
 
@@ -81,15 +81,8 @@ def _expand_env(value: Any) -> Any:
 
 def load_chain(path: str | os.PathLike[str]) -> Chain:
     """Read and check a chain config (YAML); raise UsageError naming what is wrong."""
-    import yaml
-
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"cannot read the config {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path} is not valid YAML: {exc}") from None
+    data = chain_config.load_yaml(path)  # bounded aliases, UTF-8 only
     if not isinstance(data, dict) or not isinstance(data.get("stages"), list):
         raise UsageError(f"{path}: a config needs a `stages:` list")
     known = {"stages", "jobs", "stop_on_failure", "input", "workdir", "name", "description"}
@@ -99,6 +92,9 @@ def load_chain(path: str | os.PathLike[str]) -> Chain:
             f"{path}: unknown top-level keys {sorted(unknown)} (known: {sorted(known)})"
         )
     data = _expand_env(data)
+    chain_config.check_options(
+        {k: data.get(k) for k in ("input", "workdir")}, str(path), positional=None
+    )
     base = path.absolute().parent
     steps = []
     for i, raw in enumerate(data["stages"], start=1):
@@ -113,6 +109,11 @@ def load_chain(path: str | os.PathLike[str]) -> Chain:
             raise UsageError(f"{path}: stage {i} must be `- NAME: {{options}}`, not {raw!r}")
         if not isinstance(options, dict):
             raise UsageError(f"{path}: the options of stage {i} ({command}) must be a mapping")
+        chain_config.check_options(
+            {str(k).replace("-", "_"): v for k, v in options.items()},
+            f"{path}: stage {i} ({command})",
+            positional=_positional_keys(str(command)),
+        )
         steps.append(
             Step(i, str(command), {str(k).replace("-", "_"): v for k, v in options.items()})
         )
@@ -122,12 +123,24 @@ def load_chain(path: str | os.PathLike[str]) -> Chain:
         path=path.absolute(),
         steps=steps,
         base_dir=base,
-        jobs=int(data.get("jobs") or 0),
-        stop_on_failure=bool(data.get("stop_on_failure", False)),
+        jobs=chain_config.as_jobs(data.get("jobs"), f"{path}: jobs"),
+        stop_on_failure=chain_config.as_bool(
+            data.get("stop_on_failure", False), f"{path}: stop_on_failure"
+        ),
         input=(base / str(data["input"])) if data.get("input") else None,
         workdir=(base / str(data["workdir"])) if data.get("workdir") else None,
     )
     return chain
+
+
+def _positional_keys(command: str) -> frozenset[str]:
+    """The config keys of a stage's positional arguments (crawl's urls, ingest's sources)."""
+    try:
+        return frozenset(
+            f.name for f in schema.fields(registry.load(command).Params) if f.positional
+        )
+    except (AudioprepError, ImportError, AttributeError):  # an unknown stage: named later
+        return frozenset()
 
 
 def build_step(
@@ -194,6 +207,9 @@ def plan(chain: Chain, workdir: Path) -> list[Planned]:
     planned: list[Planned] = []
     upstream_ran = False
     upstream_finished = ""
+    chain_config.check_input_dir(
+        chain.input, [workdir.absolute() / step.dir_name for step in chain.steps]
+    )
     for step, argv, call, out in _commands(chain, workdir.absolute(), jobs=chain.jobs):
         identity = layout.identity(call.stage, call.in_dir.resolve() if call.in_dir else None)
         done = layout.stage_info(out)

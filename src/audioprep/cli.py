@@ -170,7 +170,7 @@ def run(
     except KeyboardInterrupt:
         typer.echo("audioprep run: interrupted; run the same command again to resume.", err=True)
         raise typer.Exit(130) from None
-    if result.last_dir is not None and not dry_run:
+    if result.last_dir is not None and not dry_run and result.exit_code in (0, 1):
         typer.echo(f"run: done; the result is in {result.last_dir}", err=True)
     raise typer.Exit(result.exit_code)
 
@@ -231,11 +231,14 @@ def export(
     except AudioprepError as exc:
         _fail("export", exc)
     note = f"; {stats['without_text']} without text" if stats["without_text"] else ""
+    if stats.get("skipped"):
+        note += f"; {stats['skipped']} skipped (see {out / 'export-errors.jsonl'})"
     typer.echo(
         f"export: {stats['items']} items ({stats['seconds'] / 3600:.3f} h) "
         f"as {format}{note}: {out}",
         err=True,
     )
+    raise typer.Exit(stats.get("exit_code", 0))
 
 
 @app.command(name="tone-train")

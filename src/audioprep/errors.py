@@ -20,3 +20,26 @@ class UsageError(AudioprepError):
 
 class ItemError(Exception):
     """One item failed; its message is the reason written to errors.jsonl."""
+
+
+def from_os_error(exc: OSError, where: object) -> AudioprepError:
+    """One sentence (exit 3) for a file-system failure outside any one item: a disk that is
+    full, a folder that is read-only or missing.
+
+    >>> import errno
+    >>> str(from_os_error(OSError(errno.ENOSPC, "No space left on device", "/x/y"), "/x"))
+    'cannot write to /x: No space left on device (/x/y); free some space or choose another folder.'
+    """
+    import errno
+
+    hint = {
+        errno.ENOSPC: "free some space or choose another folder",
+        errno.EDQUOT: "free some space or choose another folder",
+        errno.EFBIG: "free some space or choose another folder",
+        errno.EROFS: "the file system is read-only: choose another folder",
+        errno.EACCES: "you may not write there: choose another folder",
+        errno.EPERM: "you may not write there: choose another folder",
+    }.get(exc.errno or 0, "check the folder and try again")
+    what = exc.strerror or str(exc)
+    file = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(where) else ""
+    return AudioprepError(f"cannot write to {where}: {what}{file}; {hint}.")

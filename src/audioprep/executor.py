@@ -12,7 +12,9 @@ import ctypes
 import dataclasses
 import importlib
 import multiprocessing
+import os
 import signal
+import threading
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -150,16 +152,34 @@ class SerialExecutor(Executor):
 _WORKER: Worker | None = None
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this worker when its parent dies (kill -9 of the runner)."""
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to SIGKILL this worker when its parent dies (kill -9 of the runner).
+
+    The request only covers a parent alive when it is made: a runner killed while the pool
+    was starting (before this initializer ran) has already left the worker to another parent,
+    so the worker checks that and exits at once. Without that, the orphan would wait forever
+    on the call queue (its siblings hold the queue's other end open), holding the caller's
+    stdout/stderr and the resource tracker's pipe, so a script waiting for the output hangs.
+    """
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
 
 
-def _init_worker(spec: WorkerSpec) -> None:
+def _watch_parent(parent_pid: int) -> None:
+    """Where PR_SET_PDEATHSIG is missing (not Linux): poll the parent, exit when it is gone."""
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+
+def _init_worker(spec: WorkerSpec, parent_pid: int | None = None) -> None:
     global _WORKER
-    _die_with_parent()
+    _die_with_parent(parent_pid if parent_pid is not None else os.getppid())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner handles Ctrl-C
     _WORKER = Worker(spec)
 
@@ -180,7 +200,7 @@ class ProcessPoolExecutorBackend(Executor):
             max_workers=self.jobs,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(spec,),
+            initargs=(spec, os.getpid()),
         )
 
     def map_unordered(self, spec: WorkerSpec, items: Iterable[Record]) -> Iterator[ItemResult]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from audioprep.errors import AudioprepError
 from audioprep.layout import ERRORS, REJECTED, REPORT_FILE, REPORT_JSON, STAGE_FILE
-from audioprep.manifest import read_manifest, resolve_audio
+from audioprep.manifest import iter_checked, iter_raw, resolve_audio
 
 HIST_BINS = 20
 SAMPLE_SECONDS = 10.0
@@ -35,7 +35,9 @@ def source_key(record: dict[str, Any]) -> str:
     >>> source_key({"source": {"path": "/data/talks/a.mp3"}})
     'talks'
     """
-    source = record.get("source") or {}
+    source = record.get("source")
+    if not isinstance(source, dict):  # a hand-made record may hold anything there
+        return str(source)[:80] if isinstance(source, str) and source else "unknown"
     for key in ("author", "playlist"):
         if source.get(key):
             return str(source[key])
@@ -56,19 +58,15 @@ def _reason_key(reason: str) -> str:
 def _reasons(path: Path) -> dict[str, Any]:
     counts: collections.Counter[str] = collections.Counter()
     scores: list[float] = []
-    if path.exists():
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                if not line.strip():
-                    continue
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    counts["(unreadable line)"] += 1
-                    continue
-                counts[_reason_key(str(entry.get("reason", "")))] += 1
-                if isinstance(entry.get("speaker_similarity"), (int, float)):
-                    scores.append(float(entry["speaker_similarity"]))
+    if path.is_file():
+        for _lineno, entry, _problem in iter_raw(path):  # never raises on bad content
+            if entry is None:
+                counts["(unreadable line)"] += 1
+                continue
+            counts[_reason_key(str(entry.get("reason", "")))] += 1
+            similarity = entry.get("speaker_similarity")
+            if isinstance(similarity, int | float) and not isinstance(similarity, bool):
+                scores.append(float(similarity))
     return {
         "count": sum(counts.values()),
         "reasons": [{"reason": r, "count": n} for r, n in counts.most_common(20)],
@@ -108,20 +106,25 @@ def summarize(in_dir: str | Path) -> dict[str, Any]:
     channels: collections.Counter[int] = collections.Counter()
     similarity: list[float] = []
     ids: list[str] = []
-    for record in read_manifest(in_dir):
-        d = float(record.get("duration") or 0.0)
+    invalid: list[str] = []
+    for _lineno, record, problem in iter_checked(in_dir):  # bad records are counted, not fatal
+        if record is None:
+            invalid.append(problem)
+            continue
+        d = float(record["duration"])
         durations.append(d)
         ids.append(record["id"])
         if isinstance(record.get("label_seconds"), dict):
             for label, secs in record["label_seconds"].items():
-                labels[str(label)] += float(secs)
+                if isinstance(secs, int | float) and not isinstance(secs, bool):
+                    labels[str(label)] += float(secs)
         elif record.get("label"):
             labels[str(record["label"])] += d
         key = source_key(record)
         sources[key] += d
         source_items[key] += 1
-        rates[int(record.get("sample_rate") or 0)] += 1
-        channels[int(record.get("channels") or 0)] += 1
+        rates[record["sample_rate"]] += 1
+        channels[record["channels"]] += 1
         if isinstance(record.get("speaker_similarity"), (int, float)):
             similarity.append(float(record["speaker_similarity"]))
     stage = _read_json(in_dir / STAGE_FILE) or {}
@@ -153,6 +156,7 @@ def summarize(in_dir: str | Path) -> dict[str, Any]:
         "failed": {k: v for k, v in _reasons(in_dir / ERRORS).items() if k != "scores"},
         "speaker_similarity": _similarity(similarity, rejected["scores"], decision),
         "sample_ids": _pick(ids, 6),
+        "invalid_records": {"count": len(invalid), "first": invalid[:5]},
     }
 
 
@@ -183,9 +187,10 @@ def _pick(ids: list[str], n: int) -> list[str]:
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
         return None
+    return value if isinstance(value, dict) else None
 
 
 # -- terminal ------------------------------------------------------------------------------
@@ -219,6 +224,9 @@ def info_table(summary: dict[str, Any]) -> str:
         block = s[title]
         lines.append(f"  {title:12} {block['count']}")
         lines += [f"    {r['count']:6d}  {r['reason']}" for r in block["reasons"][:5]]
+    if s.get("invalid_records", {}).get("count"):
+        lines.append(f"  invalid      {s['invalid_records']['count']} records left out")
+        lines += [f"    {why[:150]}" for why in s["invalid_records"]["first"][:3]]
     sim = s["speaker_similarity"]
     if sim:
         kept = sum(sim["kept"]["counts"])
@@ -311,7 +319,8 @@ def _sample(in_dir: Path, record: dict[str, Any]) -> tuple[str, str]:
     samples /= float(1 << (8 * clip.sample_width - 1))
     fig, ax = plt.subplots(figsize=(3.2, 1.4), dpi=100)
     if samples.size >= 256:
-        ax.specgram(samples, NFFT=512, Fs=clip.frame_rate, noverlap=384, cmap="magma")
+        with np.errstate(divide="ignore"):  # a silent clip: log10(0) is -inf, drawn black
+            ax.specgram(samples, NFFT=512, Fs=clip.frame_rate, noverlap=384, cmap="magma")
     ax.set_axis_off()
     fig.subplots_adjust(0, 0, 1, 1)
     png = io.BytesIO()
@@ -410,6 +419,12 @@ def render_html(in_dir: Path, summary: dict[str, Any], samples: list[dict[str, A
             f"<h2>{title}: {block['count']}</h2>",
             _table([(r["reason"], str(r["count"])) for r in block["reasons"]], ("reason", "items")),
         ]
+    invalid = s.get("invalid_records") or {}
+    if invalid.get("count"):
+        parts += [
+            f"<h2>Invalid records left out: {invalid['count']}</h2>",
+            _table([(why[:300], "") for why in invalid["first"]], ("first ones", "")),
+        ]
     sim = s["speaker_similarity"]
     if sim:
         parts += [
@@ -447,9 +462,14 @@ def write_report(
     wanted = set(_pick(summary["sample_ids"], samples)) if samples else set()
     picked = []
     if wanted:
-        for record in read_manifest(in_dir):
-            if record["id"] in wanted:
-                png, mp3 = _sample(in_dir, record)
+        for _lineno, record, _problem in iter_checked(in_dir):
+            if record is not None and record["id"] in wanted:
+                try:
+                    png, mp3 = _sample(in_dir, record)
+                except AudioprepError:
+                    raise
+                except Exception:  # noqa: BLE001 - an unreadable clip gets no player, no crash
+                    continue
                 picked.append(
                     {
                         "id": record["id"],

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from audioprep import __version__
-from audioprep.errors import AudioprepError, ItemError, UsageError
+from audioprep.errors import AudioprepError, ItemError, UsageError, from_os_error
 from audioprep.executor import Executor, WorkerSpec, error_result, local_executor
-from audioprep.journal import Journal
+from audioprep.guards import check_output_dir
+from audioprep.journal import Journal, input_stamp
 from audioprep.layout import (
     AUDIO_DIR,
     DECISION_FILE,
@@ -150,8 +151,13 @@ class Runner:
         out = self.out_dir
         if self.in_dir is not None:
             manifest_path(self.in_dir)
-            if out.resolve() == self.in_dir:
-                raise UsageError("OUT_DIR must not be IN_DIR: every stage writes a new directory.")
+        source_paths = getattr(self.stage, "source_paths", None)  # what a source stage reads
+        check_output_dir(
+            out,
+            in_dirs=[self.in_dir] if self.in_dir is not None else [],
+            trees=source_paths() if source_paths else [],
+            clearing=self.overwrite,
+        )
         if out.exists() and not out.is_dir():
             raise UsageError(f"OUT_DIR {out} exists and is not a directory.")
         if out.is_dir() and any(out.iterdir()) and not is_manifest_dir(out):
@@ -205,14 +211,19 @@ class Runner:
         if self.in_dir is not None:
             manifest_path(self.in_dir)
             self.stage.check_input(self.in_dir)
-        self._prepare_out_dir()
-        lock = Lock(self.out_dir)
+        try:  # a full disk or a read-only folder: one sentence, exit 3
+            self._prepare_out_dir()
+            lock = Lock(self.out_dir)
+        except OSError as exc:
+            raise from_os_error(exc, self.out_dir) from None
         try:
             self._check_identity()
             summary = self._run_locked()
             summary.wall_time_s = time.perf_counter() - t0
             self._write_stage_json(summary, started_at)
             return summary
+        except OSError as exc:
+            raise from_os_error(exc, self.out_dir) from None
         finally:
             lock.release()
 
@@ -220,7 +231,8 @@ class Runner:
         stage = self.stage
         summary = RunSummary(stage=stage.name, out_dir=self.out_dir)
         journal = Journal(self.out_dir / JOURNAL)
-        journal.open()
+        stamp = input_stamp(self.in_dir)  # a journal of another input is started over
+        journal.open(stamp)
         order: list[str] = []
         invalid: list[Record] = []
         seen: set[str] = set()
@@ -266,7 +278,7 @@ class Runner:
         )
         if corpus:
             measured = Journal(self.out_dir / MEASURE_JOURNAL)
-            measured.open()
+            measured.open(stamp)
             todo = (r for r in pending() if measured.status(r["id"]) not in ("ok", "rejected"))
             results = self.executor.map_unordered(spec, todo)
         else:
@@ -279,7 +291,7 @@ class Runner:
                 if result.error and result.error.get("fatal"):
                     fatal = result.error["reason"]
                     break
-                target.append(result)
+                result = target.append(result)  # an unstorable result becomes an error
                 progress.advance()
                 if result.status == "error" and self.fail_fast:
                     aborted = True

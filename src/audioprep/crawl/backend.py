@@ -1,8 +1,8 @@
 """The crawl-backend contract: list what a URL holds, fetch one entry; backends register
 themselves by subclassing :class:`CrawlBackend` and say which URLs they take.
 
->>> sorted(names())
-['pytube', 'yt-dlp']
+>>> names()
+['yt-dlp', 'pytube']
 >>> backend_class("pytube").takes("https://feeds.example.org/show.xml")
 False
 >>> backend_class("yt-dlp").takes("https://feeds.example.org/show.xml")
@@ -39,8 +39,8 @@ class CrawlBackend(abc.ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.name:
-            _REGISTRY[cls.name] = cls
+        if "name" in vars(cls) and cls.name:  # a subclass keeping its parent's name replaces
+            _REGISTRY[cls.name] = cls  # nothing
 
     def __init__(self, options: FetchOptions) -> None:
         self.options = options
@@ -87,9 +87,11 @@ def _load_bundled() -> None:
 
 
 def names() -> list[str]:
-    """The registered backends' names."""
+    """The registered backends' names: the bundled ones in :data:`BACKEND_MODULES` order (the
+    default first), then any other by name, whatever order their modules were imported in."""
     _load_bundled()
-    return list(_REGISTRY)
+    rank = {module: i for i, module in enumerate(BACKEND_MODULES)}
+    return sorted(_REGISTRY, key=lambda n: (rank.get(_REGISTRY[n].__module__, len(rank)), n))
 
 
 def backend_class(name: str) -> type[CrawlBackend]:
@@ -104,4 +106,4 @@ def backend_class(name: str) -> type[CrawlBackend]:
 def for_url(url: str) -> list[str]:
     """The backends that take ``url``, in registration order."""
     _load_bundled()
-    return [n for n, cls in _REGISTRY.items() if cls.takes(url)]
+    return [n for n in names() if _REGISTRY[n].takes(url)]

@@ -29,6 +29,21 @@ def parse_rate(text: str | None) -> float | None:
     return float(m.group(1)) * 1024 ** " kmg".index(m.group(2).lower() or " ")
 
 
+def parse_size(text: str | None, *, option: str = "--max-filesize") -> float | None:
+    """Bytes from ``4G``, ``500M``, ``2048K`` or a plain number; None for none or ``0``.
+
+    >>> parse_size("4G"), parse_size("0"), parse_size(None)
+    (4294967296.0, None, None)
+    """
+    if not text:
+        return None
+    m = _RATE.match(str(text))
+    if not m:
+        raise UsageError(f"{option} must look like 500M or 4G (bytes), not {text!r}")
+    value = float(m.group(1)) * 1024 ** " kmg".index(m.group(2).lower() or " ")
+    return value or None
+
+
 class Rejected(Exception):
     """The item exists but a filter dropped it (the reason is the message)."""
 
@@ -45,6 +60,8 @@ class FetchOptions:
     retry_wait: float = 2.0
     timeout: float = 30.0
     filters: Filters = dataclasses.field(default_factory=Filters)
+    max_filesize: float | None = None  # bytes; None: no cap
+    max_download_time: float | None = None  # seconds; None: no cap
 
 
 def item_id(extractor: str, site_id: str | None, url: str) -> str:

@@ -159,7 +159,14 @@ class PytubeBackend(CrawlBackend):
         ext = stream.subtype if _SAFE_EXT.match(stream.subtype or "") else "media"
         dest = dest_dir / f"{name}.{ext}"
         with_retries(
-            lambda: download(stream.url, dest, rate_limit=o.rate_limit, timeout=o.timeout),
+            lambda: download(
+                stream.url,
+                dest,
+                rate_limit=o.rate_limit,
+                timeout=o.timeout,
+                max_bytes=o.max_filesize,
+                max_seconds=o.max_download_time,
+            ),
             what=f"downloading {yt.watch_url}",
             **retry,
         )

@@ -13,6 +13,7 @@ Nothing here ever re-extracts an item from its ``webpage_url`` after a failed do
 from __future__ import annotations
 
 import copy
+import glob
 import json
 import urllib.parse
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from typing import Any
 
 from audioprep.crawl import rss
 from audioprep.crawl.backend import CrawlBackend
-from audioprep.crawl.http import message, with_retries
+from audioprep.crawl.http import CapExceeded, DownloadCaps, message, require_http, with_retries
 from audioprep.crawl.options import FetchOptions, Rejected, item_id
 from audioprep.crawl.schema import clean_page_url, from_ytdlp
 from audioprep.crawl.urls import UrlItem, kind
@@ -101,6 +102,8 @@ class YtDlpBackend(CrawlBackend):
             "extractor_retries": 0,
             "retry_sleep_functions": {"fragment": lambda n: o.retry_wait * 2**n},
         }
+        if o.max_filesize or o.max_download_time:
+            params["progress_hooks"] = [self._cap_hook]
         if o.rate_limit:
             params["ratelimit"] = o.rate_limit
         if o.sleep:
@@ -113,6 +116,16 @@ class YtDlpBackend(CrawlBackend):
         from yt_dlp import YoutubeDL
 
         return YoutubeDL(self._params(**extra))
+
+    def _cap_hook(self, status: dict[str, Any]) -> None:
+        """--max-filesize and --max-download-time for yt-dlp's own downloader: raising here
+        stops the download (an endless stream without Content-Length included)."""
+        if status.get("status") != "downloading":
+            return
+        caps = DownloadCaps(self.options.max_filesize, self.options.max_download_time)
+        caps.start -= float(status.get("elapsed") or 0.0)
+        total = status.get("total_bytes") or status.get("total_bytes_estimate")
+        caps.check(int(status.get("downloaded_bytes") or 0), int(total) if total else None)
 
     # -- listing -------------------------------------------------------------------------
     def check_url(self, url: str) -> None:
@@ -312,12 +325,21 @@ class YtDlpBackend(CrawlBackend):
         ydl = self._worker_ydl
         ydl.params["outtmpl"] = {"default": outtmpl}
         ydl.params["match_filter"] = match_filter
-        info = with_retries(
-            lambda: ydl.process_ie_result(copy.deepcopy(todo), download=True),
-            retries=self.options.retries,
-            retry_wait=self.options.retry_wait,
-            what=f"downloading {clean_page_url(entry.get('url') or entry.get('webpage_url'))}",
-        )
+        for key in ("url", "webpage_url"):  # a feed or page may point anywhere
+            value = entry.get(key)
+            if isinstance(value, str) and urllib.parse.urlsplit(value).scheme:
+                require_http(value)
+        try:
+            info = with_retries(
+                lambda: ydl.process_ie_result(copy.deepcopy(todo), download=True),
+                retries=self.options.retries,
+                retry_wait=self.options.retry_wait,
+                what=f"downloading {clean_page_url(entry.get('url') or entry.get('webpage_url'))}",
+            )
+        except CapExceeded:  # what came so far is no use, and resuming would hit the cap again
+            for part in dest_dir.glob(glob.escape(name) + ".*"):
+                part.unlink(missing_ok=True)
+            raise
         if dropped:
             raise Rejected(dropped[0])
         if not isinstance(info, dict) or info.get("_type", "video") != "video":

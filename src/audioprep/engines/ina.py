@@ -100,7 +100,13 @@ class InaEngine:
         ]
         if detect_gender:
             names.append("keras_male_female_cnn.hdf5")
-        os.environ["KERAS_HOME"] = str(model_dir)  # read by Keras at import: before TensorFlow
+        # Keras writes keras.json into KERAS_HOME at import (before TensorFlow): a private
+        # folder, never the model directory, which may be shared or read-only; the models
+        # themselves are read from the model directory by _use_model_dir.
+        if "KERAS_HOME" not in os.environ:
+            import tempfile
+
+            os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="audioprep-keras-")
         missing = [find("inaSpeechSegmenter", n) for n in names]
         missing = [m for m in missing if not m.present(model_dir)]
         _configure_tensorflow(device, threads)

@@ -12,12 +12,17 @@ import json
 import os
 import re
 import string
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from audioprep.errors import UsageError
+from audioprep.exports._base import ExportJob
 from audioprep.manifest import Record, resolve_audio
+
+NAME = "spectrogram-captions"
+HELP = (
+    "spectrogram-captions: images/ID.png (mel, dB, fixed size) and metadata.jsonl captions "
+    "(--caption), a datasets imagefolder"
+)
 
 DEFAULT_CAPTION = "{genre} {genre_keyword}, {title}"
 WIDTH, HEIGHT = 256, 128
@@ -78,47 +83,34 @@ def render_caption(template: str, record: Record) -> tuple[str, set[str]]:
     return text, fields.missing
 
 
-def write(
-    in_dir: Path,
-    out: Path,
-    records: Iterable[Record],
-    stats: dict[str, Any],
-    *,
-    caption: str | None = None,
-    width: int = WIDTH,
-    height: int = HEIGHT,
-) -> None:
-    """Write the images and ``metadata.jsonl`` of ``records`` into ``out`` (an empty folder)."""
+def check(job: ExportJob) -> None:
+    """Refuse a malformed ``--caption`` before anything is written."""
+    caption_fields(getattr(job, "caption", None) or DEFAULT_CAPTION)
+
+
+def write(job: ExportJob, *, width: int = WIDTH, height: int = HEIGHT) -> None:
+    """Write the images and ``metadata.jsonl`` of the job's records into its folder."""
     import numpy as np
     from PIL import Image
 
     from audioprep.dsp.features import db_image, feature_rows
-    from audioprep.engines.tone import mono_blocks
+    from audioprep.engines.tone import mono_blocks, one_blas_thread
 
-    template = caption or DEFAULT_CAPTION
-    caption_fields(template)
-    (out / "images").mkdir(parents=True, exist_ok=True)
+    template = getattr(job, "caption", None) or DEFAULT_CAPTION
+    (job.out / "images").mkdir(parents=True, exist_ok=True)
     lacking: dict[str, int] = {}
-    tmp_meta = out / ".metadata.jsonl.tmp"
-    with open(tmp_meta, "w", encoding="utf-8") as fh:
-        for record in records:
+    stats = job.stats
+    with job.atomic_text("metadata.jsonl") as fh, one_blas_thread():
+        for record in job.records():
             sr = int(record["sample_rate"])
-            path = resolve_audio(in_dir, record["audio"])
-            rows = list(
-                feature_rows(
-                    mono_blocks(path, sample_rate=sr),
-                    kind="mel",
-                    sr=sr,
-                    frame=1024,
-                    hop=256,
-                    n_mels=height,
-                )
-            )
+            path = resolve_audio(job.in_dir, record["audio"])
+            blocks = mono_blocks(path, sample_rate=sr)
+            rows = list(feature_rows(blocks, kind="mel", sr=sr, frame=1024, hop=256, n_mels=height))
             db = np.concatenate(rows).T
-            name = f"images/{record['id']}.png"
-            tmp = out / "images" / f".{record['id']}.png.tmp"
+            name = f"images/{job.stem(record)}.png"
+            tmp = job.out / "images" / f".{Path(name).name}.tmp"
             Image.fromarray(db_image(db, width=width), mode="L").save(tmp, format="PNG")
-            os.replace(tmp, out / name)
+            os.replace(tmp, job.out / name)
             text, missing = render_caption(template, record)
             for key in missing:
                 lacking[key] = lacking.get(key, 0) + 1
@@ -129,6 +121,5 @@ def write(
             stats["seconds"] += float(record.get("duration") or 0.0)
             if not text:
                 stats["without_text"] += 1
-    os.replace(tmp_meta, out / "metadata.jsonl")
     if lacking:
         stats["caption_fields_missing"] = lacking

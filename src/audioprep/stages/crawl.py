@@ -22,8 +22,8 @@ from typing import Any
 
 from audioprep.crawl.backend import CrawlBackend, backend_class
 from audioprep.crawl.backend import names as backend_names
-from audioprep.crawl.http import message
-from audioprep.crawl.options import FetchOptions, Rejected, parse_rate
+from audioprep.crawl.http import DEFAULT_MAX_DOWNLOAD_TIME, DEFAULT_MAX_FILESIZE, message
+from audioprep.crawl.options import FetchOptions, Rejected, parse_rate, parse_size
 from audioprep.crawl.schema import Filters, date_from_timestamp, parse_date
 from audioprep.crawl.urls import UrlItem, collect
 from audioprep.errors import ItemError, UsageError
@@ -108,6 +108,16 @@ class CrawlStage(SourceStage):
             "downloaded again (rejected with a reason).",
             path=True,
         )
+        max_filesize: str | None = param(
+            DEFAULT_MAX_FILESIZE,
+            help="Stop and fail a download larger than this, e.g. 500M (0: no limit).",
+        )
+        max_download_time: float = param(
+            DEFAULT_MAX_DOWNLOAD_TIME,
+            help="Stop and fail a download taking longer (s), e.g. an endless stream "
+            "(0: no limit).",
+            min=0,
+        )
 
     def __init__(self, params: Any | None = None) -> None:
         super().__init__(params)
@@ -133,6 +143,8 @@ class CrawlStage(SourceStage):
             max_duration=p.max_duration,
         )
         filters.check()
+        if p.max_download_time < 0:
+            raise UsageError("--max-download-time must be >= 0 (0: no limit)")
         if p.retries < 0 or p.retry_wait < 0 or p.sleep < 0 or p.timeout <= 0:
             raise UsageError("--retries, --retry-wait and --sleep must be >= 0, --timeout > 0")
         return FetchOptions(
@@ -144,6 +156,8 @@ class CrawlStage(SourceStage):
             retry_wait=p.retry_wait,
             timeout=p.timeout,
             filters=filters,
+            max_filesize=parse_size(p.max_filesize),
+            max_download_time=p.max_download_time or None,
         )
 
     def backend(self) -> CrawlBackend:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from audioprep.errors import UsageError
+from audioprep.errors import ItemError, UsageError
 from audioprep.manifest import MANIFEST, Record, iter_raw
 from audioprep.media import codec_fields, output_format, sound_info
 from audioprep.schema import param
@@ -20,6 +20,9 @@ from audioprep.stage import ItemContext, MapStage
 BLOCK_FRAMES = 1 << 16
 #: Items up to this many samples (all channels) are filtered as one array: same result, faster.
 IN_MEMORY_SAMPLES = 1 << 21
+NOT_FINITE = (
+    "the audio holds NaN or infinite samples (a broken float file), which cannot be filtered"
+)
 
 
 def _blocks(path: Path, frames: int = BLOCK_FRAMES) -> Iterator[Any]:
@@ -144,6 +147,8 @@ class DenoiseStage(MapStage):
         name = f"{record['id']}.{fmt}"
         if n * channels <= IN_MEMORY_SAMPLES:
             y = sf.read(str(src), dtype="float64", always_2d=True)[0].T
+            if not np.isfinite(y).all():
+                raise ItemError(NOT_FINITE)
             filtered = y if sos is None else apply_sos(y, sos, zero_phase=p.zero_phase)
             peak = float(np.abs(filtered).max(initial=0.0))
             gain = limit / peak if peak > limit else 1.0
@@ -157,6 +162,8 @@ class DenoiseStage(MapStage):
                 )
         else:
             peak, gain = self._filter_streamed(src, ctx, name, sos, info, fmt, subtype, limit)
+            if not np.isfinite(peak):
+                raise ItemError(NOT_FINITE)
         return [
             {
                 **record,

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from audioprep import guards
 from audioprep.errors import UsageError
 from audioprep.ids import make_id
 from audioprep.manifest import Record
@@ -67,6 +68,14 @@ class IngestStage(SourceStage):
                 _GLOB_CHARS.search(src) and glob.glob(src, recursive=True)
             ):
                 raise UsageError(f"no such file, folder or matching glob: {src}")
+
+    def source_paths(self) -> list[Path]:
+        """The files and folders ingest reads (a glob by the folder it starts from): the
+        runner refuses an OUT_DIR inside one of them, which would ingest its own output."""
+        return [
+            guards.glob_root(src) if _GLOB_CHARS.search(src) else Path(src)
+            for src in self.params.sources
+        ]
 
     def _expand(self) -> Iterator[Path]:
         for src in self.params.sources:

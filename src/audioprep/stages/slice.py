@@ -107,9 +107,7 @@ class SliceStage(MapStage):
             return chunks
         if "segments" not in record:
             raise ItemError("has no 'segments': run `audioprep segment` first, or use --chunk")
-        segments = [
-            Span(float(s["start"]), float(s["end"]), s["label"]) for s in record["segments"]
-        ]
+        segments = _checked_segments(record["segments"], total)
         budget = p.max_duration - 2 * p.pad
         spans: list[Span] = []
         chosen = select_and_merge(segments, labels=p.labels, merge_gap=p.merge_gap)
@@ -219,6 +217,28 @@ def _rebase(segments: list[Record], start: float, end: float) -> list[Record]:
                 {"label": seg["label"], "start": round(a - start, 6), "end": round(b - start, 6)}
             )
     return out
+
+
+def _checked_segments(raw: Any, total: float) -> list[Span]:
+    """The record's segments as spans, each checked: numbers, start < end, inside the audio
+    (a little slack at the end for rounding); an ItemError names the first bad one."""
+    if not isinstance(raw, list):
+        raise ItemError("'segments' must be a list of {start, end, label}")
+    spans = []
+    for i, seg in enumerate(raw):
+        try:
+            start, end, label = float(seg["start"]), float(seg["end"]), str(seg["label"])
+        except (TypeError, KeyError, ValueError):
+            raise ItemError(f"segment {i} is not {{start, end, label}} with numbers") from None
+        if not (0 <= start <= end) or end != end:
+            raise ItemError(f"segment {i} ({start:g}-{end:g} s) is not a valid time span")
+        if start >= total:
+            raise ItemError(
+                f"segment {i} ({label} {start:.2f}-{end:.2f} s) starts past the end of the "
+                f"audio ({total:.2f} s): the segments do not belong to this file"
+            )
+        spans.append(Span(start, end, label))
+    return spans
 
 
 def _check_random(p: Any) -> None:

@@ -1,0 +1,189 @@
+"""What every export format shares: checked records, safe and collision-free file names,
+atomic metadata files, spreadsheet-safe cells and JSON without NaN.
+
+A format module (``exports/FORMAT.py``) defines ``NAME``, ``HELP`` and ``write(job)``, and
+optionally ``check(job)`` (refuse the whole export before anything is written, raising
+UsageError) and ``skip_reason(record) -> str | None`` (leave one record out, with a reason).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from audioprep.crawl.schema import SCHEMA_FIELDS
+from audioprep.ids import is_safe_id, slugify
+from audioprep.manifest import Record, dumps, iter_checked, resolve_audio
+from audioprep.stage import link_or_copy
+
+#: Skipped records of an export (bad lines, missing audio), one JSON line each, in OUT.
+SKIPPED_FILE = "export-errors.jsonl"
+#: The ASMR corpus attributes, in order (from ``source``).
+ASMR_FIELDS = SCHEMA_FIELDS
+#: Record fields copied as columns into hf/csv exports when present (scalars only).
+RECORD_FIELDS = (
+    "id",
+    "duration",
+    "sample_rate",
+    "channels",
+    "parent",
+    "offset",
+    "label",
+    "text",
+    "speaker_similarity",
+    "speech_seconds",
+)
+_SAFE_EXT = re.compile(r"^\.[a-z0-9]{1,5}$")
+#: First characters that make a spreadsheet read a cell as a formula (OWASP's list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """Escape a CSV cell a spreadsheet would run as a formula: prefix it with ``'``.
+
+    Only text is escaped (numbers stay numbers): a cell starting with ``= + - @``, a tab or
+    a carriage return gets a leading apostrophe, which Excel, LibreOffice and Google Sheets
+    show as text and hide.
+
+    >>> spreadsheet_safe("=HYPERLINK(\\"http://x\\")"), spreadsheet_safe("-2 dB")
+    ('\\'=HYPERLINK("http://x")', "'-2 dB")
+    >>> spreadsheet_safe(-2)
+    -2
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def scalar(value: Any) -> Any:
+    """A column value: scalars as they are, anything else as compact JSON text."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return dumps(value)
+
+
+def asmr_row(record: Record) -> dict[str, Any]:
+    """The ASMR attributes of a record: from ``source``, the top-level ``comment`` if any.
+
+    >>> asmr_row({"id": "a", "source": {"id": "yt1", "title": "Rain", "comment": ""}})["title"]
+    'Rain'
+    """
+    source = record.get("source")
+    source = source if isinstance(source, dict) else {}
+    row = {k: source.get(k) for k in ASMR_FIELDS}
+    row["item_id"] = record["id"]
+    if source.get("comment") in (None, "") and record.get("comment") not in (None, ""):
+        row["comment"] = record["comment"]
+    return row
+
+
+def source_of(record: Record) -> dict[str, Any]:
+    source = record.get("source")
+    return source if isinstance(source, dict) else {}
+
+
+class ExportJob:
+    """One export from ``in_dir`` into ``out``: the records, names given out, and counts."""
+
+    def __init__(self, in_dir: Path, out: Path, fmt: str) -> None:
+        self.in_dir = in_dir
+        self.out = out
+        self.format = fmt
+        self.skip_reason = lambda record: None  # set by export() from the format module
+        self.skipped: list[dict[str, Any]] = []
+        self._skipped_lines: set[int] = set()
+        self._names: set[str] = set()
+        self.stats: dict[str, Any] = {
+            "format": fmt,
+            "items": 0,
+            "seconds": 0.0,
+            "without_text": 0,
+            "skipped": 0,
+        }
+
+    # -- records -----------------------------------------------------------------------------
+    def scan(self) -> None:
+        """First pass (nothing written yet): find the lines that cannot be exported."""
+        for lineno, record, problem in iter_checked(self.in_dir):
+            if record is not None:
+                problem = self._problem(record)
+                if problem:
+                    problem = f"line {lineno} (id {record['id']!r}): {problem}"
+            if problem:
+                self._skipped_lines.add(lineno)
+                self.skipped.append({"line": lineno, "reason": problem})
+        self.stats["skipped"] = len(self.skipped)
+
+    def _problem(self, record: Record) -> str | None:
+        path = resolve_audio(self.in_dir, record["audio"])
+        if not path.is_file():
+            return f"audio file {record['audio']!r} is missing"
+        return self.skip_reason(record)
+
+    def records(self) -> Iterator[Record]:
+        """The exportable records in manifest order, read afresh each time."""
+        for lineno, record, _ in iter_checked(self.in_dir):
+            if record is not None and lineno not in self._skipped_lines:
+                yield record
+
+    # -- names and files ---------------------------------------------------------------------
+    def stem(self, record: Record) -> str:
+        """A file stem for ``record`` unique in this export: its id when that is a safe id
+        not given out yet (compared case-insensitively), else a slug of it plus a hash of the
+        id and audio path. Never a raw id, never the audio's base name."""
+        item_id = str(record.get("id"))
+        stem = item_id if is_safe_id(item_id) and len(item_id) <= 120 else ""
+        n = 0
+        while not stem or stem.lower() in self._names:
+            key = f"{item_id}\0{record.get('audio')}\0{n}"
+            digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:8]
+            stem = f"{slugify(item_id, max_len=100)}-{digest}"
+            n += 1
+        self._names.add(stem.lower())
+        return stem
+
+    def place_audio(self, record: Record, folder: str = "audio", *, ext: str | None = None) -> str:
+        """Hard-link (or copy) the record's audio into ``OUT/folder/`` under a unique safe name;
+        return that name relative to OUT."""
+        source = resolve_audio(self.in_dir, record["audio"])
+        if ext is None:
+            ext = Path(record["audio"]).suffix.lower()
+            ext = ext if _SAFE_EXT.match(ext) else ".audio"
+        name = f"{folder}/{self.stem(record)}{ext}"
+        dest = self.out / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        link_or_copy(source, dest)
+        return name
+
+    @contextlib.contextmanager
+    def atomic_text(self, name: str) -> Iterator[Any]:
+        """Write ``OUT/name`` through a hidden temporary file renamed at the end; on failure
+        the temporary file is removed and ``name`` is not created."""
+        path = self.out / name
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8", newline="") as fh:
+                yield fh
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+    def count(self, record: Record) -> None:
+        self.stats["items"] += 1
+        self.stats["seconds"] += float(record.get("duration") or 0.0)
+        if not record.get("text"):
+            self.stats["without_text"] += 1
+
+    def write_skipped(self) -> None:
+        if self.skipped:
+            with self.atomic_text(SKIPPED_FILE) as fh:
+                for entry in self.skipped:
+                    fh.write(dumps(entry) + "\n")

@@ -1,0 +1,25 @@
+"""hf: a Hugging Face audiofolder: ``audio/`` and ``metadata.jsonl``, for load_dataset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from audioprep.exports._base import ASMR_FIELDS, RECORD_FIELDS, ExportJob, scalar, source_of
+from audioprep.manifest import dumps
+
+NAME = "hf"
+HELP = "HF audiofolder: audio/ and metadata.jsonl (file_name plus scalar columns)"
+
+
+def write(job: ExportJob) -> None:
+    extra = sorted({k for r in job.records() for k in source_of(r) if k not in ASMR_FIELDS})
+    with job.atomic_text("metadata.jsonl") as fh:
+        for record in job.records():
+            name = job.place_audio(record)
+            row: dict[str, Any] = {"file_name": name}
+            row.update({k: scalar(record.get(k)) for k in RECORD_FIELDS})
+            source = source_of(record)
+            row.update({f"source_{k}": scalar(source.get(k)) for k in ASMR_FIELDS})
+            row.update({f"source_{k}": scalar(source.get(k)) for k in extra})
+            fh.write(dumps(row) + "\n")  # allow_nan=False: never NaN in the metadata
+            job.count(record)
