@@ -64,8 +64,9 @@ def render_caption(template: str, record: Record) -> tuple[str, set[str]]:
     >>> rec = {"id": "a", "source": {"genre": "nature", "genre_keyword": "fire", "title": "Camp"}}
     >>> render_caption("{genre} {genre_keyword}, {title}", rec)
     ('nature fire, Camp', set())
-    >>> render_caption("{genre} {genre_keyword}, {title}", {"id": "b", "title": "Rain"})
-    ('Rain', {'genre', 'genre_keyword'})
+    >>> text, missing = render_caption("{genre} {genre_keyword}, {title}", {"title": "Rain"})
+    >>> text, sorted(missing)
+    ('Rain', ['genre', 'genre_keyword'])
     """
     fields = _Fields()
     fields.missing = set()
