@@ -205,6 +205,31 @@ def bench_crawl(key: str, src: Path, label: str, work: Path, ap, row) -> None:
         (src / "feed.xml").unlink(missing_ok=True)
 
 
+def bench_features(key, wav, label, secs, work, ap, row, only) -> None:
+    """features (logspec, tone) and tone --clusters on the 16 kHz mono wavs, against librosa
+    by hand (scripts/raw_librosa_features.py: whole files in memory, one process)."""
+    raw = [sys.executable, str(REPO / "scripts" / "raw_librosa_features.py")]
+    if "features" in only:
+        out = work / f"{key}-features"
+        runs = {
+            "ap_j1": measure(ap("features", wav, out, "--kind", "logspec", "-j", 1)),
+            "ap_j2": measure(ap("features", wav, out, "--kind", "logspec", "-j", 2)),
+            "ap_f16_minmax_j1": measure(
+                ap("features", wav, out, "--normalise", "minmax", "--dtype", "float16", "-j", 1)
+            ),
+            "librosa_j1": measure([*raw, "logspec", wav / "audio", work / f"{key}-rawfeat"]),
+        }
+        row("features logspec", label, secs, **runs)
+        t1 = measure(ap("features", wav, out, "--kind", "tone", "-j", 1))
+        t2 = measure(ap("features", wav, out, "--kind", "tone", "-j", 2))
+        r1 = measure([*raw, "tone", wav / "audio", work / f"{key}-rawtone"])
+        row("features tone", label, secs, ap_j1=t1, ap_j2=t2, librosa_j1=r1)
+    if "tone" in only and key == "short":
+        c1 = measure(ap("tone", wav, work / f"{key}-tone", "--clusters", 2, "-j", 1))
+        c2 = measure(ap("tone", wav, work / f"{key}-tone", "--clusters", 2, "-j", 2))
+        row("tone --clusters 2", label, secs, ap_j1=c1, ap_j2=c2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -274,6 +299,8 @@ def main() -> None:
             f1 = measure(xargs(1, src, "*.mp3", conv))
             f2 = measure(xargs(2, src, "*.mp3", conv))
             row("convert", label, secs, ap_j1=c1, ap_j2=c2, ffmpeg_j1=f1, ffmpeg_j2=f2)
+        if "features" in only or "tone" in only:
+            bench_features(key, wav, label, secs, work, ap, row, only)
         if "trim" in only:
             trimmed = work / f"{key}-trim"
             ff_trim = work / f"{key}-fftrim"

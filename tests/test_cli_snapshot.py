@@ -40,6 +40,8 @@ DEVIATIONS: dict[str, str] = {
     "/commands/transcribe": "a new stage: transcribe (issue 19).",
     "/presets/podcast-voice/steps/trim#1": "podcast-voice cuts its feed's repeats (`repeats`) "
     "instead of a fixed 30 s head and tail (issue 15).",
+    "/commands/export/params/--format/help": "names the spectrogram-captions format (issue 16).",
+    "/commands/slice/help": "slice's help shows the --random example (issue 16).",
 }
 
 # Issue 13: the run options every stage command gained, and segment's CNN batch size, renamed

@@ -244,8 +244,20 @@ def export(
     in_dir: InDir,
     out: Annotated[Path, typer.Argument(help="Export folder (created).", show_default=False)],
     format: Annotated[
-        str, typer.Option("--format", "-f", help="hf (audiofolder), nemo, ljspeech or csv.")
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="hf (audiofolder), nemo, ljspeech, csv or spectrogram-captions (imagefolder).",
+        ),
     ] = "hf",
+    caption: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            help="spectrogram-captions: caption template over record and source fields "
+            '(default "{genre} {genre_keyword}, {title}").'
+        ),
+    ] = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Export a manifest directory as a HF audiofolder, a NeMo manifest, LJSpeech or a CSV.
@@ -258,7 +270,7 @@ def export(
     from audioprep.export import export as do_export
 
     try:
-        stats = do_export(in_dir, out, fmt=format, overwrite=overwrite)
+        stats = do_export(in_dir, out, fmt=format, overwrite=overwrite, caption=caption)
     except AudioprepError as exc:
         _fail("export", exc)
     note = f"; {stats['without_text']} without text" if stats["without_text"] else ""
@@ -270,6 +282,34 @@ def export(
         err=True,
     )
     raise typer.Exit(stats.get("exit_code", 0))
+
+
+@app.command(name="tone-train")
+def tone_train(
+    labelled_dir: Annotated[
+        Path,
+        typer.Argument(help="Folders named by label (or RAVDESS file names).", show_default=False),
+    ],
+    model: Annotated[Path, typer.Argument(help="Model file to write.", show_default=False)],
+    test_size: Annotated[float, typer.Option(help="Share held out for the accuracy.")] = 0.25,
+    seed: Annotated[int, typer.Option(help="Random seed of the split and the MLP.")] = 0,
+) -> None:
+    """Train a tone classifier (scikit-learn MLP on tone vectors) for `audioprep tone --model`.
+
+    Example: `audioprep tone-train labelled/ angry-neutral.tone.npz` (labelled/angry/*.wav, ...)
+    """
+    from audioprep.engines.tone import train_tone_model
+    from audioprep.errors import AudioprepError
+
+    try:
+        result = train_tone_model(labelled_dir, model, test_size=test_size, seed=seed)
+    except AudioprepError as exc:
+        _fail("tone-train", exc)
+    typer.echo(
+        f"tone-train: {result['train']} training and {result['test']} held-out files, labels "
+        f"{', '.join(result['labels'])}: held-out accuracy {result['accuracy']:.3f}; {model}",
+        err=True,
+    )
 
 
 @app.command()

@@ -133,3 +133,38 @@ def to_samples(span: Span, *, sr: int, n: int) -> tuple[int, int]:
     a = min(max(0, round(span.start * sr)), n)
     b = min(max(a, round(span.end * sr)), n)
     return a, b
+
+
+def random_excerpts(
+    n_samples: int, *, count: int, length: int, seed: int, key: str = "", overlap_ok: bool = False
+) -> list[tuple[int, int]]:
+    """``count`` random excerpts of ``length`` samples inside ``[0, n_samples)``, as sorted
+    ``(start, end)`` sample bounds, reproducible from ``seed`` and ``key`` (an item id: each
+    item gets its own draw whatever the order items are processed in).
+
+    Without ``overlap_ok`` the excerpts never overlap, and the placement is uniform over
+    the non-overlapping ones (the free space is split at ``count`` sorted uniform points); when only
+    ``k < count`` fit, ``k`` are returned. With ``overlap_ok`` each start is uniform on its
+    own. A signal shorter than ``length`` gives no excerpt.
+
+    >>> random_excerpts(100, count=3, length=20, seed=1, key="a")
+    [(3, 23), (47, 67), (72, 92)]
+    >>> random_excerpts(100, count=3, length=20, seed=1, key="a") == _
+    True
+    >>> len(random_excerpts(50, count=3, length=20, seed=1))
+    2
+    """
+    import zlib
+
+    if length <= 0 or count < 0 or n_samples < 0:
+        raise ValueError("length must be > 0, count and n_samples >= 0")
+    if n_samples < length or count == 0:
+        return []
+    rng = np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(key.encode("utf-8"))])
+    if overlap_ok:
+        starts = np.sort(rng.integers(0, n_samples - length, size=count, endpoint=True))
+        return [(int(s), int(s) + length) for s in starts]
+    count = min(count, n_samples // length)
+    slack = n_samples - count * length
+    gaps = np.sort(rng.integers(0, slack, size=count, endpoint=True))
+    return [(int(g) + i * length, int(g) + (i + 1) * length) for i, g in enumerate(gaps)]

@@ -29,7 +29,12 @@ __all__ = ["FORMATS", "SKIPPED_FILE", "asmr_row", "export", "format_module"]
 
 
 def _discover() -> tuple[str, ...]:
-    names = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
+    # a module spectrogram_captions.py is the format spectrogram-captions
+    names = [
+        m.name.replace("_", "-")
+        for m in pkgutil.iter_modules(__path__)
+        if not m.name.startswith("_")
+    ]
     order = ["hf", "nemo", "ljspeech", "csv"]  # the first four in their historical order
     return tuple(sorted(names, key=lambda n: (order.index(n) if n in order else len(order), n)))
 
@@ -42,7 +47,7 @@ def format_module(fmt: str) -> ModuleType:
     """The module that writes ``fmt`` (UsageError for an unknown format)."""
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    return importlib.import_module(f"{__name__}.{fmt}")
+    return importlib.import_module(f"{__name__}.{fmt.replace('-', '_')}")
 
 
 def _prepare(out: Path, overwrite: bool) -> None:
@@ -61,6 +66,7 @@ def export(
     *,
     fmt: str,
     overwrite: bool = False,
+    caption: str | None = None,
 ) -> dict[str, Any]:
     """Write ``in_dir`` as ``fmt`` into the folder ``out``; return counts for the terminal
     (``items``, ``seconds``, ``without_text``, ``skipped``; ``exit_code`` 1 when some records
@@ -71,11 +77,14 @@ def export(
     A disk that fills up or a folder that cannot be written gives one sentence (exit 3).
     """
     module = format_module(fmt)
+    if caption is not None and fmt != "spectrogram-captions":
+        raise UsageError("--caption is for --format spectrogram-captions")
     in_dir, out = Path(in_dir), Path(out)
     manifest_path(in_dir)
     clearing = overwrite and out.is_dir() and any(out.iterdir())
     check_output_dir(out, in_dirs=[in_dir], clearing=clearing, what="OUT")
     job = ExportJob(in_dir, out, fmt)
+    job.caption = caption  # type: ignore[attr-defined] - read by spectrogram-captions
     job.skip_reason = getattr(module, "skip_reason", job.skip_reason)
     try:
         job.scan()

@@ -1,6 +1,7 @@
 """slice: Cut labelled segments into clips by duration, or cut fixed-length chunks.
 
-Cuts each item's chosen labels into clips (``--labels``), or into chunks (``--chunk``).
+Cuts each item's chosen labels into clips (``--labels``), into chunks (``--chunk``), or into
+random excerpts (``--random``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from audioprep.dsp.slicing import (
     Span,
     pad_span,
     plan_chunks,
+    random_excerpts,
     select_and_merge,
     split_long,
     to_samples,
@@ -32,6 +34,7 @@ class SliceStage(MapStage):
 
     Example: `audioprep slice labelled/ clips/ --labels male,female --max-duration 15`
     or `audioprep slice wav/ chunks/ --chunk 30 --keep-last`
+    or `audioprep slice wav/ excerpts/ --random 3 --duration 10 --seed 1`
     """
 
     name = "slice"
@@ -57,9 +60,23 @@ class SliceStage(MapStage):
         search: float = param(
             3.0, help="Seconds before --max-duration searched for a quiet split point."
         )
+        random: int | None = param(
+            None, help="Cut N random excerpts of --duration seconds per item instead.", min=1
+        )
+        duration: float = param(10.0, help="With --random: excerpt length (s).")
+        seed: int = param(0, help="With --random: seed (each item draws from it and its id).")
+        overlap_ok: bool = param(False, help="With --random: excerpts may overlap.")
+        short: str = param(
+            "reject",
+            help="With --random: items shorter than --duration are rejected, or kept whole.",
+            choices=("reject", "keep"),
+        )
 
     def check(self) -> None:
         p = self.params
+        if p.random is not None:
+            _check_random(p)
+            return
         if p.chunk is not None:
             if not p.chunk > 0:
                 raise UsageError("--chunk must be more than 0 seconds.")
@@ -147,7 +164,10 @@ class SliceStage(MapStage):
             )
             return rms, hop / sr, a / sr
 
-        spans = self._spans(record, total, energy, ctx)
+        if self.params.random is not None:
+            spans = _random_spans(record, n, sr, self.params, ctx)
+        else:
+            spans = self._spans(record, total, energy, ctx)
         fmt, subtype = output_format(info)
         dtype = exact_dtype(subtype)
         out: list[Record] = []
@@ -223,3 +243,37 @@ def _checked_segments(raw: Any, total: float) -> list[Span]:
             )
         spans.append(Span(start, end, label))
     return spans
+
+
+def _check_random(p: Any) -> None:
+    if p.chunk is not None:
+        raise UsageError("--random and --chunk cut in different ways: give one of them.")
+    if p.random < 1:
+        raise UsageError("--random must be at least 1 excerpt.")
+    if not p.duration > 0:
+        raise UsageError("--duration must be more than 0 seconds.")
+    if p.short not in ("reject", "keep"):
+        raise UsageError("--short must be reject or keep.")
+
+
+def _random_spans(record: Record, n: int, sr: int, p: Any, ctx: ItemContext) -> list[Span]:
+    """``--random N``: N excerpts of ``--duration`` s at random places (seeded per item id);
+    an item shorter than that is rejected, or kept whole with ``--short keep``."""
+    length = round(p.duration * sr)
+    if n < length:
+        if p.short == "keep":
+            return [Span(0.0, n / sr, record.get("label"))]
+        ctx.reject(
+            record,
+            f"{n / sr:.2f} s is shorter than --duration {p.duration:g} s (--short keep keeps it)",
+        )
+        return []
+    bounds = random_excerpts(
+        n,
+        count=p.random,
+        length=length,
+        seed=p.seed,
+        key=str(record["id"]),
+        overlap_ok=p.overlap_ok,
+    )
+    return [Span(a / sr, b / sr, record.get("label")) for a, b in bounds]
