@@ -124,8 +124,8 @@ def test_chains_and_makefiles_take_the_run_options(tmp_path: Path) -> None:
 
 
 def test_the_address_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AUDIOPREP_RAY_ADDRESS", "10.1.2.3:6379")
-    assert RayExecutor().address == "10.1.2.3:6379"
+    monkeypatch.setenv("AUDIOPREP_RAY_ADDRESS", "127.0.0.2:6379")
+    assert RayExecutor().address == "127.0.0.2:6379"
     assert RayExecutor("127.0.0.1:1").address == "127.0.0.1:1"
 
 
