@@ -16,6 +16,7 @@ from typing import Any
 
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifest import Record
+from audioprep.offsets import child_offset
 from audioprep.schema import param
 from audioprep.stage import CorpusStage, DecideContext, ItemContext
 
@@ -298,9 +299,8 @@ class RepeatsStage(CorpusStage):
                 "samples": [[a, b] for a, b in ranges],
             },
             **codec_fields(fmt, subtype),
+            **child_offset(record, head / sr),
         }
-        if record.get("source_offset") is not None:
-            out["source_offset"] = round(float(record["source_offset"]) + head / sr, 6)
         return [out]
 
     def tool_versions(self) -> dict[str, str]:
