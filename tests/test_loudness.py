@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tracemalloc
 from pathlib import Path
 
@@ -14,29 +13,14 @@ from scipy import signal
 from audioprep.runner import run_stage
 from audioprep.stage import ItemContext
 from audioprep.stages.loudness import LoudnessStage
-from audioprep.testing import LIBRI, read_jsonl, require_shared
+from audioprep.testing import LIBRI, arrays_manifest_dir, read_jsonl, require_shared
 
 pyloudnorm = pytest.importorskip("pyloudnorm")
 
 
 def manifest_dir(root: Path, files: dict[str, tuple[np.ndarray, int]], subtype="PCM_16") -> Path:
     """A manifest directory holding ``files`` (id -> (samples (n,) or (n, ch), rate))."""
-    (root / "audio").mkdir(parents=True)
-    lines = []
-    for item_id, (x, sr) in files.items():
-        sf.write(str(root / "audio" / f"{item_id}.wav"), x, sr, subtype=subtype)
-        lines.append(
-            {
-                "id": item_id,
-                "audio": f"audio/{item_id}.wav",
-                "duration": len(x) / sr,
-                "sample_rate": sr,
-                "channels": 1 if x.ndim == 1 else x.shape[1],
-                "source": {"path": f"/data/test/{item_id}.wav"},
-            }
-        )
-    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
-    return root
+    return arrays_manifest_dir(root, files, subtype=subtype)
 
 
 def true_peak_db(x: np.ndarray) -> float:

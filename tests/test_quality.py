@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,7 +14,7 @@ from scipy import signal
 from audioprep.errors import UsageError
 from audioprep.runner import run_stage
 from audioprep.stages.quality import QualityStage
-from audioprep.testing import LIBRI, read_jsonl, require_shared
+from audioprep.testing import LIBRI, arrays_manifest_dir, read_jsonl, require_shared
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("speechmos")
@@ -25,23 +24,10 @@ ONE_WINDOW = ("1998-15444-0002", "2414-128291-0004", "3005-163389-0009")
 
 
 def manifest_dir(root: Path, files: dict[str, tuple[np.ndarray, int]], subtype="PCM_16") -> Path:
-    """A manifest directory holding ``files`` (id -> (samples (n,) or (n, ch), rate))."""
-    (root / "audio").mkdir(parents=True)
-    lines = []
-    for item_id, (x, sr) in files.items():
-        sf.write(str(root / "audio" / f"{item_id}.wav"), x, sr, subtype=subtype)
-        lines.append(
-            {
-                "id": item_id,
-                "audio": f"audio/{item_id}.wav",
-                "duration": len(x) / sr,
-                "sample_rate": sr,
-                "channels": 1 if x.ndim == 1 else x.shape[1],
-                "source": {"path": f"/data/{item_id.split('-')[0]}/{item_id}.wav"},
-            }
-        )
-    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
-    return root
+    """A manifest directory holding ``files``, each source a folder per speaker."""
+    return arrays_manifest_dir(
+        root, files, subtype=subtype, source=lambda i: {"path": f"/data/{i.split('-')[0]}/{i}.wav"}
+    )
 
 
 def libri(name: str) -> tuple[np.ndarray, int]:

@@ -129,6 +129,39 @@ def _probe(path: Path) -> dict[str, Any]:
         }
 
 
+def arrays_manifest_dir(
+    directory: str | os.PathLike[str],
+    files: Mapping[str, tuple[Any, int]],
+    *,
+    subtype: str = "PCM_16",
+    source: Any = None,
+) -> Path:
+    """A manifest directory of wav files written from arrays: ``{id: (samples, rate)}``.
+
+    ``samples`` has shape ``(n,)`` or ``(n, channels)``; ``source(id)`` gives each record's
+    ``source`` field (default ``{"path": "/data/test/ID.wav"}``).
+    """
+    import soundfile as sf
+
+    root = Path(directory)
+    (root / AUDIO_DIR).mkdir(parents=True)
+    lines = []
+    for item_id, (x, sr) in files.items():
+        sf.write(str(root / AUDIO_DIR / f"{item_id}.wav"), x, sr, subtype=subtype)
+        lines.append(
+            {
+                "id": item_id,
+                "audio": f"{AUDIO_DIR}/{item_id}.wav",
+                "duration": len(x) / sr,
+                "sample_rate": sr,
+                "channels": 1 if x.ndim == 1 else x.shape[1],
+                "source": source(item_id) if source else {"path": f"/data/test/{item_id}.wav"},
+            }
+        )
+    (root / MANIFEST).write_text("".join(dumps(r) + "\n" for r in lines), encoding="utf-8")
+    return root
+
+
 def make_manifest_dir(
     directory: str | os.PathLike[str],
     files: Iterable[str | os.PathLike[str]] | Mapping[str, str | os.PathLike[str]],
