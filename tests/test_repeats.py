@@ -11,26 +11,20 @@ import soundfile as sf
 from audioprep.runner import run_stage
 from audioprep.stages.ingest import IngestStage
 from audioprep.stages.repeats import RepeatsStage
-from audioprep.testing import DATA, read_jsonl, require_shared
+from audioprep.testing import DATA, read_jsonl, require_shared, union_spans
 
 TOLERANCE = 0.2  # seconds, each boundary
 EXTRA = 0.5  # seconds of non-repeat audio cut, at most, in all
 
 
-def _union(spans):
-    out = []
-    for s, e in sorted(spans):
-        if out and s <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], e)
-        else:
-            out.append([s, e])
-    return out
-
-
 def _minus(a, b):
     """Seconds of the spans ``a`` outside the spans ``b``."""
-    total = sum(e - s for s, e in _union(a))
-    inter = sum(max(0.0, min(e1, e2) - max(s1, s2)) for s1, e1 in _union(a) for s2, e2 in _union(b))
+    total = sum(e - s for s, e in union_spans(a))
+    inter = sum(
+        max(0.0, min(e1, e2) - max(s1, s2))
+        for s1, e1 in union_spans(a)
+        for s2, e2 in union_spans(b)
+    )
     return total - inter
 
 

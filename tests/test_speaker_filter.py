@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audioprep.testing import LIBRI, MUSANMIX, SONG, cli, read_jsonl, require_shared
+from audioprep.testing import LIBRI, MUSANMIX, SONG, cli, read_jsonl, require_shared, union_spans
 
 pytestmark = pytest.mark.slow  # real audio through the CLI, or models
 
@@ -123,21 +123,11 @@ def build_show(
     return truth
 
 
-def _union(spans):
-    out = []
-    for s, e in sorted(spans):
-        if out and s <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], e)
-        else:
-            out.append([s, e])
-    return out
-
-
 def speech_in(truth, spans):
     """{speaker: seconds of their speech inside the union of ``spans``}."""
     out = {}
     for spk, a, b in truth:
-        cov = sum(max(0.0, min(b, e) - max(a, s)) for s, e in _union(spans))
+        cov = sum(max(0.0, min(b, e) - max(a, s)) for s, e in union_spans(spans))
         out[spk] = out.get(spk, 0.0) + cov
     return out
 

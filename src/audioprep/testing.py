@@ -129,6 +129,21 @@ def _probe(path: Path) -> dict[str, Any]:
         }
 
 
+def union_spans(spans: Iterable[Any]) -> list[list[float]]:
+    """Overlapping or touching ``(start, end)`` spans merged, in order.
+
+    >>> union_spans([(3, 4), (0, 1), (0.5, 2)])
+    [[0, 2], [3, 4]]
+    """
+    out: list[list[float]] = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return out
+
+
 def arrays_manifest_dir(
     directory: str | os.PathLike[str],
     files: Mapping[str, tuple[Any, int]],

@@ -413,6 +413,16 @@ def run_checks(
     return failed
 
 
+def _edit_distance(ref: list[str], hyp: list[str]) -> int:
+    """Levenshtein distance between two token lists (substitutions, insertions, deletions)."""
+    row = list(range(len(hyp) + 1))
+    for i, a in enumerate(ref, 1):
+        prev, row[0] = row[:], i
+        for j, b in enumerate(hyp, 1):
+            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a != b))
+    return row[-1]
+
+
 def char_error_rate(reference: str, hypothesis: str) -> float:
     """Character error rate (edit distance over the reference's length), spaces and
     punctuation ignored, after :func:`normalise`.
@@ -424,12 +434,7 @@ def char_error_rate(reference: str, hypothesis: str) -> float:
     hyp = [c for c in normalise(hypothesis) if c.isalnum()]
     if not ref:
         return float(bool(hyp))
-    row = list(range(len(hyp) + 1))
-    for i, a in enumerate(ref, 1):
-        prev, row[0] = row[:], i
-        for j, b in enumerate(hyp, 1):
-            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a != b))
-    return row[-1] / len(ref)
+    return _edit_distance(ref, hyp) / len(ref)
 
 
 def word_error_rate(reference: str, hypothesis: str) -> float:
@@ -441,9 +446,4 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     ref, hyp = normalise(reference).split(), normalise(hypothesis).split()
     if not ref:
         return float(bool(hyp))
-    row = list(range(len(hyp) + 1))
-    for i, a in enumerate(ref, 1):
-        prev, row[0] = row[:], i
-        for j, b in enumerate(hyp, 1):
-            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a != b))
-    return row[-1] / len(ref)
+    return _edit_distance(ref, hyp) / len(ref)

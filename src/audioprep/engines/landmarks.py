@@ -158,3 +158,12 @@ def load_fingerprint(out_dir: Path, measurement: dict[str, Any]) -> dict[str, An
         )
     with np.load(path, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions of what fingerprinting runs on (numpy, scipy, ffmpeg), for stage.json."""
+    from importlib.metadata import version
+
+    from audioprep.media import ffmpeg_version
+
+    return {"numpy": version("numpy"), "scipy": version("scipy"), "ffmpeg": ffmpeg_version()}

@@ -255,11 +255,9 @@ class DedupeStage(CorpusStage):
         return [out]
 
     def tool_versions(self) -> dict[str, str]:
-        from importlib.metadata import version
+        from audioprep.engines.landmarks import tool_versions
 
-        from audioprep.media import ffmpeg_version
-
-        return {"numpy": version("numpy"), "scipy": version("scipy"), "ffmpeg": ffmpeg_version()}
+        return tool_versions()
 
     @classmethod
     def report_section(cls, out_dir: str | Path) -> str | None:
