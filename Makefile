@@ -63,7 +63,7 @@ setup-gpu: setup
 	.spleeter-venv/bin/python -m pip uninstall -q -y tensorflow-cpu
 	.spleeter-venv/bin/python -m pip install -q --disable-pip-version-check $(SPLEETER_CUDA)
 	$(BIN)/python -m audioprep doctor || $(BIN)/python -c \
-	  "import sys; from audioprep.doctor import main; sys.exit(main())"
+	  "import sys; from audioprep.cli.doctor import main; sys.exit(main())"
 
 ifeq ($(GPU),1)
 setup: setup-gpu

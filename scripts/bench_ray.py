@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = Path(__file__).resolve().parent
 sys.path[:0] = [str(REPO / "src"), str(SCRIPTS)]
 
-from audioprep.stage import MapStage, Stage  # noqa: E402
+from audioprep.core.stage import MapStage, Stage  # noqa: E402
 
 SHARED = Path(os.environ.get("AUDIOPREP_SHARED", REPO.parent / "shared"))
 MODELS = os.environ.get("AUDIOPREP_MODEL_DIR", str(SHARED / "models"))
@@ -69,11 +69,11 @@ def _stage(name: str) -> Stage:
 
 def driver(job: dict) -> None:
     """One run in this process; print seconds, items and this process's peak RSS as JSON."""
-    from audioprep.runner import run_stage
+    from audioprep.run.runner import run_stage
 
     executor = None
     if job["executor"] == "ray":
-        from audioprep.ray_executor import RayExecutor
+        from audioprep.run.executors.ray import RayExecutor
 
         executor = RayExecutor(job["address"], batch_size=job.get("batch_size", 1))
     t0 = time.perf_counter()
@@ -134,7 +134,7 @@ def main() -> None:
     if args.driver:
         driver(json.loads(args.driver))
         return
-    from audioprep.ray_cluster import LocalRayCluster
+    from audioprep.testing.ray_cluster import LocalRayCluster
 
     sys.path.insert(0, str(SCRIPTS))
     import bench
@@ -171,7 +171,7 @@ def main() -> None:
         sub.mkdir()
         for f in files:
             os.link(f, sub / f.name)
-        from audioprep.runner import run_stage
+        from audioprep.run.runner import run_stage
         from audioprep.stages.ingest import IngestStage
 
         run_stage(IngestStage(IngestStage.Params(sources=(str(sub),))), raw, progress=False)

@@ -125,7 +125,7 @@ def _run(stage: str, in_dir: Path, out_dir: Path, jobs: int, overwrite: bool):
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     code = (
-        "import sys; from audioprep.runner import run_stage; "
+        "import sys; from audioprep.run.runner import run_stage; "
         f"from audioprep.stages.{stage} import {stage.capitalize()}Stage as S; "
         f"run_stage(S(), {str(out_dir)!r}, in_dir={str(in_dir)!r}, jobs={jobs}, "
         f"progress=False, overwrite={overwrite})"

@@ -30,7 +30,7 @@ def main() -> None:
     ap.add_argument("--whisper", action="store_true", help="also the tiny random whisper")
     args = ap.parse_args()
 
-    from audioprep.runner import run_stage
+    from audioprep.run.runner import run_stage
     from audioprep.stages.transcribe import TranscribeStage
     from audioprep.testing import LIBRI, make_manifest_dir, require_shared
 
@@ -49,9 +49,10 @@ def main() -> None:
             wall = time.perf_counter() - t
             rows.append(("vosk ko", f"--jobs {jobs}", s.seconds_in, wall))
         if args.whisper:
-            from audioprep.engines.asr import load_audio
-            from audioprep.engines.whisper_asr import WhisperEngine
             from test_transcribe import build_tiny_whisper
+
+            from audioprep.engines.asr.base import load_audio
+            from audioprep.engines.asr.whisper import WhisperEngine
 
             model = build_tiny_whisper(tmp / "tiny")
             audios = [load_audio(f) for f in flacs]

@@ -22,7 +22,7 @@ BEGIN, END = "<!-- stages:begin", "<!-- stages:end -->"
 
 
 def _default(f: Any) -> str:
-    from audioprep import schema
+    from audioprep.core import params as schema
 
     value = f.default
     if f.is_flag:
@@ -73,9 +73,11 @@ def _table(fields: Any) -> list[str]:
 
 def render() -> str:
     """The whole reference, as Markdown."""
-    from audioprep import registry, schema
-    from audioprep.cli_stages import command_help
-    from audioprep.stage import kind_of
+    from audioprep.cli.stage_commands import command_help
+    from audioprep.core import params as schema
+    from audioprep.core import registry
+    from audioprep.core.stage import kind_of
+    from audioprep.run.options import RunOptions
 
     out = [
         "# CLI reference",
@@ -90,7 +92,7 @@ def render() -> str:
         "",
         "## Options of every stage",
         "",
-        *_table(schema.fields(schema.RunOptions)),
+        *_table(schema.fields(RunOptions)),
         "",
         "In a chain config only `jobs` and `fail-fast` may be set per stage; `audioprep run` "
         "sets `--overwrite` and `--quiet` itself.",
@@ -124,7 +126,7 @@ def render() -> str:
 
 def readme_stages() -> str:
     """The README's table of stages: one line each, linking the stage's page."""
-    from audioprep import registry
+    from audioprep.core import registry
 
     lines = ["| stage | what it does |", "| --- | --- |"]
     for name, info in registry.available().items():

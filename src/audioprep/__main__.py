@@ -1,5 +1,5 @@
 """``python -m audioprep`` runs the CLI."""
 
-from audioprep.cli import app
+from audioprep.cli.app import app
 
 app(prog_name="audioprep")

@@ -9,7 +9,7 @@ from pathlib import PurePosixPath
 
 from audioprep.crawl.schema import Filters
 from audioprep.errors import UsageError
-from audioprep.ids import make_id, slugify
+from audioprep.manifests.ids import make_id, slugify
 
 _YT_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?\s*$", re.IGNORECASE)

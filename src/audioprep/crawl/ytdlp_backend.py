@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from audioprep.core.media import MEDIA_EXTENSIONS
 from audioprep.crawl import rss
 from audioprep.crawl.backend import CrawlBackend
 from audioprep.crawl.http import CapExceeded, DownloadCaps, message, require_http, with_retries
@@ -27,7 +28,6 @@ from audioprep.crawl.options import FetchOptions, Rejected, item_id
 from audioprep.crawl.schema import clean_page_url, from_ytdlp
 from audioprep.crawl.urls import UrlItem, kind
 from audioprep.errors import ItemError
-from audioprep.media import MEDIA_EXTENSIONS
 
 MAX_DEPTH = 3
 _SMUGGLE = "#__youtubedl_smuggle="

@@ -22,8 +22,8 @@ from typing import Any
 
 from audioprep.errors import UsageError, from_os_error
 from audioprep.exports._base import SKIPPED_FILE, ExportJob, asmr_row
-from audioprep.guards import check_output_dir
-from audioprep.manifest import manifest_path
+from audioprep.manifests.guards import check_output_dir
+from audioprep.manifests.records import manifest_path
 
 __all__ = ["FORMATS", "SKIPPED_FILE", "asmr_row", "export", "format_module"]
 

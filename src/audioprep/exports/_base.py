@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from audioprep.core.stage import link_or_copy
 from audioprep.crawl.schema import SCHEMA_FIELDS
-from audioprep.ids import is_safe_id, slugify
-from audioprep.manifest import Record, dumps, iter_checked, resolve_audio
-from audioprep.stage import link_or_copy
+from audioprep.manifests.ids import is_safe_id, slugify
+from audioprep.manifests.records import Record, dumps, iter_checked, resolve_audio
 
 #: Skipped records of an export (bad lines, missing audio), one JSON line each, in OUT.
 SKIPPED_FILE = "export-errors.jsonl"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from audioprep.exports._base import ASMR_FIELDS, RECORD_FIELDS, ExportJob, scalar, source_of
-from audioprep.manifest import dumps
+from audioprep.manifests.records import dumps
 
 NAME = "hf"
 HELP = "HF audiofolder: audio/ and metadata.jsonl (file_name plus scalar columns)"

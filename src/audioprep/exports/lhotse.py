@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from audioprep.errors import AudioprepError
-from audioprep.manifest import Record
+from audioprep.manifests.records import Record
 
 NAME = "lhotse"
 HELP = "Lhotse: recordings, supervisions (text, language, speaker, words) and cuts manifests"

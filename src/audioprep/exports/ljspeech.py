@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from audioprep.errors import UsageError
 from audioprep.exports._base import ExportJob
-from audioprep.textchecks import normalise_for_tts
+from audioprep.text.checks import normalise_for_tts
 
 NAME = "ljspeech"
 HELP = "LJSpeech: wavs/ and metadata.csv (id|text|normalized text), wav input only"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from audioprep.exports._base import ExportJob
-from audioprep.manifest import dumps
+from audioprep.manifests.records import dumps
 
 NAME = "nemo"
 HELP = "NeMo: audio/ and manifest.json, paths relative to the manifest"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from audioprep.errors import UsageError
 from audioprep.exports._base import ExportJob
-from audioprep.manifest import Record, resolve_audio
+from audioprep.manifests.records import Record, resolve_audio
 
 NAME = "spectrogram-captions"
 HELP = (
@@ -95,7 +95,7 @@ def write(job: ExportJob, *, width: int = WIDTH, height: int = HEIGHT) -> None:
     from PIL import Image
 
     from audioprep.dsp.features import db_image, feature_rows
-    from audioprep.engines.tone import mono_blocks, one_blas_thread
+    from audioprep.engines.tone.model import mono_blocks, one_blas_thread
 
     template = getattr(job, "caption", None) or DEFAULT_CAPTION
     (job.out / "images").mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from audioprep.manifest import Record, resolve_audio
+from audioprep.manifests.records import Record, resolve_audio
 
 NAME = "webdataset"
 HELP = "WebDataset: tar shards of N items (audio + JSON record each) and shards.json"

@@ -1,4 +1,4 @@
-"""The stages: one module per stage, found by :mod:`audioprep.registry`.
+"""The stages: one module per stage, found by :mod:`audioprep.core.registry`.
 
 Folders named in ``AUDIOPREP_STAGES_PATH`` (``os.pathsep``-separated) are searched too, so a
 stage module can be tried out (or tested) without copying it into the package.

@@ -8,12 +8,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from audioprep.core.media import ffmpeg_version, last_line, require_ffmpeg
+from audioprep.core.params import param
+from audioprep.core.stage import ItemContext, MapStage
 from audioprep.errors import ItemError, UsageError
-from audioprep.manifest import Record
-from audioprep.media import ffmpeg_version, last_line, require_ffmpeg
-from audioprep.offsets import child_offset
-from audioprep.schema import param
-from audioprep.stage import ItemContext, MapStage
+from audioprep.manifests.offsets import child_offset
+from audioprep.manifests.records import Record
 
 FORMATS = ("wav", "flac")
 SAMPLE_FORMATS = ("s16", "s24", "f32")

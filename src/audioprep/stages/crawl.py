@@ -20,6 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from audioprep.core.media import ffmpeg_version, probe, require_ffmpeg
+from audioprep.core.params import param
+from audioprep.core.stage import ItemContext, SourceStage, WorkerContext
 from audioprep.crawl.backend import CrawlBackend, backend_class
 from audioprep.crawl.backend import names as backend_names
 from audioprep.crawl.http import DEFAULT_MAX_DOWNLOAD_TIME, DEFAULT_MAX_FILESIZE, message
@@ -27,11 +30,8 @@ from audioprep.crawl.options import FetchOptions, Rejected, parse_rate, parse_si
 from audioprep.crawl.schema import Filters, date_from_timestamp, parse_date
 from audioprep.crawl.urls import UrlItem, collect
 from audioprep.errors import ItemError, UsageError
-from audioprep.ids import make_id, slugify
-from audioprep.manifest import Record, atomic_write_text
-from audioprep.media import ffmpeg_version, probe, require_ffmpeg
-from audioprep.schema import param
-from audioprep.stage import ItemContext, SourceStage, WorkerContext
+from audioprep.manifests.ids import make_id, slugify
+from audioprep.manifests.records import Record, atomic_write_text
 
 BACKENDS = tuple(backend_names())  # the registered crawl backends
 _FINISHED = re.compile(r"^(?P<id>.+)\.(?P<ext>[a-z0-9]{1,5})$")

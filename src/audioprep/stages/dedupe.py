@@ -15,10 +15,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from audioprep.core.params import param
+from audioprep.core.stage import CorpusStage, DecideContext, ItemContext
 from audioprep.errors import UsageError
-from audioprep.manifest import Record
-from audioprep.schema import param
-from audioprep.stage import CorpusStage, DecideContext, ItemContext
+from audioprep.manifests.records import Record
 
 INDEX_FILE = "dedupe_index.npz"
 LOSSLESS = ("pcm", "flac", "alac", "wavpack", "ape", "tta", "mlp", "truehd")
@@ -91,7 +91,7 @@ class DedupeStage(CorpusStage):
 
     # -- workers ---------------------------------------------------------------------------
     def measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
-        from audioprep.engines.landmarks import fingerprint_file
+        from audioprep.engines.fingerprint.landmarks import fingerprint_file
 
         m = fingerprint_file(ctx.input_audio(record), ctx.out_dir, record["id"], features=False)
         codec = str(record.get("codec") or "").lower()
@@ -106,7 +106,7 @@ class DedupeStage(CorpusStage):
 
         from audioprep.dsp.dedupe import better, components, duplicates_of, find_pairs
         from audioprep.dsp.fingerprint import FRAME_SECONDS, HashIndex
-        from audioprep.engines.landmarks import load_fingerprint
+        from audioprep.engines.fingerprint.landmarks import load_fingerprint
 
         p = self.params
         out = Path(ctx.out_dir)
@@ -255,7 +255,7 @@ class DedupeStage(CorpusStage):
         return [out]
 
     def tool_versions(self) -> dict[str, str]:
-        from audioprep.engines.landmarks import tool_versions
+        from audioprep.engines.fingerprint.landmarks import tool_versions
 
         return tool_versions()
 

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from audioprep.core.media import codec_fields, output_format, sound_info
+from audioprep.core.params import param
+from audioprep.core.stage import ItemContext, MapStage
 from audioprep.errors import ItemError, UsageError
-from audioprep.manifest import MANIFEST, Record, iter_raw
-from audioprep.media import codec_fields, output_format, sound_info
-from audioprep.schema import param
-from audioprep.stage import ItemContext, MapStage
+from audioprep.manifests.records import MANIFEST, Record, iter_raw
 
 BLOCK_FRAMES = 1 << 16
 #: Items up to this many samples (all channels) are filtered as one array: same result, faster.

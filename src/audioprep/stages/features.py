@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from audioprep.core.params import param
+from audioprep.core.stage import CorpusStage, DecideContext, ItemContext
 from audioprep.errors import ItemError, UsageError
-from audioprep.manifest import Record
-from audioprep.schema import param
-from audioprep.stage import CorpusStage, DecideContext, ItemContext
+from audioprep.manifests.records import Record
 
 ARRAYS_DIR = "arrays"
 PARTS_DIR = ".parts"  # under arrays/: per-item arrays waiting to be packed into shards
@@ -94,7 +94,7 @@ class FeaturesStage(CorpusStage):
 
     # -- measure: compute and write each item's array (in a worker) -----------------------
     def measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
-        from audioprep.engines.tone import one_blas_thread
+        from audioprep.engines.tone.model import one_blas_thread
 
         with one_blas_thread():
             return self._measure(record, ctx)
@@ -103,7 +103,7 @@ class FeaturesStage(CorpusStage):
         import numpy as np
 
         from audioprep.dsp import features as F
-        from audioprep.engines.tone import TONE_RATE, mono_blocks
+        from audioprep.engines.tone.model import TONE_RATE, mono_blocks
 
         p = self.params
         src = ctx.input_audio(record)
@@ -230,7 +230,7 @@ class FeaturesStage(CorpusStage):
     def tool_versions(self) -> dict[str, str]:
         from importlib.metadata import version
 
-        from audioprep.media import ffmpeg_version
+        from audioprep.core.media import ffmpeg_version
 
         return {
             "librosa": version("librosa"),
@@ -335,7 +335,7 @@ def load_array(in_dir: str | os.PathLike[str], record: Record) -> Any:
     """
     import numpy as np
 
-    from audioprep.manifest import resolve_audio
+    from audioprep.manifests.records import resolve_audio
 
     info = record["features"]
     if "path" in info:

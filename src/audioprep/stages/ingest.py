@@ -13,13 +13,13 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from audioprep import guards
+from audioprep.core.media import MEDIA_EXTENSIONS, ffmpeg_version, probe, require_ffmpeg
+from audioprep.core.params import param
+from audioprep.core.stage import ItemContext, SourceStage
 from audioprep.errors import UsageError
-from audioprep.ids import make_id
-from audioprep.manifest import Record
-from audioprep.media import MEDIA_EXTENSIONS, ffmpeg_version, probe, require_ffmpeg
-from audioprep.schema import param
-from audioprep.stage import ItemContext, SourceStage
+from audioprep.manifests import guards
+from audioprep.manifests.ids import make_id
+from audioprep.manifests.records import Record
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _SAFE_EXT = re.compile(r"^\.[a-z0-9]{1,5}$")

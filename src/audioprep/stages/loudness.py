@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from audioprep.core.media import codec_fields, decode_chunks, output_format
+from audioprep.core.params import param
+from audioprep.core.stage import ItemContext, MapStage
 from audioprep.errors import ItemError, UsageError
-from audioprep.manifest import Record
-from audioprep.media import codec_fields, decode_chunks, output_format
-from audioprep.schema import param
-from audioprep.stage import ItemContext, MapStage
+from audioprep.manifests.records import Record
 
 BLOCK_FRAMES = 1 << 16
 #: Gains closer to 0 dB than this leave the file untouched (hard-linked).
@@ -232,8 +232,8 @@ class LoudnessStage(MapStage):
         """Measured loudness against the target, applied gains, and how many were lowered."""
         import json
 
-        from audioprep.manifest import read_manifest
-        from audioprep.report import hist_svg, histogram
+        from audioprep.manifests.records import read_manifest
+        from audioprep.reports.html import hist_svg, histogram
 
         infos = [
             r["loudness"] for r in read_manifest(out_dir) if isinstance(r.get("loudness"), dict)

@@ -6,10 +6,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from audioprep.core.params import param
+from audioprep.core.stage import ItemContext, MapStage, WorkerContext
 from audioprep.errors import AudioprepError, UsageError
-from audioprep.manifest import Record
-from audioprep.schema import param
-from audioprep.stage import ItemContext, MapStage, WorkerContext
+from audioprep.manifests.records import Record
 
 #: (record key, option, direction, unit) of every filter, in the order they are checked; the
 #: first that fails names the rejection.
@@ -140,7 +140,7 @@ class QualityStage(MapStage):
         if p.device not in ("cpu", "cuda"):
             raise UsageError(f"--device must be cpu or cuda, not {p.device!r}.")
         if p.dnsmos:
-            from audioprep.engines.dnsmos import check_device, model_dir
+            from audioprep.engines.quality.dnsmos import check_device, model_dir
 
             try:
                 check_device(p.device)
@@ -151,7 +151,7 @@ class QualityStage(MapStage):
     def setup(self, ctx: WorkerContext) -> None:
         self.engine = None
         if self.params.dnsmos:
-            from audioprep.engines.dnsmos import DnsmosEngine
+            from audioprep.engines.quality.dnsmos import DnsmosEngine
 
             self.engine = DnsmosEngine(device=self.params.device, threads=ctx.threads)
 
@@ -242,8 +242,8 @@ class QualityStage(MapStage):
         import html
         import json
 
-        from audioprep.manifest import MANIFEST, REJECTED, STAGE_FILE, resolve_audio
-        from audioprep.report import clip_media, hist_svg, histogram, source_key
+        from audioprep.manifests.records import MANIFEST, REJECTED, STAGE_FILE, resolve_audio
+        from audioprep.reports.html import clip_media, hist_svg, histogram, source_key
 
         esc = html.escape
         stage = (

@@ -14,15 +14,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from audioprep.core.params import param
+from audioprep.core.stage import CorpusStage, DecideContext, ItemContext
 from audioprep.errors import ItemError, UsageError
-from audioprep.manifest import Record
-from audioprep.offsets import child_offset
-from audioprep.schema import param
-from audioprep.stage import CorpusStage, DecideContext, ItemContext
+from audioprep.manifests.offsets import child_offset
+from audioprep.manifests.records import Record
 
 WHERE = ("head", "tail", "any")
 #: Containers read with libsndfile (sample-exact seeking); anything else is decoded by ffmpeg,
-#: as the fingerprints were (audioprep.engines.landmarks).
+#: as the fingerprints were (audioprep.engines.fingerprint.landmarks).
 SNDFILE_FORMATS = ("WAV", "WAVEX", "RF64", "FLAC", "AIFF")
 BLOCK_FRAMES = 1 << 18
 #: Fields tried in turn for the default grouping: the feed, playlist or channel of an item.
@@ -138,7 +138,7 @@ class RepeatsStage(CorpusStage):
 
     # -- workers ---------------------------------------------------------------------------
     def measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
-        from audioprep.engines.landmarks import fingerprint_file
+        from audioprep.engines.fingerprint.landmarks import fingerprint_file
 
         m = fingerprint_file(ctx.input_audio(record), ctx.out_dir, record["id"], features=True)
         m["group"] = group_key(record, self.params.group_by)
@@ -149,7 +149,7 @@ class RepeatsStage(CorpusStage):
     def decide(self, measurements: dict[str, dict[str, Any]], ctx: DecideContext) -> dict[str, Any]:
         from audioprep.dsp.fingerprint import FPS, FRAME_SECONDS
         from audioprep.dsp.repeats import recurring_segments
-        from audioprep.engines.landmarks import load_fingerprint
+        from audioprep.engines.fingerprint.landmarks import load_fingerprint
 
         p = self.params
         out = Path(ctx.out_dir)
@@ -247,7 +247,7 @@ class RepeatsStage(CorpusStage):
     ) -> list[Record]:
         import soundfile as sf
 
-        from audioprep.media import codec_fields, exact_dtype, output_format
+        from audioprep.core.media import codec_fields, exact_dtype, output_format
 
         try:
             info = sf.info(str(src))
@@ -304,7 +304,7 @@ class RepeatsStage(CorpusStage):
         return [out]
 
     def tool_versions(self) -> dict[str, str]:
-        from audioprep.engines.landmarks import tool_versions
+        from audioprep.engines.fingerprint.landmarks import tool_versions
 
         return tool_versions()
 
@@ -383,7 +383,7 @@ def _copy_decoded(
     src: Path, fout: Any, ranges: list[tuple[int, int]], sr: int, channels: int
 ) -> int:
     """For containers libsndfile cannot read: ffmpeg decodes, the ranges are left out."""
-    from audioprep.media import decode_chunks
+    from audioprep.core.media import decode_chunks
 
     pos = 0
     for chunk in decode_chunks(src, chunk_frames=BLOCK_FRAMES, sample_rate=sr, channels=channels):

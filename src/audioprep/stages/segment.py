@@ -9,13 +9,13 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from audioprep.engines.base import SEGMENTERS, Segmenter
+from audioprep.core.media import require_ffmpeg
+from audioprep.core.params import param
+from audioprep.core.stage import ItemContext, MapStage, WorkerContext
+from audioprep.engines.models import MODEL_DIR_HELP, find, model_dir
+from audioprep.engines.segment.base import SEGMENTERS, Segmenter
 from audioprep.errors import UsageError
-from audioprep.manifest import Record
-from audioprep.media import require_ffmpeg
-from audioprep.models import MODEL_DIR_HELP, find, model_dir
-from audioprep.schema import param
-from audioprep.stage import ItemContext, MapStage, WorkerContext
+from audioprep.manifests.records import Record
 
 SPEECH_LABELS = frozenset({"speech", "male", "female"})
 ENGINES = tuple(SEGMENTERS)
@@ -92,7 +92,7 @@ class SegmentStage(MapStage):
         require_ffmpeg()
 
     def setup(self, ctx: WorkerContext) -> None:
-        from audioprep.engines.base import SegmenterSettings, load_segmenter
+        from audioprep.engines.segment.base import SegmenterSettings, load_segmenter
 
         p = self.params
         settings = SegmenterSettings(

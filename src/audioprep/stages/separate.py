@@ -12,12 +12,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from audioprep.core.media import codec_fields, decode_chunks, last_line, require_ffmpeg, sound_info
+from audioprep.core.params import param
+from audioprep.core.stage import ItemContext, MapStage, WorkerContext
+from audioprep.engines.models import MODEL_DIR_HELP, model_dir
 from audioprep.errors import ItemError, UsageError
-from audioprep.manifest import Record
-from audioprep.media import codec_fields, decode_chunks, last_line, require_ffmpeg, sound_info
-from audioprep.models import MODEL_DIR_HELP, model_dir
-from audioprep.schema import param
-from audioprep.stage import ItemContext, MapStage, WorkerContext
+from audioprep.manifests.records import Record
 
 SR = 44100
 MODELS = ("spleeter:2stems", "spleeter:4stems", "spleeter:5stems")
@@ -84,7 +84,7 @@ class SeparateStage(MapStage):
         return model_dir(self.params.model_dir or None)
 
     def check(self) -> None:
-        from audioprep.engines.spleeter_client import check_model, spleeter_python
+        from audioprep.engines.separate.spleeter import check_model, spleeter_python
 
         p = self.params
         if p.model not in MODELS:
@@ -96,12 +96,12 @@ class SeparateStage(MapStage):
         require_ffmpeg()
         check_model(self._model_dir(), p.model)
         if not spleeter_python().is_file():
-            from audioprep.engines.spleeter_client import SpleeterWorker
+            from audioprep.engines.separate.spleeter import SpleeterWorker
 
             SpleeterWorker(model_dir=self._model_dir(), model=p.model)  # raises the message
 
     def setup(self, ctx: WorkerContext) -> None:
-        from audioprep.engines.spleeter_client import SpleeterWorker
+        from audioprep.engines.separate.spleeter import SpleeterWorker
 
         self.worker = SpleeterWorker(
             model_dir=self._model_dir(),

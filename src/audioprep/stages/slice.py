@@ -9,6 +9,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from audioprep.core.media import codec_fields, exact_dtype, output_format, sound_info
+from audioprep.core.params import param
+from audioprep.core.stage import ItemContext, MapStage
 from audioprep.dsp.slicing import (
     Span,
     pad_span,
@@ -19,11 +22,8 @@ from audioprep.dsp.slicing import (
     to_samples,
 )
 from audioprep.errors import ItemError, UsageError
-from audioprep.manifest import Record
-from audioprep.media import codec_fields, exact_dtype, output_format, sound_info
-from audioprep.offsets import child_offset
-from audioprep.schema import param
-from audioprep.stage import ItemContext, MapStage
+from audioprep.manifests.offsets import child_offset
+from audioprep.manifests.records import Record
 
 HOP = 0.01  # energy frames for finding quiet split points
 

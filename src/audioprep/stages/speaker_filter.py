@@ -13,12 +13,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from audioprep.core.media import MEDIA_EXTENSIONS, require_ffmpeg
+from audioprep.core.params import param
+from audioprep.core.stage import CorpusStage, DecideContext, ItemContext, WorkerContext
 from audioprep.errors import AudioprepError, ItemError, UsageError
-from audioprep.manifest import Record, read_manifest, resolve_audio
-from audioprep.media import MEDIA_EXTENSIONS, require_ffmpeg
-from audioprep.offsets import child_offset
-from audioprep.schema import param
-from audioprep.stage import CorpusStage, DecideContext, ItemContext, WorkerContext
+from audioprep.manifests.offsets import child_offset
+from audioprep.manifests.records import Record, read_manifest, resolve_audio
 
 SR = 16000
 #: A fixed threshold (cosine similarity), measured here on clean LibriSpeech: same speaker
@@ -179,7 +179,7 @@ class SpeakerFilterStage(CorpusStage):
         return files
 
     def setup(self, ctx: WorkerContext) -> None:
-        from audioprep.engines.voice_encoder import load_encoder
+        from audioprep.engines.speaker.resemblyzer import load_encoder
 
         # one torch thread per worker unless AUDIOPREP_THREADS says otherwise: measured here,
         # one thread embeds faster than two even with a single worker (README, make bench)
@@ -195,7 +195,7 @@ class SpeakerFilterStage(CorpusStage):
         """Measure several items with one forward pass over all their partial windows
         (``--window-batch`` windows at a time; ``--batch-size`` items per call); equal to
         measuring them one by one."""
-        from audioprep.engines.voice_encoder import decode, embed_batch, voiced
+        from audioprep.engines.speaker.resemblyzer import decode, embed_batch, voiced
 
         prepared: list[tuple[Any, Any, Any] | None] = []
         for record, ctx in zip(records, ctxs, strict=True):
@@ -229,7 +229,7 @@ class SpeakerFilterStage(CorpusStage):
     def _reference_embeddings(self) -> Any:
         import numpy as np
 
-        from audioprep.engines.voice_encoder import decode, embed_batch, load_encoder, voiced
+        from audioprep.engines.speaker.resemblyzer import decode, embed_batch, load_encoder, voiced
 
         encoder = load_encoder(1, self.params.device)
         wavs = []
@@ -445,7 +445,7 @@ class SpeakerFilterStage(CorpusStage):
         """Cut the clip at its speaker changes: keep the target's turns, reject the others."""
         import soundfile as sf
 
-        from audioprep.media import codec_fields, exact_dtype, output_format, sound_info
+        from audioprep.core.media import codec_fields, exact_dtype, output_format, sound_info
 
         info = sound_info(src)
         sr, n = info.samplerate, info.frames
@@ -524,7 +524,7 @@ def _measurement(wav: Any, v: Any, where: Any, embedding: Any, partials: Any) ->
     import numpy as np
 
     from audioprep.dsp.speakers import centroid, quietest, turns
-    from audioprep.engines.voice_encoder import HOP_SAMPLES, RATE
+    from audioprep.engines.speaker.resemblyzer import HOP_SAMPLES, RATE
 
     def rounded(e: Any) -> list[float]:
         return [round(float(x), 7) for x in e]

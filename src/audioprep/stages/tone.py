@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from audioprep.core.params import param
+from audioprep.core.stage import CorpusStage, DecideContext, ItemContext, WorkerContext
 from audioprep.errors import AudioprepError, UsageError
-from audioprep.manifest import Record
-from audioprep.schema import param
-from audioprep.stage import CorpusStage, DecideContext, ItemContext, WorkerContext
+from audioprep.manifests.records import Record
 
 CLUSTERS_FILE = "tone_clusters.json"
 
@@ -66,7 +66,7 @@ class ToneStage(CorpusStage):
                 "tone needs librosa and scikit-learn: pip install 'audioprep[features]'"
             ) from None
         if p.model is not None:
-            from audioprep.engines.tone import ToneModel
+            from audioprep.engines.tone.model import ToneModel
 
             model = ToneModel.load(Path(p.model))
             unknown = sorted(set(p.keep) - set(model.labels))
@@ -79,18 +79,18 @@ class ToneStage(CorpusStage):
     def setup(self, ctx: WorkerContext) -> None:
         self._model = None
         if self.params.model is not None:
-            from audioprep.engines.tone import ToneModel
+            from audioprep.engines.tone.model import ToneModel
 
             self._model = ToneModel.load(Path(self.params.model))
 
     def measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
-        from audioprep.engines.tone import one_blas_thread
+        from audioprep.engines.tone.model import one_blas_thread
 
         with one_blas_thread():
             return self._measure(record, ctx)
 
     def _measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
-        from audioprep.engines.tone import TONE_RATE, file_tone_vector
+        from audioprep.engines.tone.model import TONE_RATE, file_tone_vector
 
         model = getattr(self, "_model", None)
         rate = model.sample_rate if model is not None else TONE_RATE
@@ -174,7 +174,7 @@ class ToneStage(CorpusStage):
     @classmethod
     def report_section(cls, out_dir: Path) -> str | None:
         """Clusters or classes: how many items each holds, and a few players of each."""
-        from audioprep.manifest import read_manifest
+        from audioprep.manifests.records import read_manifest
 
         out_dir = Path(out_dir)
         groups: dict[str, list[Record]] = {}
@@ -214,7 +214,7 @@ def _player(out_dir: Path, rec: Record) -> str:
     """An item's id and an embedded player (the report's own sampler; none if it fails)."""
     label = html.escape(str(rec["id"]))
     try:
-        from audioprep.report import _sample
+        from audioprep.reports.html import _sample
 
         _png, mp3 = _sample(out_dir, rec)
     except Exception:  # noqa: BLE001 - a report without a player is still a report

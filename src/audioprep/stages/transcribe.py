@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from audioprep.core.params import param
+from audioprep.core.stage import CorpusStage, DecideContext, ItemContext, WorkerContext
+from audioprep.engines.models import MODEL_DIR_HELP, model_dir
 from audioprep.errors import UsageError
-from audioprep.manifest import Record
-from audioprep.models import MODEL_DIR_HELP, model_dir
-from audioprep.schema import param
-from audioprep.stage import CorpusStage, DecideContext, ItemContext, WorkerContext
+from audioprep.manifests.records import Record
 
 ENGINES = ("whisper", "vosk")
 DEFAULT_MODELS = {"whisper": "large-v3", "vosk": "ko"}
@@ -110,10 +110,10 @@ class TranscribeStage(CorpusStage):
         p = self.params
         directory = model_dir(p.model_dir or None)
         if p.engine == "vosk":
-            from audioprep.engines.vosk_asr import resolve_model
+            from audioprep.engines.asr.vosk import resolve_model
 
             return resolve_model(self._model_name(), directory)
-        from audioprep.engines.whisper_asr import resolve_model
+        from audioprep.engines.asr.whisper import resolve_model
 
         return resolve_model(self._model_name(), directory, download=p.download)
 
@@ -129,12 +129,12 @@ class TranscribeStage(CorpusStage):
         if p.min_cps is not None and p.max_cps is not None and p.min_cps >= p.max_cps:
             raise UsageError("--min-cps must be below --max-cps")
         if p.engine == "whisper":
-            from audioprep.engines.whisper_asr import check_device
+            from audioprep.engines.asr.whisper import check_device
 
             check_device(p.device, p.compute_type)
         elif p.device == "cuda":
             raise UsageError("--device cuda: the Vosk engine runs on the CPU only")
-        from audioprep.media import require_ffmpeg
+        from audioprep.core.media import require_ffmpeg
 
         require_ffmpeg()
         self.model_path = self._model_path()
@@ -144,14 +144,14 @@ class TranscribeStage(CorpusStage):
         p = self.params
         path = getattr(self, "model_path", None) or self._model_path()
         if p.engine == "vosk":
-            from audioprep.engines.vosk_asr import VoskEngine, model_language
+            from audioprep.engines.asr.vosk import VoskEngine, model_language
 
             lang = None if p.language == "auto" else p.language
             self.engine = VoskEngine(
                 path, language=lang or model_language(self._model_name(), path)
             )
         else:
-            from audioprep.engines.whisper_asr import WhisperEngine
+            from audioprep.engines.asr.whisper import WhisperEngine
 
             self.engine = WhisperEngine(
                 path,
@@ -172,7 +172,7 @@ class TranscribeStage(CorpusStage):
     def measure_batch(self, records: list[Record], ctxs: list[ItemContext]) -> list[dict[str, Any]]:
         """Transcripts of several clips (their windows decoded together), JSON-able; word
         times as the engine gave them (the checks see them before they are clamped)."""
-        from audioprep.engines.asr import load_audio
+        from audioprep.engines.asr.base import load_audio
 
         audios = [load_audio(c.input_audio(r)) for r, c in zip(records, ctxs, strict=True)]
         if self.params.engine == "vosk":
@@ -187,7 +187,7 @@ class TranscribeStage(CorpusStage):
     def decide(self, measurements: dict[str, dict[str, Any]], ctx: DecideContext) -> dict[str, Any]:
         """With ``--cps-range iqr``: each language's own letters-per-second fences
         (Q1 - 1.5 IQR, Q3 + 1.5 IQR) from every clip with text, as Emilia filters."""
-        from audioprep.textchecks import iqr_bounds, letters
+        from audioprep.text.checks import iqr_bounds, letters
 
         if self.params.cps_range != "iqr":
             return {"cps_range": "language"}
@@ -211,8 +211,8 @@ class TranscribeStage(CorpusStage):
         decision: dict[str, Any],
         ctx: ItemContext,
     ) -> list[Record]:
-        from audioprep.engines.asr import clamp_words
-        from audioprep.textchecks import cps_range, run_checks
+        from audioprep.engines.asr.base import clamp_words
+        from audioprep.text.checks import cps_range, run_checks
 
         p, m = self.params, measurement
         duration = float(m["duration"])
@@ -262,10 +262,10 @@ class TranscribeStage(CorpusStage):
 
     def tool_versions(self) -> dict[str, str]:
         if self.params.engine == "vosk":
-            from audioprep.engines.vosk_asr import VoskEngine
+            from audioprep.engines.asr.vosk import VoskEngine
 
             return {"vosk": VoskEngine.version()}
-        from audioprep.engines.whisper_asr import WhisperEngine
+        from audioprep.engines.asr.whisper import WhisperEngine
 
         return WhisperEngine.versions()
 
@@ -278,7 +278,7 @@ class TranscribeStage(CorpusStage):
     @classmethod
     def report_section(cls, out_dir: Path) -> str | None:
         """Transcripts beside their sample players, and a words-per-second histogram."""
-        from audioprep.manifest import MANIFEST
+        from audioprep.manifests.records import MANIFEST
 
         path = Path(out_dir) / MANIFEST
         if not path.is_file():
@@ -313,7 +313,7 @@ def words_per_second(record: Record) -> float | None:
 def render_section(out_dir: Path, records: list[Record], *, samples: int = 8) -> str:
     """The report's transcribe section: a words-per-second histogram (SVG) and the first
     ``samples`` clips with a player, their language and their text."""
-    from audioprep import report
+    from audioprep.reports import html as report
 
     esc = html.escape
     rates = [w for w in (words_per_second(r) for r in records) if w is not None]
@@ -354,7 +354,7 @@ def _mp3_uri(out_dir: Path, record: Record, *, seconds: float = 15.0) -> str:
 
     from pydub import AudioSegment
 
-    from audioprep.manifest import resolve_audio
+    from audioprep.manifests.records import resolve_audio
 
     clip = AudioSegment.from_file(str(resolve_audio(out_dir, record["audio"])), duration=seconds)
     mp3 = io.BytesIO()

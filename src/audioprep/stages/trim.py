@@ -8,13 +8,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from audioprep.core.media import codec_fields, exact_dtype, ffmpeg_version, last_line, output_format
+from audioprep.core.params import param
+from audioprep.core.stage import ItemContext, MapStage
 from audioprep.dsp.trim import trim_bounds
 from audioprep.errors import ItemError, UsageError
-from audioprep.manifest import Record
-from audioprep.media import codec_fields, exact_dtype, ffmpeg_version, last_line, output_format
-from audioprep.offsets import child_offset
-from audioprep.schema import param
-from audioprep.stage import ItemContext, MapStage
+from audioprep.manifests.offsets import child_offset
+from audioprep.manifests.records import Record
 
 BLOCK_FRAMES = 1 << 18  # 262144 frames: about 16 s at 16 kHz, 6 s at 44.1 kHz
 

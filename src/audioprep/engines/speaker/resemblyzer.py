@@ -1,0 +1,161 @@
+"""Resemblyzer's voice encoder, batched across items, with the voiced-sample map kept.
+
+``voiced`` is Resemblyzer's own ``preprocess_wav`` (volume normalised, long silences cut by
+webrtcvad) that also returns, for every kept sample, where it was in the clip, so a speaker
+change found in the voiced audio can be placed in the clip. ``embed_batch`` computes the
+partial windows of many utterances in one forward pass (``batch_windows`` windows at a time);
+its utterance embeddings equal ``VoiceEncoder.embed_utterance`` within float tolerance.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+from audioprep.errors import AudioprepError
+
+SR = 16000
+#: Resemblyzer's partial windows: 160 mel frames of 10 ms, 1.3 windows a second (77 frames apart).
+WINDOW_FRAMES = 160
+HOP_SAMPLES = 160
+RATE = 1.3
+MIN_COVERAGE = 0.75
+
+
+def quiet_imports() -> None:
+    # webrtcvad (inside resemblyzer) imports pkg_resources, which warns on every import
+    warnings.filterwarnings("ignore", message=".*pkg_resources.*", category=UserWarning)
+
+
+def load_encoder(threads: int, device: str = "cpu") -> Any:
+    quiet_imports()
+    try:
+        import torch
+        from resemblyzer import VoiceEncoder
+    except ImportError as exc:
+        raise AudioprepError(
+            f"resemblyzer is not installed ({exc}); run `make setup`, or "
+            "`pip install torch==2.13.0 'setuptools<81' resemblyzer`."
+        ) from None
+    torch.set_num_threads(max(1, threads))
+    return VoiceEncoder(device, verbose=False)
+
+
+def decode(path: Path) -> Any:
+    """The file decoded to 16 kHz mono float32 in [-1, 1) (ffmpeg), shape ``(n,)``."""
+    import numpy as np
+
+    from audioprep.core.media import pcm16_chunks
+
+    pcm = np.concatenate(list(pcm16_chunks(path, chunk_samples=SR * 60)) or [np.zeros(0, "<i2")])
+    return pcm.astype(np.float32) / 32768
+
+
+def voiced(wav: Any) -> tuple[Any, Any]:
+    """``(voiced, where)``: Resemblyzer's ``preprocess_wav(wav, 16000)`` and, for each of its
+    samples, the index of that sample in ``wav`` (int64, same length).
+
+    >>> import numpy as np
+    >>> v, where = voiced(np.zeros(16000, dtype=np.float32))
+    >>> len(v) == len(where) <= 16000
+    True
+    """
+    import struct
+
+    import numpy as np
+
+    quiet_imports()
+    from resemblyzer.audio import normalize_volume
+    from resemblyzer.hparams import (
+        audio_norm_target_dBFS,
+        vad_max_silence_length,
+        vad_moving_average_width,
+        vad_window_length,
+    )
+    from scipy.ndimage import binary_dilation
+
+    if not len(wav):
+        return np.zeros(0, np.float32), np.zeros(0, np.int64)
+    with np.errstate(divide="ignore"):
+        wav = normalize_volume(wav, audio_norm_target_dBFS, increase_only=True)
+    # trim_long_silences, keeping the mask
+    import webrtcvad
+
+    win = (vad_window_length * SR) // 1000
+    wav = wav[: len(wav) - (len(wav) % win)]
+    pcm = struct.pack(f"{len(wav)}h", *(np.round(wav * 32767)).astype(np.int16))
+    vad = webrtcvad.Vad(mode=3)
+    flags = np.array(
+        [
+            vad.is_speech(pcm[s * 2 : (s + win) * 2], sample_rate=SR)
+            for s in range(0, len(wav), win)
+        ],
+        dtype=float,
+    )
+    width = vad_moving_average_width
+    padded = np.concatenate((np.zeros((width - 1) // 2), flags, np.zeros(width // 2)))
+    ret = np.cumsum(padded, dtype=float)
+    ret[width:] = ret[width:] - ret[:-width]
+    mask = np.round(ret[width - 1 :] / width).astype(bool)
+    mask = binary_dilation(mask, np.ones(vad_max_silence_length + 1))
+    mask = np.repeat(mask, win)
+    where = np.flatnonzero(mask)
+    return wav[where].astype(np.float32), where.astype(np.int64)
+
+
+def window_starts(n_samples: int) -> list[int]:
+    """Start sample of each partial window Resemblyzer takes of ``n_samples`` voiced samples
+    (each window is 1.6 s long)."""
+    import numpy as np
+
+    frame_step = int(np.round((SR / RATE) / HOP_SAMPLES))
+    n_frames = int(np.ceil((n_samples + 1) / HOP_SAMPLES))
+    steps = max(1, n_frames - WINDOW_FRAMES + frame_step + 1)
+    starts = list(range(0, steps, frame_step))
+    last = starts[-1] * HOP_SAMPLES
+    coverage = (n_samples - last) / (WINDOW_FRAMES * HOP_SAMPLES)
+    if coverage < MIN_COVERAGE and len(starts) > 1:
+        starts = starts[:-1]
+    return [s * HOP_SAMPLES for s in starts]
+
+
+def embed_batch(
+    encoder: Any, wavs: list[Any], *, batch_windows: int = 256
+) -> list[tuple[Any, Any]]:
+    """``[(embedding (256,), partials (k, 256))]`` for each voiced utterance in ``wavs``.
+
+    The partial windows of all utterances go through the network together, ``batch_windows``
+    at a time; each utterance's embedding is the normalised mean of its partials, as in
+    ``VoiceEncoder.embed_utterance``.
+    """
+    import numpy as np
+    import torch
+
+    quiet_imports()
+    from resemblyzer.audio import wav_to_mel_spectrogram
+
+    mels, counts = [], []
+    for wav in wavs:
+        starts = window_starts(len(wav))
+        stop = starts[-1] + WINDOW_FRAMES * HOP_SAMPLES
+        if stop >= len(wav):
+            wav = np.pad(wav, (0, stop - len(wav)), "constant")
+        mel = wav_to_mel_spectrogram(wav)
+        for s in starts:
+            f = s // HOP_SAMPLES
+            mels.append(mel[f : f + WINDOW_FRAMES])
+        counts.append(len(starts))
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(mels), max(1, batch_windows)):
+            x = torch.from_numpy(np.array(mels[i : i + batch_windows])).to(encoder.device)
+            out.append(encoder(x).cpu().numpy())
+    partials = np.concatenate(out) if out else np.zeros((0, 256), np.float32)
+    result, at = [], 0
+    for k in counts:
+        p = partials[at : at + k]
+        at += k
+        raw = p.mean(axis=0)
+        result.append((raw / np.linalg.norm(raw), p))
+    return result

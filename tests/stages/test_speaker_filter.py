@@ -1,0 +1,446 @@
+"""speaker-filter with the real Resemblyzer on the real LibriSpeech speakers in ../shared.
+
+The synthetic shows are built here with exact ground truth: a host and two guests (two episodes
+with three male voices), utterances with short pauses, music beds at -12, -15 and -18 dB under
+the speech and a jingle, then run through convert -> trim -> separate -> segment -> slice.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audioprep.testing import LIBRI, MUSANMIX, SONG, cli, read_jsonl, require_shared, union_spans
+
+pytestmark = pytest.mark.slow  # real audio through the CLI, or models
+
+SPEAKERS = ("1688", "1998", "2609", "2033", "2414", "3005")
+SR = 16000
+HOST = "1688"
+REFS = (0, 1, 2)  # the host's reference utterances, never in a show
+
+
+def utterances(speaker: str) -> list:
+    return sorted((LIBRI / speaker).glob("*.flac"))
+
+
+def _load(path, sr=SR):
+    raw = subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-ac",
+            "1",
+            "-ar",
+            str(sr),
+            "-f",
+            "f32le",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
+    return np.frombuffer(raw, "<f4").astype(np.float64)
+
+
+def _rms(x):
+    return float(np.sqrt(np.mean(x**2)) + 1e-12)
+
+
+#: episodes: guests, bed level (dB under the speech), whether a jingle plays mid-show
+EPISODES = (
+    (("2033", "2414"), -12.0, False),  # three male voices
+    (("1998", "3005"), -15.0, True),  # a woman and a man, and a jingle
+    (("2609", "3005"), -18.0, False),  # three male voices
+)
+
+
+def build_show(
+    path,
+    guests,
+    bed_db,
+    jingle,
+    *,
+    seed,
+    host=HOST,
+    host_utts=None,
+    guest_utts=4,
+    pause=(0.25, 0.7),
+    lead=1.5,
+    jingle_at=(3.0, 8.0),
+):
+    """Write a 16 kHz show to ``path``; return [(speaker, start, end)] of every utterance."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    hu = [u for i, u in enumerate(utterances(host)) if i not in REFS]
+    hu = [hu[i] for i in rng.permutation(len(hu))][: host_utts or len(hu)]
+    gu = {g: [utterances(g)[i] for i in rng.permutation(10)[:guest_utts]] for g in guests}
+    turns, gi = [], 0
+    while hu or any(gu.values()):
+        if hu:
+            turns.append((host, hu.pop()))
+        g = guests[gi % len(guests)]
+        gi += 1
+        if gu[g]:
+            turns.append((g, gu[g].pop()))
+        elif gu[guests[gi % len(guests)]]:
+            g = guests[gi % len(guests)]
+            turns.append((g, gu[g].pop()))
+    level = 0.05  # speech RMS, about -26 dBFS
+    pieces, truth, t = [np.zeros(int(lead * SR))], [], lead
+    for k, (spk, f) in enumerate(turns):
+        x = _load(f)
+        x = x / _rms(x) * level
+        truth.append((spk, round(t, 6), round(t + len(x) / SR, 6)))
+        pieces.append(x)
+        t += len(x) / SR
+        gap = np.zeros(int(rng.uniform(*pause) * SR))
+        pieces.append(gap)
+        t += len(gap) / SR
+        if jingle and k == len(turns) // 2:  # a 5 s station ident: a song with its singer
+            song = _load(SONG)[int(jingle_at[0] * SR) : int(jingle_at[1] * SR)]
+            song = song / _rms(song) * level
+            pieces += [song, np.zeros(int(0.5 * SR))]
+            t += (len(song) + int(0.5 * SR)) / SR
+    pieces.append(np.zeros(int(lead * SR)))
+    speech = np.concatenate(pieces)
+    music = _load(MUSANMIX)[: int(22.4 * SR)]  # the music part of musan-mix, looped
+    bed = np.resize(music, len(speech))
+    bed = bed / _rms(bed) * level * 10 ** (bed_db / 20)
+    mix = speech + bed
+    mix = mix / max(1.0, np.abs(mix).max() / 0.99)
+    sf.write(str(path), mix.astype(np.float32), SR, subtype="PCM_16")
+    return truth
+
+
+def speech_in(truth, spans):
+    """{speaker: seconds of their speech inside the union of ``spans``}."""
+    out = {}
+    for spk, a, b in truth:
+        cov = sum(max(0.0, min(b, e) - max(a, s)) for s, e in union_spans(spans))
+        out[spk] = out.get(spk, 0.0) + cov
+    return out
+
+
+def clip_spans(out_dir):
+    """{episode: [(start, end)]} of the kept clips, in the ingested file's time."""
+    spans = {}
+    for r in read_jsonl(Path(out_dir) / "manifest.jsonl"):
+        ep = Path(r["source"]["path"]).stem
+        spans.setdefault(ep, []).append((r["source_offset"], r["source_offset"] + r["duration"]))
+    return spans
+
+
+def show_scores(work, out_dir, host=HOST):
+    """Purity (host share of the speech in kept clips), host recall, and what slicing covered."""
+    truth = json.loads((work / "truth.json").read_text())
+    sliced, kept = clip_spans(work / "06-slice"), clip_spans(out_dir)
+    host_all = host_sliced = host_kept = kept_speech = kept_host = 0.0
+    for ep, t in truth.items():
+        host_all += sum(b - a for s, a, b in t if s == host)
+        host_sliced += speech_in(t, sliced.get(ep, [])).get(host, 0.0)
+        host_kept += speech_in(t, kept.get(ep, [])).get(host, 0.0)
+        for s, e in kept.get(ep, []):  # clip by clip: speech kept twice counts twice
+            seconds = speech_in(t, [(s, e)])
+            kept_speech += sum(seconds.values())
+            kept_host += seconds.get(host, 0.0)
+    return {
+        "purity": kept_host / max(kept_speech, 1e-9),
+        "recall": host_kept / host_all,
+        "sliced": host_sliced / host_all,
+        "of_sliced": host_kept / max(host_sliced, 1e-9),
+    }
+
+
+@pytest.fixture(scope="module")
+def shows(tmp_path_factory):
+    """Three short shows through convert -> trim -> separate -> segment -> slice (minutes)."""
+    require_shared()
+    work = tmp_path_factory.mktemp("shows")
+    (work / "shows").mkdir()
+    truth = {}
+    for i, (guests, bed, jingle) in enumerate(EPISODES):
+        truth[f"ep{i}"] = build_show(
+            work / "shows" / f"ep{i}.wav", guests, bed, jingle, seed=i, host_utts=4, guest_utts=2
+        )
+    (work / "truth.json").write_text(json.dumps(truth))
+    steps = [
+        ("01-ingest", ["ingest", work / "shows"]),
+        ("02-convert", ["convert", "--sample-rate", "16000", "--channels", "1"]),
+        ("03-trim", ["trim", "--head", "1.0", "--tail", "1.0"]),
+        ("04-separate", ["separate"]),
+        ("05-segment", ["segment", "--engine", "ina", "--no-detect-gender"]),
+        (
+            "06-slice",
+            [
+                "slice",
+                "--labels",
+                "speech",
+                "--min-duration",
+                "1.5",
+                "--max-duration",
+                "15",
+                "--merge-gap",
+                "0.3",
+                "--pad",
+                "0.1",
+            ],
+        ),
+    ]
+    prev = None
+    for name, (stage, *args) in steps:
+        where = [work / name] if prev is None else [prev, work / name]
+        if prev is None:
+            cli(stage, *args, *where, "-q")
+        else:
+            cli(stage, *where, *args, "-q", "-j", "1")
+        prev = work / name
+    return work
+
+
+def host_refs():
+    return [a for i, u in enumerate(utterances(HOST)) if i in REFS for a in ("--reference", u)]
+
+
+def test_shows_at_defaults_keep_the_host_and_only_the_host(shows) -> None:
+    out = shows / "07-speaker-filter"
+    cli("speaker-filter", shows / "06-slice", out, *host_refs(), "-q", "-j", "1")
+    got = show_scores(shows, out)
+    print("defaults", got)
+    assert got["purity"] >= 0.98, got
+    assert got["of_sliced"] >= 0.90, got
+    decision = json.loads((out / "decision.json").read_text())
+    assert decision["calibration"]["method"] == "s-norm"
+    assert decision["adapt"]["enabled"] and decision["adapt"]["enrolment"]
+    assert set(decision["scores_initial"]) == set(decision["scores"])
+    # every clip, kept or rejected, can be found in the episode
+    kept = read_jsonl(out / "manifest.jsonl")
+    assert all("source_offset" in r for r in kept)
+    for r in read_jsonl(out / "rejected.jsonl"):
+        assert "source_offset" in r["record"], r
+
+
+def test_shows_without_adaptation_lose_the_host(shows) -> None:
+    out = shows / "07-no-adapt"
+    cli(
+        "speaker-filter",
+        shows / "06-slice",
+        out,
+        *host_refs(),
+        "--no-adapt",
+        "--threshold",
+        "0.75",
+        "-q",
+        "-j",
+        "1",
+    )
+    got = show_scores(shows, out)
+    print("no-adapt, fixed 0.75", got)
+    decision = json.loads((out / "decision.json").read_text())
+    assert decision["adapt"]["enrolment"] == [] and decision["calibration"]["method"] == "fixed"
+    assert got["purity"] >= 0.98
+
+
+def test_shows_dominant_voice(shows) -> None:
+    out = shows / "07-dominant"
+    cli("speaker-filter", shows / "06-slice", out, "--enrol", "dominant", "-q", "-j", "1")
+    got = show_scores(shows, out)
+    print("dominant", got)
+    assert got["purity"] >= 0.95 and got["recall"] >= 0.85, got
+    decision = json.loads((out / "decision.json").read_text())
+    clusters = decision["clusters"]
+    assert len(clusters) >= 5  # host and five guests, not one cluster of men
+    assert all(
+        {"cluster", "size", "seconds", "mean_similarity", "samples"} <= set(c) for c in clusters
+    )
+    assert clusters[0]["seconds"] == max(c["seconds"] for c in clusters)
+    # another cluster by number: a guest, and none of the host
+    out2 = shows / "07-cluster1"
+    cli("speaker-filter", shows / "06-slice", out2, "--enrol", "cluster:1", "-q", "-j", "1")
+    assert show_scores(shows, out2)["recall"] < 0.1
+
+
+def test_source_offset_after_trim_separate_segment_slice(shows) -> None:
+    trim = {r["id"]: r for r in read_jsonl(shows / "03-trim" / "manifest.jsonl")}
+    clips = read_jsonl(shows / "06-slice" / "manifest.jsonl")
+    assert clips
+    for clip in clips:
+        parent = trim[clip["parent"]]
+        expected = round(parent["trim"]["head"] * SR) + clip["slice"]["start_sample"]
+        assert round(clip["source_offset"] * SR) == expected, clip
+    # and the samples themselves: trim -> slice (no model in between) cut the ingested audio
+    ingested = read_jsonl(shows / "01-ingest" / "manifest.jsonl")[0]
+    one = shows / "one"
+    cli("trim", shows / "02-convert", one / "t", "--head", "1.37", "-q")
+    cli("slice", one / "t", one / "s", "--chunk", "3.3", "-q")
+    import soundfile as sf
+
+    src, _ = sf.read(str(shows / "02-convert" / "audio" / f"{ingested['id']}.wav"), dtype="int16")
+    for clip in read_jsonl(one / "s" / "manifest.jsonl"):
+        if clip["parent"] != ingested["id"]:
+            continue
+        got, _ = sf.read(str(one / "s" / clip["audio"]), dtype="int16")
+        a = round(clip["source_offset"] * SR)
+        assert np.array_equal(got, src[a : a + len(got)]), clip["id"]
+
+
+def test_reference_mode_each_speaker_in_turn(tmp_path) -> None:
+    """One measurement pass over 42 clean utterances, then each speaker as the target."""
+    require_shared()
+    from audioprep.core.stage import DecideContext, ItemContext, WorkerContext
+    from audioprep.stages.speaker_filter import SpeakerFilterStage
+    from audioprep.testing import make_manifest_dir
+
+    corpus = make_manifest_dir(tmp_path / "raw", [u for s in SPEAKERS for u in utterances(s)[3:]])
+    records = read_jsonl(corpus / "manifest.jsonl")
+    stage = SpeakerFilterStage(SpeakerFilterStage.Params(references=("x",)))
+    stage.setup(WorkerContext())
+    ctxs = [ItemContext(stage_name=stage.name, in_dir=corpus, out_dir=tmp_path) for _ in records]
+    batched = stage.measure_batch(records, ctxs)
+    measurements = {r["id"]: m for r, m in zip(records, batched, strict=True)}
+    # batching across items gives the embeddings of one-by-one measuring
+    for r, ctx in list(zip(records, ctxs, strict=True))[::7]:
+        alone = stage.measure(r, ctx)
+        assert np.allclose(alone["embedding"], measurements[r["id"]]["embedding"], atol=1e-5)
+    figures = {}
+    for target in SPEAKERS:
+        refs = tuple(str(u) for u in utterances(target)[:3])
+        st = SpeakerFilterStage(SpeakerFilterStage.Params(references=refs))
+        decision = st.decide(measurements, DecideContext(out_dir=tmp_path))
+        kept = {i for i, k in decision["keep"].items() if k}
+        truth = {r["id"] for r in records if r["id"].startswith(target)}
+        figures[target] = (len(kept & truth) / max(1, len(kept)), len(kept & truth) / len(truth))
+    print(figures)
+    assert all(p >= 0.95 and r >= 0.95 for p, r in figures.values()), figures
+
+
+def two_voices(tmp_path, first, second, *, pause=0.4):
+    """One clip: an utterance of ``first``, a pause, one of ``second``; and the change (s)."""
+    import soundfile as sf
+
+    a, b = _load(first), _load(second)
+    a, b = a / _rms(a) * 0.05, b / _rms(b) * 0.05
+    x = np.concatenate([a, np.zeros(int(pause * SR)), b])
+    path = tmp_path / "two-voices.wav"
+    sf.write(str(path), x.astype(np.float32), SR, subtype="PCM_16")
+    return path, len(a) / SR + pause / 2
+
+
+@pytest.mark.parametrize("mixed", ["split", "reject"])
+def test_a_clip_with_two_voices_is_split_or_rejected(tmp_path, mixed) -> None:
+    require_shared()
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    clip, change = two_voices(corpus, utterances("2033")[3], utterances("2414")[4])
+    for s in SPEAKERS:  # other clips: the corpus the decision is calibrated on
+        for f in utterances(s)[6:9]:
+            shutil.copy(f, corpus / f.name)
+    cli("ingest", corpus, tmp_path / "raw", "-q")
+    refs = [a for u in utterances("2033")[:3] for a in ("--reference", u)]
+    out = tmp_path / "out"
+    cli("speaker-filter", tmp_path / "raw", out, *refs, "--mixed", mixed, "-q", "-j", "1")
+    kept = [r for r in read_jsonl(out / "manifest.jsonl") if r["id"].startswith("two-voices")]
+    rejected = [r for r in read_jsonl(out / "rejected.jsonl") if r["id"].startswith("two-voices")]
+    assert rejected and "contains another voice from" in rejected[0]["reason"]
+    if mixed == "reject":
+        assert not kept
+        start = float(rejected[0]["reason"].split("from ")[1].split(" to ")[0])
+        assert abs(start - change) <= 0.5, (rejected[0]["reason"], change)
+        return
+    assert len(kept) == 1, kept
+    part = kept[0]
+    assert part["speaker_split"]["start"] == 0.0
+    assert abs(part["speaker_split"]["end"] - change) <= 0.5, (part["speaker_split"], change)
+    assert part["source_offset"] == 0.0 and part["parent"].startswith("two-voices")
+    other = rejected[0]["record"]
+    assert abs(other["source_offset"] - change) <= 0.5
+
+
+def test_dominant_voice_without_references(tmp_path) -> None:
+    require_shared()
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    host = utterances("2033")
+    guests = [utterances(s)[i] for i, s in enumerate(("1688", "1998", "2609", "2414", "3005"))]
+    for f in host + guests:
+        shutil.copy(f, corpus / f.name)
+    cli("ingest", corpus, tmp_path / "raw", "-q")
+    cli("speaker-filter", tmp_path / "raw", tmp_path / "out", "--enrol", "dominant", "-q")
+    kept = [r["id"] for r in read_jsonl(tmp_path / "out" / "manifest.jsonl")]
+    assert sum(k.startswith("2033-") for k in kept) >= 9
+    assert sum(not k.startswith("2033-") for k in kept) <= 1
+    decision = json.loads((tmp_path / "out" / "decision.json").read_text())
+    assert decision["enrol"] == "dominant" and decision["dominant_cluster_size"] >= 9
+
+
+def test_bad_options(tmp_path) -> None:
+    require_shared()
+    cli("ingest", utterances("1688")[0], tmp_path / "raw", "-q")
+    assert cli("speaker-filter", tmp_path / "raw", tmp_path / "o", check=False).returncode == 2
+    proc = cli(
+        "speaker-filter",
+        tmp_path / "raw",
+        tmp_path / "o",
+        "--enrol",
+        "dominant",
+        "--threshold",
+        "high",
+        check=False,
+    )
+    assert proc.returncode == 2 and "not a number or auto" in proc.stderr
+    proc = cli(
+        "speaker-filter", tmp_path / "raw", tmp_path / "o", "--enrol", "cluster:x", check=False
+    )
+    assert proc.returncode == 2 and "cluster:N" in proc.stderr
+    proc = cli(
+        "speaker-filter", tmp_path / "raw", tmp_path / "o", "--enrol", "cluster:7", check=False
+    )
+    assert proc.returncode == 2 and "only 1 clusters" in proc.stderr
+
+
+def test_enrol_from_clips_of_a_manifest(tmp_path) -> None:
+    require_shared()
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for s in ("1998", "3005"):
+        for f in utterances(s)[:5]:
+            shutil.copy(f, corpus / f.name)
+    cli("ingest", corpus, tmp_path / "raw", "-q")
+    ids = [
+        r["id"]
+        for r in read_jsonl(tmp_path / "raw" / "manifest.jsonl")
+        if r["id"].startswith("3005-")
+    ][:2]
+    cli(
+        "speaker-filter",
+        tmp_path / "raw",
+        tmp_path / "out",
+        "--reference-manifest",
+        tmp_path / "raw",
+        "--reference-ids",
+        ",".join(ids),
+        "-q",
+    )
+    kept = [r["id"] for r in read_jsonl(tmp_path / "out" / "manifest.jsonl")]
+    assert sorted(k[:4] for k in kept) == ["3005"] * 5
+    proc = cli(
+        "speaker-filter",
+        tmp_path / "raw",
+        tmp_path / "o2",
+        "--reference-manifest",
+        tmp_path / "raw",
+        "--reference-ids",
+        "nope",
+        check=False,
+    )
+    assert proc.returncode == 2 and "nope" in proc.stderr
