@@ -69,12 +69,13 @@ ifeq ($(GPU),1)
 setup: setup-gpu
 endif
 
-test: setup chromium
+test: setup chromium espeak
 	$(BIN)/python -m pytest
 
-# The fast tier: everything not marked slow (no models, no whole chains), under a minute.
+# The fast tier: everything not marked slow (no models, no whole chains), under a minute:
+# the CLI runs in-process, and two pytest workers share the two cores.
 test-fast: $(STAMP) ffmpeg
-	$(BIN)/python -m pytest -m 'not slow' -q
+	$(BIN)/python -m pytest -m 'not slow' -q -n 2
 
 # Regenerate docs/cli.md from the stage registry (a test fails while it is out of date).
 docs: $(STAMP)
@@ -93,6 +94,7 @@ bench-ray: setup
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts
 	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/mypy src/audioprep/core src/audioprep/manifests src/audioprep/run
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests scripts

@@ -584,7 +584,7 @@ def test_config_hazards_are_refused_in_one_line(tmp_path: Path, case, command) -
     (tmp_path / "x").mkdir()
     before = snapshot(tmp_path)
     extra = ["--workdir", tmp_path / "w"] if command == "run" else []
-    proc = cli(command, config, *extra, check=False, timeout=60)
+    proc = cli(command, config, *extra, check=False)
     assert proc.returncode == 2, proc.stderr
     assert message in one_line(proc.stderr)
     assert snapshot(tmp_path) == before

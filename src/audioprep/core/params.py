@@ -127,7 +127,7 @@ class Field:
     @property
     def type_name(self) -> str:
         """A short human name of the type: ``int``, ``float?``, ``str...``."""
-        name = {pathlib.Path: "path"}.get(self.base, self.base.__name__)
+        name = "path" if self.base is pathlib.Path else self.base.__name__
         return name + ("..." if self.many else "") + ("?" if self.optional else "")
 
 
@@ -144,8 +144,8 @@ def _unwrap(annotation: Any) -> tuple[type, bool, bool]:
         origin = typing.get_origin(annotation)
     many = False
     if origin in (tuple, list):
-        args = typing.get_args(annotation)
-        many, annotation = True, args[0] if args else str
+        inner = typing.get_args(annotation)
+        many, annotation = True, inner[0] if inner else str
     if annotation not in (str, int, float, bool, pathlib.Path):
         raise TypeError(f"unsupported parameter type {annotation!r}")
     return annotation, optional, many
@@ -163,9 +163,9 @@ def fields(params_cls: type) -> tuple[Field, ...]:
     for f in dataclasses.fields(params_cls):
         meta = dict(f.metadata.get(_META) or {})
         base, optional, many = _unwrap(hints[f.name])
-        default = f.default
+        default: Any = f.default
         if default is _MISSING and f.default_factory is not _MISSING:
-            default = f.default_factory()
+            default = f.default_factory()  # type: ignore[operator]
         flags = tuple(meta.get("flags") or ())
         off = None
         if flags and "/" in flags[0]:
@@ -371,7 +371,8 @@ def to_argv(params: Any, *, only_changed: bool = True) -> list[str]:
     """
     positional: list[str] = []
     options: list[str] = []
-    for f in fields(type(params)):
+    params_cls: Any = type(params)
+    for f in fields(params_cls):
         value = getattr(params, f.name)
         if f.positional:
             positional += [text(f, v) for v in (value or ())] if f.many else [text(f, value)]

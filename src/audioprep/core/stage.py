@@ -244,7 +244,7 @@ def call_decide(
     decide = stage.decide  # type: ignore[attr-defined]
     if len(inspect.signature(decide).parameters) >= 2:
         return decide(measurements, ctx)
-    stage.out_dir = ctx.out_dir  # type: ignore[attr-defined] - what older stages read
+    stage.out_dir = ctx.out_dir  # type: ignore[attr-defined]  # what older stages read
     return decide(measurements)
 
 

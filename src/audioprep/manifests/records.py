@@ -216,7 +216,8 @@ def iter_checked(
                 validate_record(record)
                 resolve_audio(directory, record["audio"])
             except ItemError as exc:
-                record, problem = None, f"line {lineno} ({_short_id(record)}): {exc}"
+                problem = f"line {lineno} ({_short_id(record)}): {exc}"
+                record = None
         yield lineno, record, problem
 
 

@@ -7,15 +7,11 @@ with everything inlined (no network, no external files).
 
 from __future__ import annotations
 
-import base64
 import collections
 import html
-import io
 import json
 import re
 import statistics
-import urllib.parse
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -28,31 +24,15 @@ from audioprep.manifests.layout import (
     REPORT_JSON,
     STAGE_FILE,
 )
-from audioprep.manifests.records import iter_checked, iter_raw, resolve_audio
-
-HIST_BINS = 20
-SAMPLE_SECONDS = 10.0
-
-
-def source_key(record: dict[str, Any]) -> str:
-    """Which source an item counts under: its author, playlist, host or folder.
-
-    >>> source_key({"source": {"url": "https://feeds.example.org/x.xml"}})
-    'feeds.example.org'
-    >>> source_key({"source": {"path": "/data/talks/a.mp3"}})
-    'talks'
-    """
-    source = record.get("source")
-    if not isinstance(source, dict):  # a hand-made record may hold anything there
-        return str(source)[:80] if isinstance(source, str) and source else "unknown"
-    for key in ("author", "playlist"):
-        if source.get(key):
-            return str(source[key])
-    if source.get("url") and "://" in str(source["url"]):
-        return urllib.parse.urlparse(str(source["url"])).netloc or str(source["url"])
-    if source.get("path"):
-        return Path(str(source["path"])).parent.name or "/"
-    return "unknown"
+from audioprep.manifests.records import iter_checked, iter_raw
+from audioprep.reports.widgets import (
+    bars_svg,
+    clip_media,
+    hist_svg,
+    histogram,
+    source_key,
+    table_html,
+)
 
 
 def _reason_key(reason: str) -> str:
@@ -79,27 +59,6 @@ def _reasons(path: Path) -> dict[str, Any]:
         "reasons": [{"reason": r, "count": n} for r, n in counts.most_common(20)],
         "scores": scores,
     }
-
-
-def histogram(
-    values: Iterable[float], *, bins: int = HIST_BINS, span: tuple[float, float] | None = None
-) -> dict[str, Any]:
-    """Equal-width bins over the values' range (or ``span``).
-
-    >>> histogram([0, 1, 2, 3], bins=2)
-    {'edges': [0.0, 1.5, 3.0], 'counts': [2, 2]}
-    """
-    values = list(values)
-    if not values and span is None:
-        return {"edges": [], "counts": []}
-    lo, hi = span if span is not None else (min(values), max(values))
-    if hi == lo:
-        hi = lo + 1.0
-    width = (hi - lo) / bins
-    counts = [0] * bins
-    for v in values:
-        counts[min(bins - 1, int((v - lo) / width))] += 1
-    return {"edges": [round(lo + i * width, 6) for i in range(bins + 1)], "counts": counts}
 
 
 def summarize(in_dir: str | Path) -> dict[str, Any]:
@@ -242,105 +201,6 @@ def info_table(summary: dict[str, Any]) -> str:
 
 
 # -- HTML ----------------------------------------------------------------------------------
-def _svg_bars(labels: list[str], values: list[float], *, unit: str, width: int = 560) -> str:
-    if not values:
-        return "<p class=empty>none</p>"
-    top = max(values) or 1.0
-    row = 22
-    height = row * len(values) + 4
-    parts = [f'<svg class=bars width="{width}" height="{height}" role="img">']
-    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
-        w = max(1.0, (width - 260) * value / top)
-        y = i * row + 2
-        parts.append(
-            f'<text x="0" y="{y + 15}">{html.escape(label[:32])}</text>'
-            f'<rect x="200" y="{y + 3}" width="{w:.1f}" height="{row - 8}"></rect>'
-            f'<text x="{205 + w:.1f}" y="{y + 15}">{value:.3g} {unit}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _svg_hist(
-    hist: dict[str, Any],
-    *,
-    unit: str,
-    width: int = 560,
-    mark: float | None = None,
-    under: dict[str, Any] | None = None,
-) -> str:
-    """An SVG histogram; ``under`` (same edges) is stacked below in grey."""
-    counts, edges = hist["counts"], hist["edges"]
-    if not counts:
-        return "<p class=empty>none</p>"
-    below = under["counts"] if under else [0] * len(counts)
-    height, pad = 150, 24
-    top = max(a + b for a, b in zip(counts, below, strict=True)) or 1
-    bw = (width - 2 * pad) / len(counts)
-    parts = [f'<svg class=hist width="{width}" height="{height + 30}" role="img">']
-    for i, (c, b) in enumerate(zip(counts, below, strict=True)):
-        hb = (height - 10) * b / top
-        h = (height - 10) * c / top
-        span = f"{edges[i]:.3g}–{edges[i + 1]:.3g} {unit}"
-        if b:
-            parts.append(
-                f'<rect class=under x="{pad + i * bw:.1f}" y="{height - hb:.1f}" '
-                f'width="{bw - 1:.1f}" height="{hb:.1f}"><title>{span}: {b} rejected</title></rect>'
-            )
-        if c:
-            parts.append(
-                f'<rect x="{pad + i * bw:.1f}" y="{height - hb - h:.1f}" width="{bw - 1:.1f}" '
-                f'height="{h:.1f}"><title>{span}: {c}</title></rect>'
-            )
-    parts.append(
-        f'<text x="{pad}" y="{height + 18}">{edges[0]:.3g} {unit}</text>'
-        f'<text x="{width - pad}" y="{height + 18}" text-anchor="end">{edges[-1]:.3g} {unit}</text>'
-    )
-    if mark is not None and edges[-1] > edges[0]:
-        x = pad + (width - 2 * pad) * (mark - edges[0]) / (edges[-1] - edges[0])
-        if pad <= x <= width - pad:
-            parts.append(f'<line class=mark x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{height}"></line>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _sample(in_dir: Path, record: dict[str, Any]) -> tuple[str, str]:
-    """A spectrogram PNG and an mp3 of the first seconds of a clip, as data URIs."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise AudioprepError(
-            "the report's spectrograms need matplotlib: run `pip install 'audioprep[report]'` "
-            "(or `make setup`), or pass --samples 0."
-        ) from None
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from pydub import AudioSegment
-
-    path = resolve_audio(in_dir, record["audio"])
-    seconds = min(SAMPLE_SECONDS, float(record.get("duration") or SAMPLE_SECONDS))
-    clip = AudioSegment.from_file(str(path), duration=seconds).set_channels(1)
-    samples = np.array(clip.get_array_of_samples(), dtype=np.float32)
-    samples /= float(1 << (8 * clip.sample_width - 1))
-    fig, ax = plt.subplots(figsize=(3.2, 1.4), dpi=100)
-    if samples.size >= 256:
-        with np.errstate(divide="ignore"):  # a silent clip: log10(0) is -inf, drawn black
-            ax.specgram(samples, NFFT=512, Fs=clip.frame_rate, noverlap=384, cmap="magma")
-    ax.set_axis_off()
-    fig.subplots_adjust(0, 0, 1, 1)
-    png = io.BytesIO()
-    fig.savefig(png, format="png")
-    plt.close(fig)
-    mp3 = io.BytesIO()
-    clip.export(mp3, format="mp3", bitrate="64k")
-    return (
-        "data:image/png;base64," + base64.b64encode(png.getvalue()).decode(),
-        "data:audio/mpeg;base64," + base64.b64encode(mp3.getvalue()).decode(),
-    )
-
-
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 h1{font-size:1.5em;margin-bottom:.2em}
@@ -370,13 +230,6 @@ _SCRIPT = """
   document.body.setAttribute('data-rendered', bad.length ? 'broken' : 'ok');
 })();
 """
-
-
-def _table(rows: list[tuple[str, str]], head: tuple[str, str]) -> str:
-    if not rows:
-        return "<p class=empty>none</p>"
-    body = "".join(f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td></tr>" for a, b in rows)
-    return f"<table><tr><th>{head[0]}</th><th>{head[1]}</th></tr>{body}</table>"
 
 
 def render_html(
@@ -412,28 +265,30 @@ def render_html(
             f"<p>min {d['min']:.2f} s · median {d['median']:.2f} s · mean {d['mean']:.2f} s · "
             f"max {d['max']:.2f} s</p>"
         )
-    parts.append(_svg_hist(d["histogram"], unit="s"))
+    parts.append(hist_svg(d["histogram"], unit="s"))
     labels = s["hours_per_label"]
-    parts += ["<h2>Hours per label</h2>", _svg_bars(list(labels), list(labels.values()), unit="h")]
+    parts += ["<h2>Hours per label</h2>", bars_svg(list(labels), list(labels.values()), unit="h")]
     srcs = s["hours_per_source"]
-    parts += ["<h2>Hours per source</h2>", _svg_bars(list(srcs), list(srcs.values()), unit="h")]
+    parts += ["<h2>Hours per source</h2>", bars_svg(list(srcs), list(srcs.values()), unit="h")]
     parts += [
         "<h2>Sample rates and channels</h2>",
-        _table([(f"{k} Hz", str(v)) for k, v in s["sample_rates"].items()], ("rate", "items")),
+        table_html([(f"{k} Hz", str(v)) for k, v in s["sample_rates"].items()], ("rate", "items")),
         "<br>",
-        _table([(k, str(v)) for k, v in s["channels"].items()], ("channels", "items")),
+        table_html([(k, str(v)) for k, v in s["channels"].items()], ("channels", "items")),
     ]
     for title, key in (("Rejected", "rejected"), ("Failed", "failed")):
         block = s[key]
         parts += [
             f"<h2>{title}: {block['count']}</h2>",
-            _table([(r["reason"], str(r["count"])) for r in block["reasons"]], ("reason", "items")),
+            table_html(
+                [(r["reason"], str(r["count"])) for r in block["reasons"]], ("reason", "items")
+            ),
         ]
     invalid = s.get("invalid_records") or {}
     if invalid.get("count"):
         parts += [
             f"<h2>Invalid records left out: {invalid['count']}</h2>",
-            _table([(why[:300], "") for why in invalid["first"]], ("first ones", "")),
+            table_html([(why[:300], "") for why in invalid["first"]], ("first ones", "")),
         ]
     sim = s["speaker_similarity"]
     if sim:
@@ -441,7 +296,7 @@ def render_html(
             "<h2>Speaker similarity</h2>",
             f"<p>kept: {sum(sim['kept']['counts'])}, rejected: "
             f"{sum(sim['rejected']['counts'])}, threshold (red line): {sim['threshold']}</p>",
-            _svg_hist(sim["kept"], unit="", mark=sim["threshold"], under=sim["rejected"]),
+            hist_svg(sim["kept"], unit="", mark=sim["threshold"], under=sim["rejected"]),
         ]
     parts.append(sections)
     parts.append(f"<h2>Samples ({len(samples)})</h2><div class=samples>")
@@ -482,7 +337,7 @@ def write_report(
         for _lineno, record, _problem in iter_checked(in_dir):
             if record is not None and record["id"] in wanted:
                 try:
-                    png, mp3 = _sample(in_dir, record)
+                    png, mp3 = clip_media(in_dir, record)
                 except AudioprepError:
                     raise
                 except Exception:  # noqa: BLE001 - an unreadable clip gets no player, no crash
@@ -514,9 +369,6 @@ def write_report(
 # -- stage sections ------------------------------------------------------------------------
 # A stage adds its own part to the report of its output directory with a classmethod
 # ``report_section(out_dir) -> str | None`` (HTML). The helpers below are for those sections.
-hist_svg = _svg_hist
-table_html = _table
-clip_media = _sample
 
 
 def stage_class(name: str | None) -> type | None:

@@ -476,11 +476,7 @@ class Runner:
             "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "jobs": self.jobs,
             "executor": type(self.executor).__name__,
-            **(
-                {"executor_info": self.executor.info()}  # type: ignore[attr-defined]
-                if hasattr(self.executor, "info")
-                else {}
-            ),
+            **({"executor_info": self.executor.info()} if hasattr(self.executor, "info") else {}),
             "tools": {
                 "audioprep": __version__,
                 "python": platform.python_version(),

@@ -233,7 +233,7 @@ class LoudnessStage(MapStage):
         import json
 
         from audioprep.manifests.records import read_manifest
-        from audioprep.reports.html import hist_svg, histogram
+        from audioprep.reports.widgets import hist_svg, histogram
 
         infos = [
             r["loudness"] for r in read_manifest(out_dir) if isinstance(r.get("loudness"), dict)

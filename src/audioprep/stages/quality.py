@@ -243,7 +243,7 @@ class QualityStage(MapStage):
         import json
 
         from audioprep.manifests.records import MANIFEST, REJECTED, STAGE_FILE, resolve_audio
-        from audioprep.reports.html import clip_media, hist_svg, histogram, source_key
+        from audioprep.reports.widgets import clip_media, hist_svg, histogram, source_key
 
         esc = html.escape
         stage = (

@@ -214,9 +214,9 @@ def _player(out_dir: Path, rec: Record) -> str:
     """An item's id and an embedded player (the report's own sampler; none if it fails)."""
     label = html.escape(str(rec["id"]))
     try:
-        from audioprep.reports.html import _sample
+        from audioprep.reports.widgets import clip_media
 
-        _png, mp3 = _sample(out_dir, rec)
+        _png, mp3 = clip_media(out_dir, rec)
     except Exception:  # noqa: BLE001 - a report without a player is still a report
         return f"<div>{label}</div>"
     return f'<div>{label}<br><audio controls preload=none src="{mp3}"></audio></div>'

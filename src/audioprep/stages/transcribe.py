@@ -313,7 +313,7 @@ def words_per_second(record: Record) -> float | None:
 def render_section(out_dir: Path, records: list[Record], *, samples: int = 8) -> str:
     """The report's transcribe section: a words-per-second histogram (SVG) and the first
     ``samples`` clips with a player, their language and their text."""
-    from audioprep.reports import html as report
+    from audioprep.reports import widgets
 
     esc = html.escape
     rates = [w for w in (words_per_second(r) for r in records) if w is not None]
@@ -326,7 +326,7 @@ def render_section(out_dir: Path, records: list[Record], *, samples: int = 8) ->
         "<h2>Transcripts</h2>",
         f"<p>{len(records)} clips with text, {sum(bool(r.get('text_issues')) for r in records)} "
         "flagged by a text check. Words per second:</p>",
-        report._svg_hist({"counts": counts, "edges": edges}, unit="w/s"),
+        widgets.hist_svg({"counts": counts, "edges": edges}, unit="w/s"),
         "<table><tr><th>clip</th><th>language</th><th>text</th></tr>",
     ]
     step = max(1, len(records) // samples)

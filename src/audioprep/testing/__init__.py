@@ -61,11 +61,25 @@ def ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
 
 
-def cli(*args: Any, check: bool | None = True, **kw: Any) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m audioprep ARGS`` and return the completed process.
+def cli(
+    *args: Any, check: bool | None = True, process: bool = False, **kw: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run ``audioprep ARGS`` and return what a completed process would show.
 
+    In this process by default (typer's runner: no interpreter start-up, no imports again);
+    in a real ``python -m audioprep`` process with ``process=True`` or any keyword that only a
+    process takes (``env``, ``cwd``, ``timeout``, ``input`` ...): where a process is the
+    point (kill, signals, start-up cost, environment). An exception that escapes the command
+    in-process gives exit code 1 with its traceback on stderr, as a process would. A stage
+    command run in-process gets ``-j 1`` unless the call gives ``-j``/``--jobs`` (spawning a
+    worker pool is what makes a usage test slow; a test of the pool says so).
     With ``check`` a non-zero exit raises AssertionError showing stderr.
+
+    >>> cli("--help").stdout.count("Usage")
+    1
     """
+    if not process and not kw:
+        return _cli_in_process(args, check)
     proc = subprocess.run(
         [sys.executable, "-m", "audioprep", *map(str, args)],
         capture_output=True,
@@ -74,6 +88,31 @@ def cli(*args: Any, check: bool | None = True, **kw: Any) -> subprocess.Complete
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"audioprep {args} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
+
+
+def _cli_in_process(args: tuple[Any, ...], check: bool | None) -> subprocess.CompletedProcess[str]:
+    import traceback
+
+    from typer.testing import CliRunner
+
+    from audioprep.cli.app import app
+    from audioprep.core import registry
+
+    argv = [str(a) for a in args]
+    jobs_given = any(a in ("-j", "--jobs") or a.startswith("--jobs=") for a in argv)
+    if argv and argv[0] in registry.names() and not jobs_given and "--help" not in argv:
+        argv += ["-j", "1"]
+    result = CliRunner().invoke(app, argv, prog_name="audioprep")
+    stderr = result.stderr
+    code = result.exit_code
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        exc = result.exception
+        stderr += "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        code = 1
+    proc = subprocess.CompletedProcess(["audioprep", *map(str, args)], code, result.stdout, stderr)
+    if check and code != 0:
+        raise AssertionError(f"audioprep {args} exited {code}:\n{stderr}")
     return proc
 
 

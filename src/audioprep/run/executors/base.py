@@ -70,7 +70,7 @@ class WorkerSpec:
 
 def error_result(record: Record, reason: str, kind: str, *, fatal: bool = False) -> ItemResult:
     """An ItemResult for a failed item, carrying the input record for errors.jsonl."""
-    error = {"reason": reason, "type": kind, "record": record}
+    error: dict[str, Any] = {"reason": reason, "type": kind, "record": record}
     if fatal:
         error["fatal"] = True
     return ItemResult(id=str(record.get("id")), status="error", error=error)
