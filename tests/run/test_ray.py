@@ -29,7 +29,6 @@ class SleepStage(SourceStage):
     """A source stage doing no audio work: ``n`` items, each sleeping ``sleep`` seconds."""
 
     name = "sleep"
-    is_source = True
 
     @dataclasses.dataclass(frozen=True)
     class Params:

@@ -12,8 +12,9 @@ True
 >>> info("trim").short_help.startswith("Strip a fixed intro")
 True
 
-Extra folders of stage modules can be added with ``AUDIOPREP_STAGES_PATH`` (``os.pathsep``
-separated), which is how a test drops a new stage in without touching the package.
+A stage outside the package registers through the ``audioprep.stages`` entry-point group of
+its distribution (``gain-check = mypackage.gain_check``: the command name, then the module that
+defines the stage); it is found the same way, by reading the module's file.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import ast
 import dataclasses
 import functools
 import importlib
+import importlib.machinery
 import pkgutil
 import re
 from pathlib import Path
@@ -29,6 +31,7 @@ from pathlib import Path
 from audioprep.errors import UsageError
 
 PACKAGE = "audioprep.stages"
+ENTRY_POINT_GROUP = "audioprep.stages"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +80,42 @@ def _scan() -> dict[str, StageInfo]:
                 doc=doc,
             ),
         )
+    for name, module_name in _entry_points():
+        spec = _find_spec(module_name)
+        if spec is None or not spec.origin:
+            continue
+        path = Path(spec.origin)
+        doc = _docstring(path)
+        found.setdefault(
+            name,
+            StageInfo(
+                name=name,
+                module=module_name,
+                path=path,
+                short_help=_short_help(name, doc),
+                doc=doc,
+            ),
+        )
     return dict(sorted(found.items()))
+
+
+def _entry_points() -> list[tuple[str, str]]:
+    """(stage name, module) of every ``audioprep.stages`` entry point installed."""
+    from importlib.metadata import entry_points
+
+    return [
+        (ep.name, ep.value.split(":")[0].strip()) for ep in entry_points(group=ENTRY_POINT_GROUP)
+    ]
+
+
+def _find_spec(module: str) -> importlib.machinery.ModuleSpec | None:
+    """The module's spec, found without running it (its parent packages are imported)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
 
 
 def available() -> dict[str, StageInfo]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from audioprep.errors import AudioprepError, from_os_error
 from audioprep.manifests.layout import (
+    DECISION_FILE,
     ERRORS,
     MANIFEST,
     REJECTED,
@@ -135,7 +136,7 @@ def summarize(in_dir: str | Path) -> dict[str, Any]:
         if isinstance(record.get("speaker_similarity"), (int, float)):
             similarity.append(float(record["speaker_similarity"]))
     stage = _read_json(in_dir / STAGE_FILE) or {}
-    decision = _read_json(in_dir / "decision.json") or {}
+    decision = _read_json(in_dir / DECISION_FILE) or {}
     rejected = _reasons(in_dir / REJECTED)
     total = sum(durations)
     return {

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from audioprep.core.params import param
-from audioprep.core.stage import CorpusStage, DecideContext, ItemContext
+from audioprep.core.stage import CorpusStage, DecideContext, ItemContext, Output
 from audioprep.errors import ItemError, UsageError
+from audioprep.manifests.layout import DECISION_FILE
 from audioprep.manifests.offsets import child_offset
 from audioprep.manifests.records import Record
 
@@ -93,6 +94,9 @@ class RepeatsStage(CorpusStage):
     """
 
     name = "repeats"
+    outputs = (
+        Output("fingerprints", "each item's fingerprint (ID.npz)", folder=True, pruned=True),
+    )
     version = "1"
 
     @dataclasses.dataclass(frozen=True)
@@ -138,8 +142,9 @@ class RepeatsStage(CorpusStage):
 
     # -- workers ---------------------------------------------------------------------------
     def measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
-        from audioprep.engines.fingerprint.landmarks import fingerprint_file
+        from audioprep.engines.fingerprint.landmarks import FINGERPRINT_DIR, fingerprint_file
 
+        ctx.folder(FINGERPRINT_DIR)  # a real folder (a symlink there is replaced)
         m = fingerprint_file(ctx.input_audio(record), ctx.out_dir, record["id"], features=True)
         m["group"] = group_key(record, self.params.group_by)
         m["duration"] = float(record.get("duration") or m["seconds"])
@@ -311,7 +316,7 @@ class RepeatsStage(CorpusStage):
     @classmethod
     def report_section(cls, out_dir: str | Path) -> str | None:
         """HTML: the recurring segments found and what was cut from each item."""
-        path = Path(out_dir) / "decision.json"
+        path = Path(out_dir) / DECISION_FILE
         if not path.is_file():
             return None
         decision = json.loads(path.read_text(encoding="utf-8"))

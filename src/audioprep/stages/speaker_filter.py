@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from audioprep.core.media import MEDIA_EXTENSIONS, require_ffmpeg
 from audioprep.core.params import param
-from audioprep.core.stage import CorpusStage, DecideContext, ItemContext, WorkerContext
+from audioprep.core.stage import (
+    CorpusStage,
+    DecideContext,
+    ItemContext,
+    Output,
+    Resources,
+    WorkerContext,
+)
 from audioprep.errors import AudioprepError, ItemError, UsageError
 from audioprep.manifests.offsets import child_offset
 from audioprep.manifests.records import Record, read_manifest, resolve_audio
@@ -74,6 +80,13 @@ class SpeakerFilterStage(CorpusStage):
 
     name = "speaker-filter"
     version = "2"
+    # one torch thread per worker: measured here, one thread embeds faster than two even with
+    # a single worker (README, make bench); AUDIOPREP_THREADS overrides it
+    resources = Resources(threads=1)
+    outputs = (
+        Output("speaker_report.png", "--report: histogram of the scores with the threshold"),
+        Output("speaker_report.json", "--report: the numbers and quantiles behind it"),
+    )
 
     @dataclasses.dataclass(frozen=True)
     class Params:
@@ -181,10 +194,7 @@ class SpeakerFilterStage(CorpusStage):
     def setup(self, ctx: WorkerContext) -> None:
         from audioprep.engines.speaker.resemblyzer import load_encoder
 
-        # one torch thread per worker unless AUDIOPREP_THREADS says otherwise: measured here,
-        # one thread embeds faster than two even with a single worker (README, make bench)
-        threads = ctx.threads if os.environ.get("AUDIOPREP_THREADS") else 1
-        self.encoder = load_encoder(threads, self.params.device)
+        self.encoder = load_encoder(ctx.threads, self.params.device)
 
     # -- measure: in the workers ----------------------------------------------------------
 
@@ -352,10 +362,10 @@ class SpeakerFilterStage(CorpusStage):
             decision["snorm"][item_id] = best["snorm"]
             decision["keep"][item_id] = any(t["keep"] for t in turns)
         if p.report:
-            self._report(Path(ctx.out_dir), np.array(list(decision["scores"].values())), decision)
+            self._report(ctx, np.array(list(decision["scores"].values())), decision)
         return decision
 
-    def _report(self, out: Path, scores: Any, decision: dict[str, Any]) -> None:
+    def _report(self, ctx: DecideContext, scores: Any, decision: dict[str, Any]) -> None:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -373,7 +383,8 @@ class SpeakerFilterStage(CorpusStage):
         ax.set_xlabel("speaker similarity (cosine, adapted voice)")
         ax.set_ylabel("items")
         fig.tight_layout()
-        fig.savefig(out / "speaker_report.png")
+        with ctx.writing("speaker_report.png") as tmp:
+            fig.savefig(tmp)
         plt.close(fig)
         report = {
             "threshold": decision["threshold"],
@@ -389,7 +400,7 @@ class SpeakerFilterStage(CorpusStage):
             else {},
             "clusters": decision.get("clusters"),
         }
-        (out / "speaker_report.json").write_text(json.dumps(report, indent=2) + "\n")
+        ctx.write_text("speaker_report.json", json.dumps(report, indent=2) + "\n")
 
     # -- finish: each item, in order ----------------------------------------------------
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from audioprep.core.params import param
-from audioprep.core.stage import CorpusStage, DecideContext, ItemContext, WorkerContext
+from audioprep.core.stage import CorpusStage, DecideContext, ItemContext, Output, WorkerContext
 from audioprep.errors import AudioprepError, UsageError
 from audioprep.manifests.records import Record
 
@@ -45,6 +45,7 @@ class ToneStage(CorpusStage):
     """
 
     name = "tone"
+    outputs = (Output(CLUSTERS_FILE, "--clusters: sizes and centroids of the clusters"),)
     version = "1"
     Params = ToneParams
 
@@ -111,7 +112,6 @@ class ToneStage(CorpusStage):
     def decide(self, measurements: dict[str, dict[str, Any]], ctx: DecideContext) -> dict[str, Any]:
         if self.params.clusters is None:
             return {}
-        out_dir = Path(ctx.out_dir)
         import numpy as np
 
         from audioprep.dsp.clusters import cluster_standardised
@@ -131,7 +131,7 @@ class ToneStage(CorpusStage):
             "sizes": sizes,
             "centroids_standardised": np.round(centroids, 5).tolist(),
         }
-        (out_dir / CLUSTERS_FILE).write_text(json.dumps(summary, indent=1), encoding="utf-8")
+        ctx.write_text(CLUSTERS_FILE, json.dumps(summary, indent=1))
         return {
             "clusters": {
                 i: [int(c), round(float(d), 6)]
