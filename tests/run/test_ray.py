@@ -212,6 +212,21 @@ def test_items_run_on_both_nodes_and_equal_the_local_run(cluster, tmp_path: Path
 
 
 @pytest.mark.slow
+def test_overwrite_after_a_ray_run_leaves_no_line_of_it_in_the_item_log(
+    cluster, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    executor = RayExecutor(cluster.address)
+    run_stage(SleepStage(SleepStage.Params(n=6)), out, executor=executor, progress=False)
+    assert len(read_jsonl(out / ITEM_LOG)) == 6
+    again = SleepStage(SleepStage.Params(n=2, sleep=0.01))
+    run_stage(again, out, executor=executor, overwrite=True, progress=False)
+    assert sorted(line["id"] for line in read_jsonl(out / ITEM_LOG)) == ["item-00000", "item-00001"]
+    run_stage(SleepStage(SleepStage.Params(n=3)), out, jobs=1, overwrite=True, progress=False)
+    assert not (out / ITEM_LOG).exists()  # a local run after it keeps no Ray log either
+
+
+@pytest.mark.slow
 def test_a_rerun_resumes_and_batches_equal_single_items(cluster, tmp_path: Path) -> None:
     stage = SleepStage(SleepStage.Params(n=25))
     run_stage(stage, tmp_path / "one", executor=RayExecutor(cluster.address), progress=False)

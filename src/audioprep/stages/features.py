@@ -316,21 +316,21 @@ def _shard_name(number: int) -> str:
 
 
 def _previous_shards(arrays: Path) -> dict[str, Path]:
-    """Where an earlier packing put each item (from ``index.jsonl``); a damaged index, or one
-    naming files outside ``arrays/``, counts for nothing (the part files are used instead)."""
+    """Where an earlier packing put each item, read from the shards themselves (not from
+    ``index.jsonl``, which may be damaged); an unreadable shard counts for nothing."""
     previous: dict[str, Path] = {}
-    index = arrays / INDEX
-    if index.is_symlink() or not index.is_file():
-        return previous
-    with contextlib.suppress(OSError, UnicodeDecodeError):
-        for line in index.read_text(encoding="utf-8").splitlines():
-            try:
-                entry = json.loads(line)
-                shard = Path(str(entry["shard"])).name
-                previous[str(entry["id"])] = arrays / shard
-            except (ValueError, TypeError, KeyError):
-                continue
-    return {k: v for k, v in previous.items() if v.name.startswith("shard-")}
+    for shard in sorted(arrays.glob("shard-*.npz")):
+        if shard.is_symlink() or not shard.is_file():
+            continue
+        try:
+            with zipfile.ZipFile(shard) as zf:
+                names = zf.namelist()
+        except (OSError, zipfile.BadZipFile, ValueError):
+            continue
+        for name in names:
+            if name.endswith(".npy"):
+                previous.setdefault(name[: -len(".npy")], shard)
+    return previous
 
 
 def _pack(shard: Path, members: list[str], parts: Path, previous: dict[str, Path]) -> None:
