@@ -46,6 +46,8 @@ def _notes(f: Any) -> str:
         notes.append(f"≥ {f.min:g}")
     if f.max is not None:
         notes.append(f"≤ {f.max:g}")
+    if f.above is not None:
+        notes.append(f"> {f.above:g}")
     if f.repeatable:
         notes.append("repeatable")
     elif f.many:

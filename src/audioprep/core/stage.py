@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+from audioprep.core.params import by_role, validate
 from audioprep.errors import ItemError
 from audioprep.manifests.layout import PARTIAL_DIR, TMP_DIR, ManifestDir, Output
 from audioprep.manifests.records import AUDIO_DIR, Record, resolve_audio
@@ -153,8 +154,17 @@ class Stage(abc.ABC):  # noqa: B024 - the kinds below hold the abstract methods
 
     def __init__(self, params: Any | None = None) -> None:
         self.params = params if params is not None else self.Params()
+        # the declared choices and bounds hold however the Params were made (CLI, YAML, Python)
+        validate(self.params, stage=self.name or None)
         #: CPU threads this worker may use; also in ``setup``'s WorkerContext.
         self.threads = 1
+
+    @property
+    def device(self) -> str | None:
+        """Where this stage's model runs (its shared ``--device`` option), or None when it
+        runs no model; executors read this instead of a field by name."""
+        value = by_role(self.params, "device")
+        return str(value) if value else None
 
     def check(self) -> None:  # noqa: B027 - optional hook
         """Validate parameters and required tools; raise AudioprepError/UsageError if unusable."""

@@ -12,6 +12,7 @@ import collections
 import html
 import io
 import json
+import math
 import re
 import statistics
 import urllib.parse
@@ -72,9 +73,9 @@ def _reasons(path: Path) -> dict[str, Any]:
                 counts["(unreadable line)"] += 1
                 continue
             counts[_reason_key(str(entry.get("reason", "")))] += 1
-            similarity = entry.get("speaker_similarity")
-            if isinstance(similarity, int | float) and not isinstance(similarity, bool):
-                scores.append(float(similarity))
+            similarity = _finite(entry.get("speaker_similarity"))
+            if similarity is not None:
+                scores.append(similarity)
     return {
         "count": sum(counts.values()),
         "reasons": [{"reason": r, "count": n} for r, n in counts.most_common(20)],
@@ -133,10 +134,12 @@ def summarize(in_dir: str | Path) -> dict[str, Any]:
         source_items[key] += 1
         rates[record["sample_rate"]] += 1
         channels[record["channels"]] += 1
-        if isinstance(record.get("speaker_similarity"), (int, float)):
-            similarity.append(float(record["speaker_similarity"]))
+        score = _finite(record.get("speaker_similarity"))
+        if score is not None:
+            similarity.append(score)
     stage = _read_json(in_dir / STAGE_FILE) or {}
-    decision = _read_json(in_dir / DECISION_FILE) or {}
+    decision = _read_json(in_dir / DECISION_FILE)
+    decision = decision if isinstance(decision, dict) else {}
     rejected = _reasons(in_dir / REJECTED)
     total = sum(durations)
     return {
@@ -175,7 +178,7 @@ def _similarity(
     every = kept + rejected
     if not every:
         return None
-    threshold = decision.get("threshold")
+    threshold = _finite(decision.get("threshold"))  # a hostile decision.json: no threshold
     lo = min(every + ([threshold] if threshold is not None else []))
     hi = max(every + ([threshold] if threshold is not None else []))
     return {
@@ -183,6 +186,17 @@ def _similarity(
         "rejected": histogram(rejected, span=(lo, hi)),
         "threshold": threshold,
     }
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number (not a bool, string or NaN), else None.
+
+    >>> _finite(0.75), _finite("0.75"), _finite(float("nan")), _finite(True)
+    (0.75, None, None, None)
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
 
 
 def _pick(ids: list[str], n: int) -> list[str]:

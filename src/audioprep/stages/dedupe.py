@@ -83,10 +83,6 @@ class DedupeStage(CorpusStage):
 
     def check(self) -> None:
         p = self.params
-        if not 0 < p.min_coverage <= 1:
-            raise UsageError("--min-coverage is a share, above 0 and at most 1.")
-        if p.min_overlap < 0 or p.min_hashes < 1:
-            raise UsageError("--min-overlap must be >= 0 s and --min-hashes >= 1.")
         for d in p.against:
             if not (Path(d) / INDEX_FILE).is_file():
                 raise UsageError(

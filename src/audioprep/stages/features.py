@@ -81,12 +81,6 @@ class FeaturesStage(CorpusStage):
 
     def check(self) -> None:
         p = self.params
-        if p.kind not in ("logspec", "mel", "mfcc", "tone"):
-            raise UsageError(f"--kind must be logspec, mel, mfcc or tone, not {p.kind!r}")
-        if p.normalise not in ("none", "minmax"):
-            raise UsageError("--normalise must be minmax or none")
-        if p.dtype not in ("float32", "float16"):
-            raise UsageError("--dtype must be float32 or float16")
         if p.hop > p.frame:
             raise UsageError("--hop must not exceed --frame")
         if p.kind == "mfcc" and p.n_mfcc > p.n_mels:

@@ -11,7 +11,7 @@ from typing import Any
 from audioprep.core.media import codec_fields, decode_chunks, output_format
 from audioprep.core.params import param
 from audioprep.core.stage import ItemContext, MapStage
-from audioprep.errors import ItemError, UsageError
+from audioprep.errors import ItemError
 from audioprep.manifests.records import Record
 
 BLOCK_FRAMES = 1 << 16
@@ -93,17 +93,6 @@ class LoudnessStage(MapStage):
     name = "loudness"
     version = "1"
     Params = LoudnessParams
-
-    def check(self) -> None:
-        p = self.params
-        if p.mode not in ("lufs", "peak"):
-            raise UsageError(f"--mode must be lufs or peak, not {p.mode!r}.")
-        if not -70.0 <= p.target <= 0.0:
-            raise UsageError(f"--target must be between -70 and 0 LUFS, not {p.target:g}.")
-        if not -30.0 <= p.true_peak <= 0.0:
-            raise UsageError(f"--true-peak must be between -30 and 0 dBTP, not {p.true_peak:g}.")
-        if not -30.0 <= p.peak <= 0.0:
-            raise UsageError(f"--peak must be between -30 and 0 dBFS, not {p.peak:g}.")
 
     # -- pass 1 ------------------------------------------------------------------------------
     def measure_file(self, src: Path, record: Record) -> dict[str, Any]:

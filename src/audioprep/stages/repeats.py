@@ -110,13 +110,17 @@ class RepeatsStage(CorpusStage):
         min_items: int = param(2, help="Cut audio recurring in at least this many items.", min=2)
         min_duration: float = param(2.0, help="Shortest repeat to cut (s).", min=0.1)
         max_duration: float = param(
-            120.0, help="Longest repeat to cut (s); longer shared audio is dedupe's business."
+            120.0,
+            help="Longest repeat to cut (s); longer shared audio is dedupe's business.",
+            min=0.1,
         )
         where: tuple[str, ...] = param(
             ("any",), help="Where repeats are cut: head, tail and/or any.", choices=WHERE
         )
         edge: float = param(
-            30.0, help="Head/tail: within this many seconds (at most a quarter of the item)."
+            30.0,
+            help="Head/tail: within this many seconds (at most a quarter of the item).",
+            min=0.0,
         )
         similarity: float = param(
             0.7, help="Frame check: aligned frames agree at this correlation.", min=0.05, max=0.99
@@ -124,21 +128,16 @@ class RepeatsStage(CorpusStage):
         dry_run: bool = param(
             False, help="Annotate the repeats found, cut nothing.", flags=("--dry-run",)
         )
-        min_keep: float = param(0.5, help="Reject an item with less audio left than this (s).")
+        min_keep: float = param(
+            0.5, help="Reject an item with less audio left than this (s).", min=0.0
+        )
 
     def check(self) -> None:
         p = self.params
-        if p.min_items < 2:
-            raise UsageError("--min-items must be 2 or more (audio recurring in K items).")
-        if p.min_duration <= 0 or p.max_duration < p.min_duration:
-            raise UsageError("--min-duration must be > 0 and at most --max-duration.")
-        bad = [w for w in p.where if w not in WHERE]
-        if bad or not p.where:
-            raise UsageError(f"--where takes head, tail and/or any (got {', '.join(bad)}).")
-        if p.edge < 0:
-            raise UsageError("--edge must be zero or more seconds.")
-        if not 0 < p.similarity < 1:
-            raise UsageError("--similarity is a correlation between 0 and 1.")
+        if p.max_duration < p.min_duration:
+            raise UsageError("--min-duration must be at most --max-duration.")
+        if not p.where:
+            raise UsageError("--where takes head, tail and/or any.")
 
     # -- workers ---------------------------------------------------------------------------
     def measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:

