@@ -27,6 +27,7 @@ import importlib.machinery
 import pkgutil
 import re
 from pathlib import Path
+from typing import Any
 
 from audioprep.errors import UsageError
 
@@ -155,6 +156,26 @@ def load(name: str) -> type:
             f"found {len(classes)}"
         )
     return classes[0]
+
+
+def record_fields(*, exported: bool = False) -> tuple[Any, ...]:
+    """Every record field the registered stages declare (``Stage.record_fields``), in stage
+    order, the core fields of the manifest format left out (they come first wherever fields
+    are listed); with ``exported``, only the ones exports carry. Imports every stage module.
+
+    >>> "quality" in [f.name for f in record_fields()]
+    True
+    """
+    from audioprep.manifests.fields import CORE_FIELDS
+
+    seen = {f.name for f in CORE_FIELDS}
+    out = []
+    for name in names():
+        for f in getattr(load(name), "record_fields", ()):
+            if f.name not in seen and not (exported and f.export == "none"):
+                seen.add(f.name)
+                out.append(f)
+    return tuple(out)
 
 
 def refresh() -> None:

@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 
 from audioprep.core.params import by_role, validate
 from audioprep.errors import ItemError
+from audioprep.manifests.fields import RecordField
 from audioprep.manifests.layout import PARTIAL_DIR, TMP_DIR, ManifestDir, Output
 from audioprep.manifests.records import AUDIO_DIR, Record, resolve_audio
 
@@ -49,6 +50,7 @@ __all__ = [
     "ItemResult",
     "MapStage",
     "Output",
+    "RecordField",
     "Resources",
     "SourceStage",
     "Stage",
@@ -147,6 +149,9 @@ class Stage(abc.ABC):  # noqa: B024 - the kinds below hold the abstract methods
     #: Files and folders this stage writes into OUT_DIR beside the manifest (``arrays``,
     #: ``speaker_report.json``): written through the contexts, cleared by ``--overwrite``.
     outputs: ClassVar[tuple[Output, ...]] = ()
+    #: The record fields this stage adds (name, type, help, how exports carry them): exports,
+    #: the report's histograms and the docs' field tables read these.
+    record_fields: ClassVar[tuple[RecordField, ...]] = ()
 
     @dataclasses.dataclass(frozen=True)
     class Params:

@@ -10,7 +10,7 @@ from typing import Any
 
 from audioprep.core.media import codec_fields, decode_chunks, output_format
 from audioprep.core.params import param
-from audioprep.core.stage import ItemContext, MapStage
+from audioprep.core.stage import ItemContext, MapStage, RecordField
 from audioprep.errors import ItemError
 from audioprep.manifests.records import Record
 
@@ -92,6 +92,28 @@ class LoudnessStage(MapStage):
 
     name = "loudness"
     version = "1"
+    record_fields = (
+        RecordField(
+            "loudness",
+            "object",
+            "What the normalisation measured and applied.",
+            export="flatten",
+            members=(
+                RecordField("mode", "str", "lufs or peak."),
+                RecordField("target_lufs", "float", "Loudness target (--mode lufs).", unit="LUFS"),
+                RecordField("target_peak_db", "float", "Peak target (--mode peak).", unit="dBFS"),
+                RecordField("ceiling_dbtp", "float", "True-peak ceiling.", unit="dBTP"),
+                RecordField("measured_lufs", "float", "Loudness before.", unit="LUFS"),
+                RecordField("measured_true_peak_db", "float", "True peak before.", unit="dBTP"),
+                RecordField("measured_sample_peak_db", "float", "Sample peak before.", unit="dBFS"),
+                RecordField("gain_db", "float", "Gain applied.", unit="dB", histogram=True),
+                RecordField("wanted_gain_db", "float", "Gain the target asked for.", unit="dB"),
+                RecordField("limited", "bool", "The gain was lowered to meet the ceiling."),
+                RecordField("output_lufs", "float", "Loudness after.", unit="LUFS"),
+                RecordField("output_true_peak_db", "float", "True peak after.", unit="dBTP"),
+            ),
+        ),
+    )
     Params = LoudnessParams
 
     # -- pass 1 ------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from audioprep.core.params import device_param, param
-from audioprep.core.stage import ItemContext, MapStage, WorkerContext
+from audioprep.core.stage import ItemContext, MapStage, RecordField, WorkerContext
 from audioprep.errors import AudioprepError, UsageError
 from audioprep.manifests.records import Record
 
@@ -41,6 +41,18 @@ REPORT_METRICS = (
     ("silence_share", "Silence share", "", (0.0, 1.0)),
     ("dc_offset", "DC offset", "", None),
     ("duration", "Duration", "s", None),
+)
+#: The ``quality`` object's members (all numbers; DNSMOS ones only with --dnsmos).
+QUALITY_FIELD = RecordField(
+    "quality",
+    "object",
+    "Signal metrics and DNSMOS scores of the item.",
+    export="flatten",
+    members=tuple(
+        RecordField(key, "float", title, unit=unit, histogram=True)
+        for key, title, unit, _span in REPORT_METRICS
+    )
+    + (RecordField("sample_peak_db", "float", "Sample peak", unit="dBFS"),),
 )
 #: Clips shown with a player at each end of the OVRL ranking.
 REPORT_CLIPS = 6
@@ -117,6 +129,7 @@ class QualityStage(MapStage):
 
     name = "quality"
     version = "1"
+    record_fields = (QUALITY_FIELD,)
     Params = QualityParams
 
     def check(self) -> None:

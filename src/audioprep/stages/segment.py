@@ -11,7 +11,7 @@ from typing import Any
 
 from audioprep.core.media import require_ffmpeg
 from audioprep.core.params import device_param, param
-from audioprep.core.stage import ItemContext, MapStage, WorkerContext
+from audioprep.core.stage import ItemContext, MapStage, RecordField, WorkerContext
 from audioprep.engines.models import find, model_dir, model_dir_option
 from audioprep.engines.segment.base import SEGMENTERS, Segmenter
 from audioprep.errors import UsageError
@@ -39,6 +39,15 @@ class SegmentStage(MapStage):
 
     name = "segment"
     version = "1"
+    record_fields = (
+        RecordField(
+            "speech_seconds", "float", "Seconds labelled speech.", unit="s", histogram=True
+        ),
+        RecordField(
+            "segments", "list", "The labelled segments [{label, start, end}].", export="none"
+        ),
+        RecordField("label_seconds", "object", "Seconds per label.", export="json"),
+    )
 
     @dataclasses.dataclass(frozen=True)
     class Params:

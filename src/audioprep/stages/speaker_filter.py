@@ -19,6 +19,7 @@ from audioprep.core.stage import (
     DecideContext,
     ItemContext,
     Output,
+    RecordField,
     Resources,
     WorkerContext,
 )
@@ -83,6 +84,14 @@ class SpeakerFilterStage(CorpusStage):
     # one torch thread per worker: measured here, one thread embeds faster than two even with
     # a single worker (README, make bench); AUDIOPREP_THREADS overrides it
     resources = Resources(threads=1)
+    record_fields = (
+        RecordField(
+            "speaker_similarity",
+            "float",
+            "Cosine similarity of the clip to the target voice.",
+            histogram=True,
+        ),
+    )
     outputs = (
         Output("speaker_report.png", "--report: histogram of the scores with the threshold"),
         Output("speaker_report.json", "--report: the numbers and quantiles behind it"),

@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from audioprep.core.params import device_param, param
-from audioprep.core.stage import CorpusStage, DecideContext, ItemContext, WorkerContext
+from audioprep.core.stage import (
+    CorpusStage,
+    DecideContext,
+    ItemContext,
+    RecordField,
+    WorkerContext,
+)
 from audioprep.engines.models import model_dir, model_dir_option
 from audioprep.errors import UsageError
 from audioprep.manifests.records import Record
@@ -100,6 +106,19 @@ class TranscribeStage(CorpusStage):
 
     name = "transcribe"
     version = "1"
+    record_fields = (
+        RecordField("language", "str", "The language of the transcript (ISO 639-1)."),
+        RecordField(
+            "language_prob", "float", "The recogniser's language probability.", histogram=True
+        ),
+        RecordField("words", "list", "Word timings [{word, start, end, prob}].", export="none"),
+        RecordField(
+            "text_issues",
+            "list",
+            "Text checks the transcript failed (--annotate-only).",
+            export="json",
+        ),
+    )
     Params = TranscribeParams
 
     # -- main process ------------------------------------------------------------------------
