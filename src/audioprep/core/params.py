@@ -237,9 +237,10 @@ def by_role(params: Any, role: str) -> Any:
     >>> by_role(P(), "device"), by_role(P(), "model_dir")
     ('cpu', None)
     """
-    if not dataclasses.is_dataclass(params):
+    if not dataclasses.is_dataclass(params) or isinstance(params, type):
         return None
-    for f in fields(type(params)):
+    kind: type = type(params)
+    for f in fields(kind):
         if f.role == role:
             return getattr(params, f.name)
     return None
@@ -328,9 +329,10 @@ def validate(params: Any, *, stage: str | None = None) -> None:
     ...
     audioprep.core.params.ParamError: audioprep demo: --level 2.0 is above the maximum 1
     """
-    if not dataclasses.is_dataclass(params):
+    if not dataclasses.is_dataclass(params) or isinstance(params, type):
         return
-    for f in fields(type(params)):
+    kind: type = type(params)
+    for f in fields(kind):
         value = getattr(params, f.name)
         if value is None:
             continue

@@ -121,7 +121,8 @@ class DecideContext(_SideFiles):
 
     out_dir: Path
     in_dir: Path | None = None
-    files: ManifestDir = None  # type: ignore[assignment] - made from out_dir when not given
+    #: made from out_dir when not given
+    files: ManifestDir = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.files is None:

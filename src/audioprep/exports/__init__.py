@@ -93,8 +93,8 @@ def export(
     clearing = overwrite and out.is_dir() and any(out.iterdir())
     check_output_dir(out, in_dirs=[in_dir], clearing=clearing, what="OUT")
     job = ExportJob(in_dir, out, fmt)
-    job.caption = caption  # type: ignore[attr-defined] - read by spectrogram-captions
-    job.shard_size = shard_size  # type: ignore[attr-defined] - read by webdataset
+    job.caption = caption  # read by spectrogram-captions
+    job.shard_size = shard_size  # read by webdataset
     job.skip_reason = getattr(module, "skip_reason", job.skip_reason)
     try:
         job.scan()

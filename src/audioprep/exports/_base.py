@@ -97,6 +97,8 @@ class ExportJob:
         self._skipped_lines: set[int] = set()
         self._names: set[str] = set()
         self._stage_fields: list[RecordField] | None = None
+        self.caption: str | None = None  # spectrogram-captions' --caption
+        self.shard_size: int | None = None  # webdataset's --shard-size
         self.stats: dict[str, Any] = {
             "format": fmt,
             "items": 0,

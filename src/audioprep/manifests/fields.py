@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeGuard
 
 from audioprep.manifests.records import Record, dumps
 
@@ -117,12 +117,13 @@ def numbers(field: RecordField, record: Record) -> dict[str, float]:
     value = record.get(field.name)
     if field.members and isinstance(value, dict):
         for m in field.members:
-            if m.histogram and _finite(value.get(m.name)):
-                out[f"{field.name}.{m.name}"] = float(value[m.name])
+            v = value.get(m.name)
+            if m.histogram and _finite(v):
+                out[f"{field.name}.{m.name}"] = float(v)
     elif field.histogram and _finite(value):
         out[field.name] = float(value)
     return out
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
