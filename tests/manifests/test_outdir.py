@@ -183,3 +183,37 @@ def test_tone_clusters_through_a_link_are_not_written_through(tmp_path: Path) ->
     run_stage(stage, out, in_dir=in_dir, jobs=1, overwrite=True, progress=False)
     assert victim.read_text() == "mine"
     assert json.loads((out / CLUSTERS_FILE).read_text())["clusters"] == 2
+
+
+@pytest.mark.slow
+def test_speaker_report_is_written_through_the_context_never_through_a_link(
+    tmp_path: Path,
+) -> None:
+    from audioprep.stages.ingest import IngestStage
+    from audioprep.stages.speaker_filter import SpeakerFilterStage
+    from audioprep.testing import LIBRI, require_shared
+
+    require_shared()
+    files = (
+        sorted((LIBRI / "2033").glob("*.flac"))[:4] + sorted((LIBRI / "1688").glob("*.flac"))[:1]
+    )
+    raw = tmp_path / "raw"
+    run_stage(
+        IngestStage(IngestStage.Params(sources=tuple(map(str, files)))), raw, jobs=1, progress=False
+    )
+    stage = SpeakerFilterStage(
+        SpeakerFilterStage.Params(enrol="dominant", report=True, threshold=0.5)
+    )
+    out = tmp_path / "out"
+    run_stage(stage, out, in_dir=raw, jobs=1, progress=False)
+    report = json.loads((out / "speaker_report.json").read_text())
+    assert report["n"] == 5 and (out / "speaker_report.png").read_bytes()[:4] == b"\x89PNG"
+    victim = tmp_path / "victim.json"
+    victim.write_text("mine")
+    (out / "speaker_report.json").unlink()
+    (out / "speaker_report.json").symlink_to(victim)
+    run_stage(stage, out, in_dir=raw, jobs=1, overwrite=True, progress=False)
+    assert victim.read_text() == "mine" and not (out / "speaker_report.json").is_symlink()
+    quiet = SpeakerFilterStage(SpeakerFilterStage.Params(enrol="dominant", threshold=0.5))
+    run_stage(quiet, out, in_dir=raw, jobs=1, overwrite=True, progress=False)
+    assert not (out / "speaker_report.json").exists()  # --overwrite cleared the old report
