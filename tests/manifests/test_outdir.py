@@ -217,3 +217,28 @@ def test_speaker_report_is_written_through_the_context_never_through_a_link(
     quiet = SpeakerFilterStage(SpeakerFilterStage.Params(enrol="dominant", threshold=0.5))
     run_stage(quiet, out, in_dir=raw, jobs=1, overwrite=True, progress=False)
     assert not (out / "speaker_report.json").exists()  # --overwrite cleared the old report
+
+
+def test_overwrite_removes_a_symlinked_audio_folder_and_executor_logs(tmp_path: Path) -> None:
+    from audioprep.testing import ToyStage
+
+    in_dir = noise_dir(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    run_stage(ToyStage(), out, in_dir=in_dir, jobs=1, progress=False)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.wav").write_bytes(b"x")
+    os.rename(out / "audio", tmp_path / "old-audio")
+    (out / "audio").symlink_to(victim)
+    (out / ".ray-items.jsonl").write_text('{"id": "old"}\n')
+    run_stage(
+        ToyStage(ToyStage.Params(tag="b")),
+        out,
+        in_dir=in_dir,
+        jobs=1,
+        overwrite=True,
+        progress=False,
+    )
+    assert files_under(victim) == ["keep.wav"] and not (out / "audio").is_symlink()
+    assert files_under(out / "audio") == ["u0.wav", "u1.wav"]
+    assert not (out / ".ray-items.jsonl").exists()
