@@ -168,6 +168,7 @@ def test_a_symlinked_side_file_is_replaced_even_without_overwrite(tmp_path: Path
     assert victim.read_bytes() == b"old" and not (out / "dedupe_index.npz").is_symlink()
 
 
+@pytest.mark.slow
 def test_tone_clusters_through_a_link_are_not_written_through(tmp_path: Path) -> None:
     pytest.importorskip("sklearn")
     from audioprep.stages.tone import CLUSTERS_FILE, ToneStage
