@@ -46,6 +46,8 @@ def _notes(f: Any) -> str:
         notes.append(f"≥ {f.min:g}")
     if f.max is not None:
         notes.append(f"≤ {f.max:g}")
+    if f.above is not None:
+        notes.append(f"> {f.above:g}")
     if f.repeatable:
         notes.append("repeatable")
     elif f.many:
@@ -68,6 +70,29 @@ def _table(fields: Any) -> list[str]:
         notes = _notes(f)
         text = f.help.replace("|", "\\|") + (f" ({notes})" if notes else "")
         lines.append(f"| {_flags(f)} | {f.type_name} | {_default(f)} | {text} |")
+    return lines
+
+
+def _fields_table(fields: Any) -> list[str]:
+    """The record fields a stage declares: name, type, how exports carry it, help."""
+    carried = {
+        "scalar": "a column",
+        "flatten": "a column per member",
+        "json": "a column of JSON",
+        "none": "not exported",
+    }
+    lines = ["| field | type | in exports | help |", "| --- | --- | --- | --- |"]
+    for f in fields:
+        unit = f" ({f.unit})" if f.unit else ""
+        lines.append(
+            f"| `{f.name}` | {f.type} | {carried[f.export]} | {f.help.replace('|', '/')}{unit} |"
+        )
+        for m in f.members:
+            munit = f" ({m.unit})" if m.unit else ""
+            column = f"`{f.name}_{m.name}`" if f.export == "flatten" else ""
+            lines.append(
+                f"| `{f.name}.{m.name}` | {m.type} | {column} | {m.help.replace('|', '/')}{munit} |"
+            )
     return lines
 
 
@@ -121,6 +146,17 @@ def render() -> str:
         options = [f for f in fields if not f.positional]
         if options:
             out += [*_table(options), ""]
+        if stage_cls.record_fields:
+            out += ["Record fields it adds:", "", *_fields_table(stage_cls.record_fields), ""]
+        if stage_cls.outputs:
+            out += [
+                "Files it writes beside the manifest: "
+                + "; ".join(
+                    f"`{o.name}{'/' if o.folder else ''}` ({o.help})" for o in stage_cls.outputs
+                )
+                + ".",
+                "",
+            ]
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from audioprep.chains.plan import load_chain, plan
+from audioprep.core.stage import kind_of
 from audioprep.errors import UsageError
 from audioprep.testing import LIBRI, MODELS, REPO, SHARED, cli, read_jsonl, require_shared
 
@@ -311,7 +312,7 @@ def test_presets_parse_with_the_command_lines_options(tmp_path: Path) -> None:
         chain = load_chain(REPO / "configs" / f"{name}.yaml")
         steps = plan(chain, tmp_path / name)
         assert all(p.action == "run" for p in steps)
-        assert steps[0].call.stage.is_source
+        assert kind_of(steps[0].call.stage) == "source"
     tts = {
         p.step.command: p.call.stage.params
         for p in plan(load_chain(REPO / "configs" / "speech-tts.yaml"), tmp_path / "t")

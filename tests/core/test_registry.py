@@ -5,14 +5,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from audioprep.cli.stage_commands import parse_stage_command, stage_command
+from audioprep.cli.stage_commands import build_call, stage_command
 from audioprep.core import params as schema
 from audioprep.core import registry
-from audioprep.core.stage import Stage, kind_of
+from audioprep.core.stage import kind_of
 from audioprep.errors import UsageError
 from audioprep.run.runner import run_stage
 from audioprep.testing import cli, make_manifest_dir, read_jsonl, sine_file
@@ -63,13 +64,41 @@ class GainCheckStage(MapStage):
 
 
 @pytest.fixture
-def new_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A stage module in a folder of its own, on AUDIOPREP_STAGES_PATH."""
-    folder = tmp_path / "stages"
+def new_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A stage module outside the package, registered by an installed distribution's
+    ``audioprep.stages`` entry point (a dist-info folder on sys.path and PYTHONPATH)."""
+    folder = tmp_path / "site"
     folder.mkdir()
-    (folder / "gain_check.py").write_text(textwrap.dedent(NEW_STAGE), encoding="utf-8")
-    monkeypatch.setenv("AUDIOPREP_STAGES_PATH", str(folder))
-    return folder
+    (folder / "gain_check_stage.py").write_text(textwrap.dedent(NEW_STAGE), encoding="utf-8")
+    info = folder / "gain_check_stage-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: gain-check-stage\nVersion: 0.1\n", encoding="utf-8"
+    )
+    (info / "entry_points.txt").write_text(
+        "[audioprep.stages]\ngain-check = gain_check_stage\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH")) if p)
+    )
+    registry.refresh()
+    yield folder
+    registry.refresh()
+
+
+def test_an_outside_stage_registers_through_its_entry_point(
+    new_stage: Path, tmp_path: Path
+) -> None:
+    assert "gain-check" in registry.names()
+    info = registry.info("gain-check")
+    assert info.module == "gain_check_stage" and info.short_help.startswith("Flag items")
+    stage_cls = registry.load("gain-check")
+    src = make_manifest_dir(tmp_path / "in", [sine_file(tmp_path / "a.wav")])
+    stage = stage_cls(stage_cls.Params(limit=0.5, tags=("x",)))
+    assert run_stage(stage, tmp_path / "out", in_dir=src, jobs=1, progress=False).items_ok == 1
+    (rec,) = read_jsonl(tmp_path / "out" / "manifest.jsonl")
+    assert rec["peak_ok"] is True and rec["tags"] == ["x"]
 
 
 @pytest.mark.parametrize("name", registry.names())
@@ -89,7 +118,8 @@ def test_every_registered_stage_has_a_command_with_help_and_options(name: str) -
     # Params -> argv -> Params is the identity (what chains and Makefiles rely on)
     params = stage_cls.Params()
     argv = [name, *(["in"] if kind_of(stage_cls) != "source" else []), "out"]
-    call = parse_stage_command(argv + schema.to_argv(params, only_changed=False))
+    ctx = cmd.make_context(name, argv[1:] + schema.to_argv(params, only_changed=False))
+    call = build_call(stage_cls, dict(ctx.params))
     assert dataclasses.asdict(call.stage.params) == dataclasses.asdict(params)
 
 
@@ -127,35 +157,6 @@ def test_a_new_stage_module_is_a_command_a_chain_step_and_a_make_target(
     assert read_jsonl(tmp_path / "w" / "01-gain-check" / "rejected.jsonl")[0]["id"] == "a"
     makefile = cli("makefile", config, env=env).stdout
     assert "gain-check" in makefile and "--limit 0.1 --mode drop" in makefile
-
-
-class LegacyStage(Stage):
-    """A stage on the shape before the stage kinds: setup() without a context, self.threads."""
-
-    name = "legacy"
-
-    @dataclasses.dataclass(frozen=True)
-    class Params:
-        tag: str = ""
-
-    def setup(self) -> None:
-        self.seen_threads = self.threads
-
-    def process(self, record, ctx):
-        src = ctx.input_audio(record)
-        audio = ctx.link(src, f"{record['id']}{src.suffix}")
-        return [{**record, "audio": audio, "threads": self.seen_threads, "tag": self.params.tag}]
-
-
-@pytest.mark.parametrize("jobs", [1, pytest.param(2, marks=pytest.mark.slow)])
-def test_a_stage_on_the_old_shape_still_runs(tmp_path: Path, jobs: int) -> None:
-    files = [sine_file(tmp_path / f"{n}.wav", seconds=0.2) for n in "ab"]
-    src = make_manifest_dir(tmp_path / "in", files)
-    stage = LegacyStage(LegacyStage.Params(tag="t"))
-    summary = run_stage(stage, tmp_path / "out", in_dir=src, jobs=jobs, progress=False)
-    assert summary.items_ok == 2 and kind_of(stage) == "map"
-    records = read_jsonl(tmp_path / "out" / "manifest.jsonl")
-    assert all(r["threads"] >= 1 and r["tag"] == "t" for r in records)
 
 
 def test_the_listing_imports_no_stage_module() -> None:

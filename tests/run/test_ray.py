@@ -29,7 +29,6 @@ class SleepStage(SourceStage):
     """A source stage doing no audio work: ``n`` items, each sleeping ``sleep`` seconds."""
 
     name = "sleep"
-    is_source = True
 
     @dataclasses.dataclass(frozen=True)
     class Params:
@@ -210,6 +209,23 @@ def test_items_run_on_both_nodes_and_equal_the_local_run(cluster, tmp_path: Path
     assert info["nodes"] == 2 and sum(info["items_per_node"].values()) == 30
     assert info["actors"] == 2 and info["actor_resources"] == {"num_cpus": 1.0, "num_gpus": 0.0}
     assert not (tmp_path / "ray" / PROBE_FILE).exists()
+
+
+@pytest.mark.slow
+def test_overwrite_after_a_ray_run_leaves_no_line_of_it_in_the_item_log(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'audioprep[ray]')")
+    with LocalRayCluster(nodes=1, cpus_per_node=2, env=_cluster_env()) as one_node:
+        _overwrite_after_ray(RayExecutor(one_node.address), tmp_path / "out")
+
+
+def _overwrite_after_ray(executor: RayExecutor, out: Path) -> None:
+    run_stage(SleepStage(SleepStage.Params(n=6)), out, executor=executor, progress=False)
+    assert len(read_jsonl(out / ITEM_LOG)) == 6
+    again = SleepStage(SleepStage.Params(n=2, sleep=0.01))
+    run_stage(again, out, executor=executor, overwrite=True, progress=False)
+    assert sorted(line["id"] for line in read_jsonl(out / ITEM_LOG)) == ["item-00000", "item-00001"]
+    run_stage(SleepStage(SleepStage.Params(n=3)), out, jobs=1, overwrite=True, progress=False)
+    assert not (out / ITEM_LOG).exists()  # a local run after it keeps no Ray log either
 
 
 @pytest.mark.slow

@@ -129,8 +129,8 @@ def test_output_never_clips(tmp_path, monkeypatch, streamed) -> None:
     ("args", "message"),
     [
         (["--lowpass", "9000"], "below Nyquist (8000 Hz) (item tone is sampled at 16000 Hz)"),
-        (["--notch", "6000", "--q", "0"], "--q must be more than 0"),
-        (["--lowpass", "5000", "--rolloff", "-6"], "--rolloff must be more than 0"),
+        (["--notch", "6000", "--q", "0"], "--q 0.0 must be more than 0"),
+        (["--lowpass", "5000", "--rolloff", "-6"], "--rolloff -6.0 must be more than 0"),
         (["--highpass", "5000", "--lowpass", "4000"], "must be below --lowpass"),
         ([], "needs at least one of"),
     ],

@@ -225,8 +225,8 @@ def test_bad_items_beside_a_good_one_each_get_a_clear_reason(tmp_path: Path) -> 
 
 
 def test_options_are_checked_before_any_work() -> None:
-    with pytest.raises(UsageError, match="MOS from 1 to 5"):
-        QualityStage(QualityStage.Params(min_ovrl=7)).check()
+    with pytest.raises(UsageError, match="--min-ovrl 7 is above the maximum 5"):
+        QualityStage(QualityStage.Params(min_ovrl=7))
     with pytest.raises(UsageError, match="drop --no-dnsmos"):
         QualityStage(QualityStage.Params(min_ovrl=3, dnsmos=False)).check()
     import onnxruntime

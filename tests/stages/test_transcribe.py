@@ -241,8 +241,7 @@ def test_exports_carry_the_text(vosk_out, tmp_path, monkeypatch) -> None:
     cut = next(iter(cuts.with_recording_path_prefix(str(tmp_path / "lhotse"))))
     assert cut.load_audio().shape[-1] == cut.num_samples
     # webdataset: shards of 3 items read back to the same bytes and records
-    monkeypatch.setenv("AUDIOPREP_SHARD_SIZE", "3")
-    export(vosk_out, tmp_path / "wds", fmt="webdataset")
+    export(vosk_out, tmp_path / "wds", fmt="webdataset", shard_size=3)
     shards = sorted((tmp_path / "wds").glob("shard-*.tar"))
     assert [s.name for s in shards] == ["shard-000000.tar", "shard-000001.tar", "shard-000002.tar"]
     import webdataset as wds

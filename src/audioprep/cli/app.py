@@ -89,13 +89,6 @@ def main(
     """Turn raw web audio into clean speech and ASMR training corpora."""
 
 
-def parse_stage_command(argv: list[str]) -> Any:
-    """See :func:`audioprep.cli.stage_commands.parse_stage_command` (kept here for callers)."""
-    from audioprep.cli.stage_commands import parse_stage_command as parse
-
-    return parse(argv)
-
-
 @app.command()
 def models(model_dir: ModelDir = None) -> None:
     """List the models audioprep knows, whether each is present, and where.
@@ -259,6 +252,14 @@ def export(
             '(default "{genre} {genre_keyword}, {title}").'
         ),
     ] = None,
+    shard_size: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            "--shard-size",
+            help="webdataset: items per tar shard (default 1000).",
+            show_default=False,
+        ),
+    ] = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Export a manifest directory as a HF audiofolder, a NeMo manifest, LJSpeech or a CSV.
@@ -271,7 +272,9 @@ def export(
     from audioprep.exports import export as do_export
 
     try:
-        stats = do_export(in_dir, out, fmt=format, overwrite=overwrite, caption=caption)
+        stats = do_export(
+            in_dir, out, fmt=format, overwrite=overwrite, caption=caption, shard_size=shard_size
+        )
     except AudioprepError as exc:
         _fail("export", exc)
     note = f"; {stats['without_text']} without text" if stats["without_text"] else ""

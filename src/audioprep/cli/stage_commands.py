@@ -4,7 +4,8 @@
 OUT_DIR), one option per Params field, and the common options of
 :class:`~audioprep.run.options.RunOptions` declared once. Nothing here is written per stage.
 
->>> call = parse_stage_command(["convert", "raw", "wav", "--sample-rate", "16000"])
+>>> ctx = stage_command("convert").make_context("convert", ["raw", "wav", "--sample-rate", "16000"])
+>>> call = build_call(registry.load("convert"), dict(ctx.params))
 >>> call.stage.name, call.stage.params.sample_rate, call.in_dir.name
 ('convert', 16000, 'raw')
 """
@@ -177,20 +178,3 @@ def stage_stub(name: str) -> Any:
         raise AssertionError("a listing stub was run")
 
     return _single(name, stub, registry.info(name).short_help)
-
-
-def parse_stage_command(argv: list[str]) -> StageCall:
-    """The stage, directories and options that ``audioprep ARGV`` would run, without running it."""
-    if not argv:
-        raise UsageError("(nothing) is not a stage command")
-    name, args = str(argv[0]), [str(a) for a in argv[1:]]
-    if name not in registry.available():
-        raise UsageError(f"{name} is not a stage command")
-    cmd = stage_command(name)
-    try:
-        ctx = cmd.make_context(f"audioprep {name}", args)
-    except Exception as exc:
-        if not hasattr(exc, "format_message"):  # click's (typer's) usage errors have it
-            raise
-        raise UsageError(f"audioprep {name}: {exc.format_message()}") from None
-    return build_call(registry.load(name), dict(ctx.params))

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import pathlib
 import re
@@ -57,20 +58,26 @@ def param(
     choices: Sequence[Any] | None = None,
     min: float | None = None,  # noqa: A002
     max: float | None = None,  # noqa: A002
+    above: float | None = None,
     path: bool = False,
     positional: bool = False,
     repeatable: bool = False,
     metavar: str | None = None,
     parse: Callable[[str], Any] | None = None,
     render: Callable[[Any], str] | None = None,
+    role: str | None = None,
 ) -> Any:
     """A dataclass field with the metadata the CLI, chains and docs need.
 
-    ``flags``: option names (default ``--field-name``); a bool's ``"--on/--off"`` pair may be
-    given as one string. ``path``: a local path (relative ones are taken from a chain config's
-    folder). ``positional``: an argument before OUT_DIR (source stages). ``repeatable``: a
-    tuple given as ``--x a --x b`` (otherwise a tuple is comma-separated). ``parse``/``render``:
+    ``min``/``max``: inclusive bounds; ``above``: an exclusive lower bound (``above=0``: more
+    than 0). Every number must be finite. ``flags``: option names (default ``--field-name``);
+    a bool's ``"--on/--off"`` pair may be given as one string. ``path``: a local path
+    (relative ones are taken from a chain config's folder). ``positional``: an argument
+    before OUT_DIR (source stages). ``repeatable``: a tuple given as ``--x a --x b``
+    (otherwise a tuple is comma-separated). ``parse``/``render``:
     a custom text form (``parse`` raises ValueError with a message; ``render`` is its inverse).
+    ``role``: what the field means to the runner and executors (``"device"``,
+    ``"model_dir"``), so they read it without knowing its name (see :func:`device_param`).
     """
     meta = {
         "help": help,
@@ -78,12 +85,14 @@ def param(
         "choices": tuple(choices) if choices is not None else None,
         "min": min,
         "max": max,
+        "above": above,
         "path": path,
         "positional": positional,
         "repeatable": repeatable,
         "metavar": metavar,
         "parse": parse,
         "render": render,
+        "role": role,
     }
     return dataclasses.field(default=default, metadata={_META: meta})
 
@@ -103,12 +112,14 @@ class Field:
     choices: tuple[Any, ...] | None
     min: float | None
     max: float | None
+    above: float | None
     path: bool
     positional: bool
     repeatable: bool
     metavar: str | None
     parse: Callable[[str], Any] | None
     render: Callable[[Any], str] | None
+    role: str | None = None
 
     @property
     def flag(self) -> str:
@@ -189,15 +200,50 @@ def fields(params_cls: type) -> tuple[Field, ...]:
                 choices=meta.get("choices"),
                 min=meta.get("min"),
                 max=meta.get("max"),
+                above=meta.get("above"),
                 path=bool(meta.get("path")),
                 positional=bool(meta.get("positional")),
                 repeatable=bool(meta.get("repeatable")),
                 metavar=meta.get("metavar"),
                 parse=meta.get("parse"),
                 render=meta.get("render"),
+                role=meta.get("role"),
             )
         )
     return tuple(out)
+
+
+#: The devices a model may run on (the shared model options' ``--device``).
+DEVICES = ("cpu", "cuda")
+
+
+def device_param(help: str = "cpu or cuda.") -> Any:  # noqa: A002
+    """The shared ``--device`` option of a stage that runs a model (role ``device``): one
+    declaration, read by executors through :func:`by_role` (a Ray actor asks for a GPU)."""
+    return param("cpu", help=help, choices=DEVICES, role="device")
+
+
+def model_dir_param(help: str) -> Any:  # noqa: A002
+    """The shared ``--model-dir`` option (role ``model_dir``): where model files are found."""
+    return param("", help=help, path=True, role="model_dir")
+
+
+def by_role(params: Any, role: str) -> Any:
+    """The value of the field of ``params`` declared with ``role``, or None without one.
+
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class P:
+    ...     where: str = device_param()
+    >>> by_role(P(), "device"), by_role(P(), "model_dir")
+    ('cpu', None)
+    """
+    if not dataclasses.is_dataclass(params) or isinstance(params, type):
+        return None
+    kind: type = type(params)
+    for f in fields(kind):
+        if f.role == role:
+            return getattr(params, f.name)
+    return None
 
 
 def _where(stage: str | None) -> str:
@@ -209,9 +255,10 @@ def _scalar(f: Field, value: Any, stage: str | None) -> Any:
     where = f"{_where(stage)}{f.flag}"
     if f.parse is not None and isinstance(value, str):
         try:
-            return f.parse(value)
+            parsed = f.parse(value)
         except ValueError as exc:
             raise ParamError(f"{where} {value!r}: {exc}") from None
+        return parsed if parsed is None else check_value(f, parsed, stage)
     try:
         if f.base is bool:
             if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1"):
@@ -241,14 +288,66 @@ def _scalar(f: Field, value: Any, stage: str | None) -> Any:
             else "is not a " + ("number" if f.base in (int, float) else f.base.__name__)
         )
         raise ParamError(f"{where} {value!r} {reason}") from None
+    return check_value(f, value, stage)
+
+
+def check_value(f: Field, value: Any, stage: str | None = None) -> Any:
+    """``value`` (already of the field's type) checked against the field's choices and
+    bounds; a number must be finite (no NaN, no infinity). Returns it; raises ParamError.
+
+    >>> f = fields(_Example)[0]
+    >>> check_value(f, 0.5)
+    0.5
+    >>> check_value(f, float("nan"), "demo")
+    Traceback (most recent call last):
+    ...
+    audioprep.core.params.ParamError: audioprep demo: --level nan is not a finite number
+    """
+    where = f"{_where(stage)}{f.flag}"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ParamError(f"{where} {value!r} is not a finite number")
     if f.choices is not None and value not in f.choices:
         options = ", ".join(str(c) for c in f.choices)
         raise ParamError(f"{where} {value!r} is not one of: {options}")
+    if (f.min, f.max, f.above) != (None, None, None) and not isinstance(value, (int, float)):
+        raise ParamError(f"{where} {value!r} is not a number")
     if f.min is not None and value < f.min:
         raise ParamError(f"{where} {value!r} is below the minimum {f.min:g}")
     if f.max is not None and value > f.max:
         raise ParamError(f"{where} {value!r} is above the maximum {f.max:g}")
+    if f.above is not None and value <= f.above:
+        raise ParamError(f"{where} {value!r} must be more than {f.above:g}")
     return value
+
+
+def validate(params: Any, *, stage: str | None = None) -> None:
+    """Check every field of ``params`` against its declaration, however the Params were made
+    (command line, YAML or Python): choices, bounds, finite numbers. Raises ParamError.
+
+    >>> validate(_Example(level=2.0), stage="demo")
+    Traceback (most recent call last):
+    ...
+    audioprep.core.params.ParamError: audioprep demo: --level 2.0 is above the maximum 1
+    """
+    if not dataclasses.is_dataclass(params) or isinstance(params, type):
+        return
+    kind: type = type(params)
+    for f in fields(kind):
+        value = getattr(params, f.name)
+        if value is None:
+            continue
+        if f.many and isinstance(value, (tuple, list)):
+            for item in value:
+                check_value(f, item, stage)
+        elif f.base in (int, float) and isinstance(value, bool):
+            raise ParamError(f"{_where(stage)}{f.flag} {value!r} is not a number")
+        else:
+            check_value(f, value, stage)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Example:
+    level: float = param(0.5, help="A level.", min=0.0, max=1.0)
 
 
 def convert(f: Field, value: Any, *, stage: str | None = None) -> Any:
@@ -416,6 +515,7 @@ def describe(params_cls: type) -> list[dict[str, Any]]:
                 "choices": list(f.choices) if f.choices else None,
                 "min": f.min,
                 "max": f.max,
+                "above": f.above,
                 "path": f.path,
                 "positional": f.positional,
                 "repeatable": f.repeatable,

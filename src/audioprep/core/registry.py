@@ -12,8 +12,9 @@ True
 >>> info("trim").short_help.startswith("Strip a fixed intro")
 True
 
-Extra folders of stage modules can be added with ``AUDIOPREP_STAGES_PATH`` (``os.pathsep``
-separated), which is how a test drops a new stage in without touching the package.
+A stage outside the package registers through the ``audioprep.stages`` entry-point group of
+its distribution (``gain-check = mypackage.gain_check``: the command name, then the module that
+defines the stage); it is found the same way, by reading the module's file.
 """
 
 from __future__ import annotations
@@ -22,13 +23,16 @@ import ast
 import dataclasses
 import functools
 import importlib
+import importlib.machinery
 import pkgutil
 import re
 from pathlib import Path
+from typing import Any
 
 from audioprep.errors import UsageError
 
 PACKAGE = "audioprep.stages"
+ENTRY_POINT_GROUP = "audioprep.stages"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +81,42 @@ def _scan() -> dict[str, StageInfo]:
                 doc=doc,
             ),
         )
+    for name, module_name in _entry_points():
+        spec = _find_spec(module_name)
+        if spec is None or not spec.origin:
+            continue
+        path = Path(spec.origin)
+        doc = _docstring(path)
+        found.setdefault(
+            name,
+            StageInfo(
+                name=name,
+                module=module_name,
+                path=path,
+                short_help=_short_help(name, doc),
+                doc=doc,
+            ),
+        )
     return dict(sorted(found.items()))
+
+
+def _entry_points() -> list[tuple[str, str]]:
+    """(stage name, module) of every ``audioprep.stages`` entry point installed."""
+    from importlib.metadata import entry_points
+
+    return [
+        (ep.name, ep.value.split(":")[0].strip()) for ep in entry_points(group=ENTRY_POINT_GROUP)
+    ]
+
+
+def _find_spec(module: str) -> importlib.machinery.ModuleSpec | None:
+    """The module's spec, found without running it (its parent packages are imported)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
 
 
 def available() -> dict[str, StageInfo]:
@@ -117,6 +156,26 @@ def load(name: str) -> type:
             f"found {len(classes)}"
         )
     return classes[0]
+
+
+def record_fields(*, exported: bool = False) -> tuple[Any, ...]:
+    """Every record field the registered stages declare (``Stage.record_fields``), in stage
+    order, the core fields of the manifest format left out (they come first wherever fields
+    are listed); with ``exported``, only the ones exports carry. Imports every stage module.
+
+    >>> "quality" in [f.name for f in record_fields()]
+    True
+    """
+    from audioprep.manifests.fields import CORE_FIELDS
+
+    seen = {f.name for f in CORE_FIELDS}
+    out = []
+    for name in names():
+        for f in getattr(load(name), "record_fields", ()):
+            if f.name not in seen and not (exported and f.export == "none"):
+                seen.add(f.name)
+                out.append(f)
+    return tuple(out)
 
 
 def refresh() -> None:

@@ -28,7 +28,6 @@ import abc
 import contextlib
 import dataclasses
 import errno
-import inspect
 import json
 import os
 import shutil
@@ -36,17 +35,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+from audioprep.core.params import by_role, validate
 from audioprep.errors import ItemError
-from audioprep.manifests.layout import PARTIAL_DIR, TMP_DIR
+from audioprep.manifests.fields import RecordField
+from audioprep.manifests.layout import PARTIAL_DIR, TMP_DIR, ManifestDir, Output
 from audioprep.manifests.records import AUDIO_DIR, Record, resolve_audio
 
 __all__ = [
     "PARTIAL_DIR",
     "CorpusStage",
     "DecideContext",
+    "FinalizeContext",
     "ItemContext",
     "ItemResult",
     "MapStage",
+    "Output",
+    "RecordField",
     "Resources",
     "SourceStage",
     "Stage",
@@ -76,6 +80,9 @@ class Resources:
 
     num_cpus: float = 1
     num_gpus: float = 0
+    #: CPU threads each worker gives its libraries; None: cores divided by --jobs.
+    #: ``AUDIOPREP_THREADS`` overrides both.
+    threads: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,12 +95,44 @@ class WorkerContext:
     device: str = "cpu"  # "cpu" or "cuda" (a stage's own --device, when it has one)
 
 
+class _SideFiles:
+    """Writing the side files a stage declares in ``Stage.outputs``, through the directory's
+    :class:`~audioprep.manifests.layout.ManifestDir` (atomic, never through a symlink)."""
+
+    files: ManifestDir
+
+    def folder(self, name: str) -> Path:
+        """The declared folder ``name`` (``"arrays"``, ``"arrays/.parts"``), created."""
+        return self.files.folder(name)
+
+    def writing(self, name: str) -> contextlib.AbstractContextManager[Path]:
+        """A temporary path to write the declared output ``name`` to; renamed over it at the
+        end of the ``with`` block: ``with ctx.writing("speaker_report.png") as tmp: ...``."""
+        return self.files.writing(name)
+
+    def write_text(self, name: str, text: str) -> None:
+        """Write the declared output ``name`` atomically."""
+        self.files.write_text(name, text)
+
+
 @dataclasses.dataclass(frozen=True)
-class DecideContext:
-    """What a corpus stage's ``decide`` knows: where it may write a report."""
+class DecideContext(_SideFiles):
+    """What a corpus stage's ``decide`` knows, and where it writes declared side files."""
 
     out_dir: Path
     in_dir: Path | None = None
+    #: made from out_dir when not given
+    files: ManifestDir = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.files is None:
+            object.__setattr__(self, "files", ManifestDir(self.out_dir))
+
+
+@dataclasses.dataclass(frozen=True)
+class FinalizeContext(DecideContext):
+    """What a corpus stage's ``finalize`` knows: the end-of-run files it writes go through
+    ``writing``/``write_text``/``folder`` (declared in ``Stage.outputs``)."""
 
 
 class Stage(abc.ABC):  # noqa: B024 - the kinds below hold the abstract methods
@@ -108,9 +147,12 @@ class Stage(abc.ABC):  # noqa: B024 - the kinds below hold the abstract methods
     version: ClassVar[str] = "1"
     #: What one worker needs (CPUs, GPUs); executors that place workers read it.
     resources: ClassVar[Resources] = Resources()
-    #: Kept for stages written before the stage kinds; use the kinds instead.
-    needs_corpus: ClassVar[bool] = False
-    is_source: ClassVar[bool] = False
+    #: Files and folders this stage writes into OUT_DIR beside the manifest (``arrays``,
+    #: ``speaker_report.json``): written through the contexts, cleared by ``--overwrite``.
+    outputs: ClassVar[tuple[Output, ...]] = ()
+    #: The record fields this stage adds (name, type, help, how exports carry them): exports,
+    #: the report's histograms and the docs' field tables read these.
+    record_fields: ClassVar[tuple[RecordField, ...]] = ()
 
     @dataclasses.dataclass(frozen=True)
     class Params:
@@ -118,8 +160,17 @@ class Stage(abc.ABC):  # noqa: B024 - the kinds below hold the abstract methods
 
     def __init__(self, params: Any | None = None) -> None:
         self.params = params if params is not None else self.Params()
+        # the declared choices and bounds hold however the Params were made (CLI, YAML, Python)
+        validate(self.params, stage=self.name or None)
         #: CPU threads this worker may use; also in ``setup``'s WorkerContext.
         self.threads = 1
+
+    @property
+    def device(self) -> str | None:
+        """Where this stage's model runs (its shared ``--device`` option), or None when it
+        runs no model; executors read this instead of a field by name."""
+        value = by_role(self.params, "device")
+        return str(value) if value else None
 
     def check(self) -> None:  # noqa: B027 - optional hook
         """Validate parameters and required tools; raise AudioprepError/UsageError if unusable."""
@@ -159,8 +210,6 @@ class MapStage(Stage):
 class SourceStage(MapStage):
     """A stage that reads sources (files, URLs) instead of a manifest directory."""
 
-    is_source: ClassVar[bool] = True
-
     @abc.abstractmethod
     def inputs(self) -> Iterator[Record]:
         """The input items (``id`` and ``source``) built from the parameters."""
@@ -168,8 +217,6 @@ class SourceStage(MapStage):
 
 class CorpusStage(Stage):
     """A stage that decides from the whole corpus (a threshold from every score)."""
-
-    needs_corpus: ClassVar[bool] = True
 
     @abc.abstractmethod
     def measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
@@ -188,6 +235,15 @@ class CorpusStage(Stage):
         ctx: ItemContext,
     ) -> list[Record]:
         """Map one record, knowing its measurement and the decision."""
+
+    def finalize(  # noqa: B027 - optional hook
+        self,
+        measurements: dict[str, dict[str, Any]],
+        decision: dict[str, Any],
+        ctx: FinalizeContext,
+    ) -> None:
+        """Write end-of-run files (shards, an index) once every item is finished, before the
+        manifest; runs again on every resumed run, so it must be idempotent."""
 
 
 @dataclasses.dataclass
@@ -212,40 +268,13 @@ class StageCall:
 
 
 def kind_of(stage: Stage | type[Stage]) -> str:
-    """``"source"``, ``"corpus"`` or ``"map"``; stages written before the kinds existed are
-    told apart by their old ``is_source``/``needs_corpus`` flags."""
-    if isinstance(stage, SourceStage) or getattr(stage, "is_source", False):
+    """``"source"``, ``"corpus"`` or ``"map"``: which of the kinds ``stage`` is."""
+    kind = stage if isinstance(stage, type) else type(stage)
+    if issubclass(kind, SourceStage):
         return "source"
-    if isinstance(stage, CorpusStage) or getattr(stage, "needs_corpus", False):
+    if issubclass(kind, CorpusStage):
         return "corpus"
     return "map"
-
-
-def _takes_argument(method: Any) -> bool:
-    try:
-        return len(inspect.signature(method).parameters) >= 1
-    except (TypeError, ValueError):  # pragma: no cover - builtins
-        return True
-
-
-def call_setup(stage: Stage, ctx: WorkerContext) -> None:
-    """``stage.setup(ctx)``, or ``setup()`` for a stage written before contexts existed."""
-    stage.threads = ctx.threads
-    if _takes_argument(stage.setup):
-        stage.setup(ctx)
-    else:
-        stage.setup()  # type: ignore[call-arg]
-
-
-def call_decide(
-    stage: Stage, measurements: dict[str, dict[str, Any]], ctx: DecideContext
-) -> dict[str, Any]:
-    """``stage.decide(measurements, ctx)``, or ``decide(measurements)`` for an older stage."""
-    decide = stage.decide  # type: ignore[attr-defined]
-    if len(inspect.signature(decide).parameters) >= 2:
-        return decide(measurements, ctx)
-    stage.out_dir = ctx.out_dir  # type: ignore[attr-defined]  # what older stages read
-    return decide(measurements)
 
 
 @dataclasses.dataclass
@@ -260,13 +289,22 @@ class ItemResult:
     seconds: float = 0.0
 
 
-class ItemContext:
-    """File access for one item: safe input paths, atomic audio outputs, hard links, rejects."""
+class ItemContext(_SideFiles):
+    """File access for one item: safe input paths, atomic audio outputs, hard links, rejects,
+    and the stage's declared side files (``folder``, ``writing``)."""
 
-    def __init__(self, *, stage_name: str, in_dir: Path | None, out_dir: Path) -> None:
+    def __init__(
+        self,
+        *,
+        stage_name: str,
+        in_dir: Path | None,
+        out_dir: Path,
+        outputs: tuple[Output, ...] = (),
+    ) -> None:
         self.stage_name = stage_name
         self.in_dir = in_dir
         self.out_dir = out_dir
+        self.files = ManifestDir(out_dir, outputs)
         self.audio_dir = out_dir / AUDIO_DIR
         self.tmp_dir = out_dir / TMP_DIR
         self.partial_dir = out_dir / PARTIAL_DIR

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ENV = "AUDIOPREP_MODEL_DIR"
 #: The help of every stage's --model-dir option.
@@ -74,6 +75,14 @@ KNOWN_MODELS = (
         "separate --model spleeter:2stems",
     ),
 )
+
+
+def model_dir_option() -> Any:
+    """The shared ``--model-dir`` option of a stage's Params (one declaration for every stage
+    that loads model files)."""
+    from audioprep.core.params import model_dir_param
+
+    return model_dir_param(MODEL_DIR_HELP)
 
 
 def model_dir(option: str | os.PathLike[str] | None = None) -> Path:

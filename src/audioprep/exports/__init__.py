@@ -67,6 +67,7 @@ def export(
     fmt: str,
     overwrite: bool = False,
     caption: str | None = None,
+    shard_size: int | None = None,
 ) -> dict[str, Any]:
     """Write ``in_dir`` as ``fmt`` into the folder ``out``; return counts for the terminal
     (``items``, ``seconds``, ``without_text``, ``skipped``; ``exit_code`` 1 when some records
@@ -75,16 +76,25 @@ def export(
     Refused before anything is written: an unknown format, OUT that is IN or inside its
     audio, IN inside OUT when OUT would be cleared, a non-empty OUT without ``overwrite``.
     A disk that fills up or a folder that cannot be written gives one sentence (exit 3).
+    ``shard_size``: items per shard of a format that writes shards (webdataset).
     """
     module = format_module(fmt)
     if caption is not None and fmt != "spectrogram-captions":
         raise UsageError("--caption is for --format spectrogram-captions")
+    if shard_size is not None:
+        if not hasattr(module, "SHARD_SIZE"):
+            raise UsageError(f"--shard-size is for a format that writes shards, not {fmt}")
+        if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
+            raise UsageError(
+                f"--shard-size takes a whole number of items, 1 or more, not {shard_size!r}"
+            )
     in_dir, out = Path(in_dir), Path(out)
     manifest_path(in_dir)
     clearing = overwrite and out.is_dir() and any(out.iterdir())
     check_output_dir(out, in_dirs=[in_dir], clearing=clearing, what="OUT")
     job = ExportJob(in_dir, out, fmt)
-    job.caption = caption  # type: ignore[attr-defined] - read by spectrogram-captions
+    job.caption = caption  # read by spectrogram-captions
+    job.shard_size = shard_size  # read by webdataset
     job.skip_reason = getattr(module, "skip_reason", job.skip_reason)
     try:
         job.scan()

@@ -18,6 +18,7 @@ from typing import Any
 
 from audioprep.core.stage import link_or_copy
 from audioprep.crawl.schema import SCHEMA_FIELDS
+from audioprep.manifests.fields import CORE_FIELDS, RecordField
 from audioprep.manifests.ids import is_safe_id, slugify
 from audioprep.manifests.records import Record, dumps, iter_checked, resolve_audio
 
@@ -25,19 +26,8 @@ from audioprep.manifests.records import Record, dumps, iter_checked, resolve_aud
 SKIPPED_FILE = "export-errors.jsonl"
 #: The ASMR corpus attributes, in order (from ``source``).
 ASMR_FIELDS = SCHEMA_FIELDS
-#: Record fields copied as columns into hf/csv exports when present (scalars only).
-RECORD_FIELDS = (
-    "id",
-    "duration",
-    "sample_rate",
-    "channels",
-    "parent",
-    "offset",
-    "label",
-    "text",
-    "speaker_similarity",
-    "speech_seconds",
-)
+#: Record fields every hf export carries as columns (the manifest format's own fields).
+RECORD_FIELDS = tuple(f.name for f in CORE_FIELDS)
 _SAFE_EXT = re.compile(r"^\.[a-z0-9]{1,5}$")
 #: First characters that make a spreadsheet read a cell as a formula (OWASP's list).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -82,6 +72,14 @@ def asmr_row(record: Record) -> dict[str, Any]:
     return row
 
 
+def declared_fields() -> tuple[RecordField, ...]:
+    """The record fields the registered stages declare (``Stage.record_fields``), in stage
+    order, the core fields and fields no export carries left out."""
+    from audioprep.core import registry
+
+    return registry.record_fields(exported=True)
+
+
 def source_of(record: Record) -> dict[str, Any]:
     source = record.get("source")
     return source if isinstance(source, dict) else {}
@@ -98,6 +96,9 @@ class ExportJob:
         self.skipped: list[dict[str, Any]] = []
         self._skipped_lines: set[int] = set()
         self._names: set[str] = set()
+        self._stage_fields: list[RecordField] | None = None
+        self.caption: str | None = None  # spectrogram-captions' --caption
+        self.shard_size: int | None = None  # webdataset's --shard-size
         self.stats: dict[str, Any] = {
             "format": fmt,
             "items": 0,
@@ -130,6 +131,17 @@ class ExportJob:
         for lineno, record, _ in iter_checked(self.in_dir):
             if record is not None and lineno not in self._skipped_lines:
                 yield record
+
+    def stage_fields(self, *, skip: tuple[str, ...] = ()) -> list[RecordField]:
+        """The declared stage fields (see :func:`declared_fields`) that at least one record
+        of this export carries: their columns are exported (flattened or as JSON)."""
+        if self._stage_fields is None:
+            declared = declared_fields()
+            found: set[str] = set()
+            for record in self.records():
+                found.update(f.name for f in declared if record.get(f.name) is not None)
+            self._stage_fields = [f for f in declared if f.name in found]
+        return [f for f in self._stage_fields if f.name not in skip]
 
     # -- names and files ---------------------------------------------------------------------
     def stem(self, record: Record) -> str:

@@ -1,10 +1,16 @@
-"""hf: a Hugging Face audiofolder: ``audio/`` and ``metadata.jsonl``, for load_dataset."""
+"""hf: a Hugging Face audiofolder: ``audio/`` and ``metadata.jsonl``, for load_dataset.
+
+Columns: ``file_name``, the core record fields, ``transcription``, ``language``, the
+``source_*`` attributes, then every field a stage declares (``Stage.record_fields``) that a
+record carries: scalars as they are, objects flattened (``quality_snr_db``), lists as JSON.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from audioprep.exports._base import ASMR_FIELDS, RECORD_FIELDS, ExportJob, scalar, source_of
+from audioprep.manifests.fields import row as field_row
 from audioprep.manifests.records import dumps
 
 NAME = "hf"
@@ -13,6 +19,7 @@ HELP = "HF audiofolder: audio/ and metadata.jsonl (file_name plus scalar columns
 
 def write(job: ExportJob) -> None:
     extra = sorted({k for r in job.records() for k in source_of(r) if k not in ASMR_FIELDS})
+    declared = job.stage_fields(skip=("language",))  # language has its own column
     with job.atomic_text("metadata.jsonl") as fh:
         for record in job.records():
             name = job.place_audio(record)
@@ -24,5 +31,6 @@ def write(job: ExportJob) -> None:
             source = source_of(record)
             row.update({f"source_{k}": scalar(source.get(k)) for k in ASMR_FIELDS})
             row.update({f"source_{k}": scalar(source.get(k)) for k in extra})
+            row.update(field_row(declared, record))
             fh.write(dumps(row) + "\n")  # allow_nan=False: never NaN in the metadata
             job.count(record)

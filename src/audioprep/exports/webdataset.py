@@ -1,6 +1,7 @@
 """webdataset: tar shards of N items, each item its audio plus its JSON record.
 
-``shard-000000.tar``, ``shard-000001.tar``, … (``SHARD_SIZE`` items each) and ``shards.json``
+``shard-000000.tar``, ``shard-000001.tar``, … (``--shard-size``, default ``SHARD_SIZE``, items
+each) and ``shards.json``
 (the shard names and item counts). An item is two members sharing a key: ``KEY.EXT`` (the
 audio bytes, unchanged) and ``KEY.json`` (the manifest record, its ``audio`` field set to the
 member name) — the layout WebDataset and lhotse's Shar readers stream, and the one the Emilia
@@ -51,8 +52,8 @@ def _batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
         yield batch
 
 
-def write(job: Any, *, shard_size: int | None = None) -> None:
-    size = int(shard_size or os.environ.get("AUDIOPREP_SHARD_SIZE") or SHARD_SIZE)
+def write(job: Any) -> None:
+    size = getattr(job, "shard_size", None) or SHARD_SIZE  # checked by exports.export
     shards: list[dict[str, Any]] = []
     for batch in _batches(job.records(), size):
         name = f"shard-{len(shards):06d}.tar"

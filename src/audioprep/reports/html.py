@@ -10,13 +10,16 @@ from __future__ import annotations
 import collections
 import html
 import json
+import math
 import re
 import statistics
 from pathlib import Path
 from typing import Any
 
 from audioprep.errors import AudioprepError, from_os_error
+from audioprep.manifests.fields import numbers as field_numbers
 from audioprep.manifests.layout import (
+    DECISION_FILE,
     ERRORS,
     MANIFEST,
     REJECTED,
@@ -51,9 +54,9 @@ def _reasons(path: Path) -> dict[str, Any]:
                 counts["(unreadable line)"] += 1
                 continue
             counts[_reason_key(str(entry.get("reason", "")))] += 1
-            similarity = entry.get("speaker_similarity")
-            if isinstance(similarity, int | float) and not isinstance(similarity, bool):
-                scores.append(float(similarity))
+            similarity = _finite(entry.get("speaker_similarity"))
+            if similarity is not None:
+                scores.append(similarity)
     return {
         "count": sum(counts.values()),
         "reasons": [{"reason": r, "count": n} for r, n in counts.most_common(20)],
@@ -71,6 +74,8 @@ def summarize(in_dir: str | Path) -> dict[str, Any]:
     rates: collections.Counter[int] = collections.Counter()
     channels: collections.Counter[int] = collections.Counter()
     similarity: list[float] = []
+    declared = _histogram_fields()
+    numbers: dict[str, list[float]] = {}
     ids: list[str] = []
     invalid: list[str] = []
     for _lineno, record, problem in iter_checked(in_dir):  # bad records are counted, not fatal
@@ -91,10 +96,15 @@ def summarize(in_dir: str | Path) -> dict[str, Any]:
         source_items[key] += 1
         rates[record["sample_rate"]] += 1
         channels[record["channels"]] += 1
-        if isinstance(record.get("speaker_similarity"), (int, float)):
-            similarity.append(float(record["speaker_similarity"]))
+        for f in declared:
+            for key, value in field_numbers(f, record).items():
+                numbers.setdefault(key, []).append(value)
+        score = _finite(record.get("speaker_similarity"))
+        if score is not None:
+            similarity.append(score)
     stage = _read_json(in_dir / STAGE_FILE) or {}
-    decision = _read_json(in_dir / "decision.json") or {}
+    decision = _read_json(in_dir / DECISION_FILE)
+    decision = decision if isinstance(decision, dict) else {}
     rejected = _reasons(in_dir / REJECTED)
     total = sum(durations)
     return {
@@ -121,6 +131,7 @@ def summarize(in_dir: str | Path) -> dict[str, Any]:
         "rejected": {k: v for k, v in rejected.items() if k != "scores"},
         "failed": {k: v for k, v in _reasons(in_dir / ERRORS).items() if k != "scores"},
         "speaker_similarity": _similarity(similarity, rejected["scores"], decision),
+        "fields": {key: _spread(values) for key, values in numbers.items()},
         "sample_ids": _pick(ids, 6),
         "invalid_records": {"count": len(invalid), "first": invalid[:5]},
     }
@@ -133,7 +144,7 @@ def _similarity(
     every = kept + rejected
     if not every:
         return None
-    threshold = decision.get("threshold")
+    threshold = _finite(decision.get("threshold"))  # a hostile decision.json: no threshold
     lo = min(every + ([threshold] if threshold is not None else []))
     hi = max(every + ([threshold] if threshold is not None else []))
     return {
@@ -141,6 +152,39 @@ def _similarity(
         "rejected": histogram(rejected, span=(lo, hi)),
         "threshold": threshold,
     }
+
+
+def _histogram_fields() -> list[Any]:
+    """The declared record fields whose numbers the report draws (``histogram=True``)."""
+    from audioprep.core import registry
+
+    return [
+        f
+        for f in registry.record_fields()
+        if f.name != "speaker_similarity"  # drawn with the threshold, kept against rejected
+        and (f.histogram or any(m.histogram for m in f.members))
+    ]
+
+
+def _spread(values: list[float]) -> dict[str, Any]:
+    return {
+        "count": len(values),
+        "min": round(min(values), 6),
+        "median": round(statistics.median(values), 6),
+        "max": round(max(values), 6),
+        "histogram": histogram(values),
+    }
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number (not a bool, string or NaN), else None.
+
+    >>> _finite(0.75), _finite("0.75"), _finite(float("nan")), _finite(True)
+    (0.75, None, None, None)
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
 
 
 def _pick(ids: list[str], n: int) -> list[str]:
@@ -193,6 +237,11 @@ def info_table(summary: dict[str, Any]) -> str:
     if s.get("invalid_records", {}).get("count"):
         lines.append(f"  invalid      {s['invalid_records']['count']} records left out")
         lines += [f"    {why[:150]}" for why in s["invalid_records"]["first"][:3]]
+    for key, spread in (s.get("fields") or {}).items():
+        lines.append(
+            f"  {key:24} median {spread['median']:g} ({spread['min']:g} to {spread['max']:g}, "
+            f"{spread['count']} items)"
+        )
     sim = s["speaker_similarity"]
     if sim:
         kept = sum(sim["kept"]["counts"])
@@ -298,6 +347,15 @@ def render_html(
             f"{sum(sim['rejected']['counts'])}, threshold (red line): {sim['threshold']}</p>",
             hist_svg(sim["kept"], unit="", mark=sim["threshold"], under=sim["rejected"]),
         ]
+    spreads = s.get("fields") or {}
+    if spreads:  # every number a stage declared for the report (Stage.record_fields)
+        parts.append("<h2>Record fields</h2>")
+        for key, spread in spreads.items():
+            parts += [
+                f"<h3>{esc(key)}</h3><p class=muted>median {spread['median']:g}, "
+                f"{spread['count']} items</p>",
+                _svg_hist(spread["histogram"], unit=""),
+            ]
     parts.append(sections)
     parts.append(f"<h2>Samples ({len(samples)})</h2><div class=samples>")
     for sample in samples:

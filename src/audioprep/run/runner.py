@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from audioprep import __version__
-from audioprep.core.stage import DecideContext, ItemContext, ItemResult, Stage, call_decide, kind_of
+from audioprep.core.stage import (
+    DecideContext,
+    FinalizeContext,
+    ItemContext,
+    ItemResult,
+    Stage,
+    kind_of,
+)
 from audioprep.errors import AudioprepError, ItemError, UsageError, from_os_error
 from audioprep.manifests.guards import check_output_dir
 from audioprep.manifests.layout import (
@@ -36,7 +43,7 @@ from audioprep.manifests.layout import (
     STAGE_FILE,
     TMP_DIR,
     Lock,
-    clear,
+    ManifestDir,
     identity,
     identity_changes,
     is_manifest_dir,
@@ -64,6 +71,22 @@ def default_jobs() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
+
+
+def worker_threads(stage: Stage, jobs: int) -> int:
+    """CPU threads each worker gives its libraries (torch, TensorFlow, BLAS):
+    ``AUDIOPREP_THREADS`` when set, else the stage's ``resources.threads``, else cores / jobs."""
+    env = os.environ.get("AUDIOPREP_THREADS")
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise UsageError(f"AUDIOPREP_THREADS must be a whole number, 1 or more, not {env!r}")
+        return value
+    declared = getattr(stage.resources, "threads", None)
+    return int(declared) if declared else max(1, default_jobs() // max(1, jobs))
 
 
 @dataclasses.dataclass
@@ -140,9 +163,14 @@ class Runner:
         self.progress = progress
         self.executor = executor or local_executor(self.jobs, batch_size)
         self.kind = kind_of(stage)
-        is_source = self.kind == "source"
-        if is_source == (self.in_dir is not None):
-            raise UsageError(f"stage {stage.name} {'takes no' if is_source else 'needs an'} IN_DIR")
+        source = self.kind == "source"
+        if source == (self.in_dir is not None):
+            raise UsageError(f"stage {stage.name} {'takes no' if source else 'needs an'} IN_DIR")
+        #: every name in OUT_DIR, the stage's declared outputs included
+        self.files = ManifestDir(self.out_dir, stage.outputs)
+        #: side files (``arrays/a.npy``) that records, measurements or the decision name
+        self._referenced: set[str] = set()
+        self._prefixes = tuple(f"{o.name}/" for o in stage.outputs if o.folder and o.pruned)
 
     # -- set-up ---------------------------------------------------------------------------
     def _identity(self) -> dict[str, Any]:
@@ -172,7 +200,7 @@ class Runner:
         run_file = self.out_dir / RUN_FILE
         current = self._identity()
         if self.overwrite:
-            clear(self.out_dir)
+            self.files.clear()
         elif run_file.exists():
             previous = json.loads(run_file.read_text(encoding="utf-8"))
             if previous != current:
@@ -188,6 +216,7 @@ class Runner:
                 (self.out_dir / name).unlink()
         shutil.rmtree(self.out_dir / TMP_DIR, ignore_errors=True)
         (self.out_dir / AUDIO_DIR).mkdir(exist_ok=True)
+        self.files.unlink_links()  # a declared output that is a link is replaced, never followed
 
     # -- inputs ---------------------------------------------------------------------------
     def _raw_inputs(self) -> Iterator[tuple[int, Record | None, str]]:
@@ -274,7 +303,7 @@ class Runner:
                     continue
                 yield record
 
-        threads = int(os.environ.get("AUDIOPREP_THREADS") or max(1, default_jobs() // self.jobs))
+        threads = worker_threads(stage, self.jobs)
         corpus = self.kind == "corpus"
         mode = "measure" if corpus else "process"
         spec = WorkerSpec.for_stage(
@@ -335,10 +364,13 @@ class Runner:
         measurements = {
             item_id: e["records"][0] for item_id, e in entries.items() if e and e["status"] == "ok"
         }
-        decision = call_decide(
-            stage, measurements, DecideContext(out_dir=self.out_dir, in_dir=self.in_dir)
+        decision = stage.decide(  # type: ignore[attr-defined]
+            measurements,
+            DecideContext(out_dir=self.out_dir, in_dir=self.in_dir, files=self.files),
         )
         atomic_write_text(self.out_dir / DECISION_FILE, json.dumps(decision, indent=2) + "\n")
+        self._reference(measurements)
+        self._reference(decision)
         journal.open_fresh()
         for item_id, record in self._valid_records(order):
             entry = entries[item_id]
@@ -347,7 +379,12 @@ class Runner:
             if entry["status"] != "ok":
                 journal.append(ItemResult(**entry))
                 continue
-            ctx = ItemContext(stage_name=stage.name, in_dir=self.in_dir, out_dir=self.out_dir)
+            ctx = ItemContext(
+                stage_name=stage.name,
+                in_dir=self.in_dir,
+                out_dir=self.out_dir,
+                outputs=stage.outputs,
+            )
             try:
                 outs = stage.finish(record, measurements[item_id], decision, ctx)  # type: ignore[attr-defined]
             except ItemError as exc:
@@ -363,6 +400,26 @@ class Runner:
                     rejected=ctx.rejected,
                 )
             )
+        stage.finalize(  # type: ignore[attr-defined]
+            measurements,
+            decision,
+            FinalizeContext(out_dir=self.out_dir, in_dir=self.in_dir, files=self.files),
+        )
+
+    def _reference(self, value: Any) -> None:
+        """Note the declared side files (``arrays/a.npy``) that ``value`` names, at any depth;
+        at the end of a complete run the pruned folders keep only those."""
+        if not self._prefixes:
+            return
+        if isinstance(value, str):
+            if value.startswith(self._prefixes):
+                self._referenced.add(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                self._reference(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                self._reference(v)
 
     # -- outputs --------------------------------------------------------------------------
     def _finalize(
@@ -422,6 +479,7 @@ class Runner:
                         for v in record.values()
                         if isinstance(v, str) and v.startswith(f"{AUDIO_DIR}/")
                     )
+                    self._reference(record)
                     files[MANIFEST].write(dumps(record) + "\n")
                     summary.records_out += 1
                     summary.seconds_out += float(record.get("duration") or 0.0)
@@ -451,6 +509,7 @@ class Runner:
         for path in audio_dir.iterdir():  # orphans of items killed mid-way or since re-done
             if f"{AUDIO_DIR}/{path.name}" not in referenced and path.is_file():
                 path.unlink()
+        self.files.prune(self._referenced)  # the same for the stage's declared folders
         shutil.rmtree(out / TMP_DIR, ignore_errors=True)
         if not summary.items_failed:  # nothing left to resume
             shutil.rmtree(out / PARTIAL_DIR, ignore_errors=True)

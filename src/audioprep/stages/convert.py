@@ -29,10 +29,18 @@ class ConvertStage(MapStage):
     @dataclasses.dataclass(frozen=True)
     class Params:
         sample_rate: int | None = param(
-            None, help="Output rate in Hz (default: keep).", flags=("--sample-rate", "-r")
+            None,
+            help="Output rate in Hz (default: keep).",
+            flags=("--sample-rate", "-r"),
+            min=1000,
+            max=384000,
         )
         channels: int | None = param(
-            None, help="Output channels, 1 = mono (default: keep).", flags=("--channels", "-c")
+            None,
+            help="Output channels, 1 = mono (default: keep).",
+            flags=("--channels", "-c"),
+            min=1,
+            max=32,
         )
         format: str = param("wav", help="wav or flac.", flags=("--format", "-f"), choices=FORMATS)
         sample_format: str = param(
@@ -41,16 +49,8 @@ class ConvertStage(MapStage):
 
     def check(self) -> None:
         p = self.params
-        if p.format not in FORMATS:
-            raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {p.format!r}.")
-        if p.sample_format not in SAMPLE_FORMATS:
-            raise UsageError(f"--sample-format must be one of {', '.join(SAMPLE_FORMATS)}.")
         if p.format == "flac" and p.sample_format == "f32":
             raise UsageError("flac stores integers only: use --sample-format s16 or s24 with flac.")
-        if p.sample_rate is not None and not 1000 <= p.sample_rate <= 384000:
-            raise UsageError(f"--sample-rate {p.sample_rate} is out of range (1000 to 384000 Hz).")
-        if p.channels is not None and not 1 <= p.channels <= 32:
-            raise UsageError(f"--channels {p.channels} is out of range (1 to 32).")
         require_ffmpeg()
 
     def _output_args(self) -> dict[str, Any]:

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from audioprep.core.params import param
-from audioprep.core.stage import CorpusStage, DecideContext, ItemContext
+from audioprep.core.stage import CorpusStage, DecideContext, ItemContext, Output
 from audioprep.errors import UsageError
+from audioprep.manifests.layout import DECISION_FILE
 from audioprep.manifests.records import Record
 
 INDEX_FILE = "dedupe_index.npz"
@@ -48,6 +49,10 @@ class DedupeStage(CorpusStage):
     """
 
     name = "dedupe"
+    outputs = (
+        Output("fingerprints", "each item's landmark hashes (ID.npz)", folder=True, pruned=True),
+        Output(INDEX_FILE, "the kept items' hash index, for a later --against"),
+    )
     version = "1"
 
     @dataclasses.dataclass(frozen=True)
@@ -78,10 +83,6 @@ class DedupeStage(CorpusStage):
 
     def check(self) -> None:
         p = self.params
-        if not 0 < p.min_coverage <= 1:
-            raise UsageError("--min-coverage is a share, above 0 and at most 1.")
-        if p.min_overlap < 0 or p.min_hashes < 1:
-            raise UsageError("--min-overlap must be >= 0 s and --min-hashes >= 1.")
         for d in p.against:
             if not (Path(d) / INDEX_FILE).is_file():
                 raise UsageError(
@@ -91,8 +92,9 @@ class DedupeStage(CorpusStage):
 
     # -- workers ---------------------------------------------------------------------------
     def measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
-        from audioprep.engines.fingerprint.landmarks import fingerprint_file
+        from audioprep.engines.fingerprint.landmarks import FINGERPRINT_DIR, fingerprint_file
 
+        ctx.folder(FINGERPRINT_DIR)  # a real folder (a symlink there is replaced)
         m = fingerprint_file(ctx.input_audio(record), ctx.out_dir, record["id"], features=False)
         codec = str(record.get("codec") or "").lower()
         m["duration"] = float(record.get("duration") or m["seconds"])
@@ -212,12 +214,8 @@ class DedupeStage(CorpusStage):
         index = HashIndex.build(
             [(fps[k]["hashes"], fps[k]["times"]) for k in kept_numbers], numbers=kept_numbers
         )
-        index.save(
-            out / INDEX_FILE,
-            ids=np.array(ids, dtype=str),
-            frames=frames,
-            kept=keep_mask,
-        )
+        with ctx.writing(INDEX_FILE) as tmp:  # atomic, never through a symlink
+            index.save(tmp, ids=np.array(ids, dtype=str), frames=frames, kept=keep_mask)
         return {
             "items": len(ids),
             "index_hashes": len(index),
@@ -262,7 +260,7 @@ class DedupeStage(CorpusStage):
     @classmethod
     def report_section(cls, out_dir: str | Path) -> str | None:
         """HTML: the duplicate pairs found and which copy was kept."""
-        path = Path(out_dir) / "decision.json"
+        path = Path(out_dir) / DECISION_FILE
         if not path.is_file():
             return None
         d = json.loads(path.read_text(encoding="utf-8"))

@@ -49,20 +49,29 @@ class DenoiseStage(MapStage):
 
     @dataclasses.dataclass(frozen=True)
     class Params:
-        lowpass: float | None = param(None, help="Low-pass cut-off in Hz (hiss, crackle).")
-        highpass: float | None = param(None, help="High-pass cut-off in Hz (rumble).")
-        rolloff: float = param(36.0, help="Roll-off in dB per octave, as applied (sets the order).")
-        passes: int = param(1, help="Apply the filters this many times.")
+        lowpass: float | None = param(
+            None, help="Low-pass cut-off in Hz (hiss, crackle).", above=0.0
+        )
+        highpass: float | None = param(None, help="High-pass cut-off in Hz (rumble).", above=0.0)
+        rolloff: float = param(
+            36.0, help="Roll-off in dB per octave, as applied (sets the order).", above=0.0
+        )
+        passes: int = param(1, help="Apply the filters this many times.", min=1)
         zero_phase: bool = param(
             True,
             help="Forward-backward (no phase shift) or causal.",
             flags=("--zero-phase/--causal",),
         )
         notch: tuple[float, ...] = param(
-            (), help="Notch out a tonal whine at this frequency (repeatable).", repeatable=True
+            (),
+            help="Notch out a tonal whine at this frequency (repeatable).",
+            repeatable=True,
+            above=0.0,
         )
-        q: float = param(30.0, help="Quality of the notches (bandwidth = f / Q).")
-        notch_auto: int = param(0, help="Find and notch the N strongest tonal peaks per item.")
+        q: float = param(30.0, help="Quality of the notches (bandwidth = f / Q).", above=0.0)
+        notch_auto: int = param(
+            0, help="Find and notch the N strongest tonal peaks per item.", min=0
+        )
 
     def check(self) -> None:
         p = self.params
@@ -70,19 +79,6 @@ class DenoiseStage(MapStage):
             raise UsageError(
                 "denoise needs at least one of --lowpass, --highpass, --notch, --notch-auto."
             )
-        if not p.rolloff > 0:
-            raise UsageError(f"--rolloff must be more than 0 dB per octave, not {p.rolloff:g}.")
-        if p.passes < 1:
-            raise UsageError("--passes must be at least 1.")
-        if not p.q > 0:
-            raise UsageError(f"--q must be more than 0, not {p.q:g}.")
-        if p.notch_auto < 0:
-            raise UsageError("--notch-auto must be 0 or more.")
-        for name, freq in (("--lowpass", p.lowpass), ("--highpass", p.highpass)) + tuple(
-            ("--notch", f) for f in p.notch
-        ):
-            if freq is not None and not freq > 0:
-                raise UsageError(f"{name} must be a frequency above 0 Hz, not {freq:g}.")
         if p.lowpass is not None and p.highpass is not None and p.highpass >= p.lowpass:
             raise UsageError(
                 f"--highpass {p.highpass:g} Hz must be below --lowpass {p.lowpass:g} Hz."

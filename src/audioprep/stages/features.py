@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from audioprep.core.params import param
-from audioprep.core.stage import CorpusStage, DecideContext, ItemContext
+from audioprep.core.stage import CorpusStage, DecideContext, FinalizeContext, ItemContext, Output
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifests.records import Record
 
@@ -69,16 +69,18 @@ class FeaturesStage(CorpusStage):
 
     name = "features"
     version = "1"
+    outputs = (
+        Output(
+            ARRAYS_DIR,
+            "one .npy per item, or .npz shards of --shard-size items with index.jsonl",
+            folder=True,
+            pruned=True,
+        ),
+    )
     Params = FeaturesParams
 
     def check(self) -> None:
         p = self.params
-        if p.kind not in ("logspec", "mel", "mfcc", "tone"):
-            raise UsageError(f"--kind must be logspec, mel, mfcc or tone, not {p.kind!r}")
-        if p.normalise not in ("none", "minmax"):
-            raise UsageError("--normalise must be minmax or none")
-        if p.dtype not in ("float32", "float16"):
-            raise UsageError("--dtype must be float32 or float16")
         if p.hop > p.frame:
             raise UsageError("--hop must not exceed --frame")
         if p.kind == "mfcc" and p.n_mfcc > p.n_mels:
@@ -113,9 +115,7 @@ class FeaturesStage(CorpusStage):
         crop = round(p.crop_to * sr) if p.crop_to is not None else None
         counts = {"in": 0, "out": 0}
         blocks = _fitted(mono_blocks(src, sample_rate=sr), pad=pad, crop=crop, counts=counts)
-        arrays = ctx.out_dir / ARRAYS_DIR
-        folder = arrays / PARTS_DIR if p.shard_size else arrays
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = ctx.folder(f"{ARRAYS_DIR}/{PARTS_DIR}" if p.shard_size else ARRAYS_DIR)
         ctx.tmp_dir.mkdir(parents=True, exist_ok=True)
         final = folder / f"{record['id']}.npy"
         tmp = ctx.tmp_dir / f"{os.getpid()}-{record['id']}.npy"
@@ -171,47 +171,49 @@ class FeaturesStage(CorpusStage):
             info["path"] = f"{ARRAYS_DIR}/{final.name}"
         return info
 
-    # -- decide: pack shards (main process) -------------------------------------------------
+    # -- decide: which shard each item goes to (main process) ---------------------------
     def decide(self, measurements: dict[str, dict[str, Any]], ctx: DecideContext) -> dict[str, Any]:
-        out_dir = ctx.out_dir
         size = self.params.shard_size
         if not size:
             return {}
-        arrays = Path(out_dir) / ARRAYS_DIR
-        arrays.mkdir(parents=True, exist_ok=True)
+        ids = list(measurements)
+        where = {
+            item_id: [f"{ARRAYS_DIR}/{_shard_name(n // size)}", n % size]
+            for n, item_id in enumerate(ids)
+        }
+        return {"shards": where}
+
+    # -- finalize: pack the shards and their index (main process, end of the run) ---------
+    def finalize(
+        self,
+        measurements: dict[str, dict[str, Any]],
+        decision: dict[str, Any],
+        ctx: FinalizeContext,
+    ) -> None:
+        size = self.params.shard_size
+        if not size:
+            return
+        arrays = ctx.folder(ARRAYS_DIR)
         # a resumed run packs again (items retried since may shift members): each array comes
         # from its part file, or from the shard an earlier run packed it into
-        previous = {}
-        if (arrays / INDEX).exists():
-            for line in (arrays / INDEX).read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    entry = json.loads(line)
-                    previous[entry["id"]] = arrays / Path(entry["shard"]).name
+        previous = _previous_shards(arrays)
         ids = list(measurements)
-        where: dict[str, list[Any]] = {}
         lines = []
-        names = []
-        for first in range(0, len(ids), size):
-            name = f"shard-{first // size:05d}.npz"
-            names.append(name)
-            members = ids[first : first + size]
-            _pack(arrays / f".{name}.new", members, arrays / PARTS_DIR, previous)
-            for index, item_id in enumerate(members):
-                where[item_id] = [f"{ARRAYS_DIR}/{name}", index]
-                m = measurements[item_id]
-                entry = {"id": item_id, "shard": f"{ARRAYS_DIR}/{name}", "key": item_id}
-                entry.update(index=index, shape=m["shape"], dtype=m["dtype"])
-                lines.append(json.dumps(entry))
-        for name in names:
-            os.replace(arrays / f".{name}.new", arrays / name)
-        for stale in arrays.glob("shard-*.npz"):
-            if stale.name not in names:
-                stale.unlink()
-        tmp = arrays / f".{INDEX}.tmp"
-        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        os.replace(tmp, arrays / INDEX)
-        shutil.rmtree(arrays / PARTS_DIR, ignore_errors=True)
-        return {"shards": where}
+        # every shard is packed before any is renamed into place: a member may come from an
+        # earlier shard of the same name
+        with contextlib.ExitStack() as renames:
+            for first in range(0, len(ids), size):
+                name = _shard_name(first // size)
+                members = ids[first : first + size]
+                tmp = renames.enter_context(ctx.writing(f"{ARRAYS_DIR}/{name}"))
+                _pack(tmp, members, arrays / PARTS_DIR, previous)
+                for index, item_id in enumerate(members):
+                    m = measurements[item_id]
+                    entry = {"id": item_id, "shard": f"{ARRAYS_DIR}/{name}", "key": item_id}
+                    entry.update(index=index, shape=m["shape"], dtype=m["dtype"])
+                    lines.append(json.dumps(entry))
+        ctx.write_text(f"{ARRAYS_DIR}/{INDEX}", "".join(line + "\n" for line in lines))
+        # left-over part files and shards of an earlier packing are pruned by the runner
 
     def finish(
         self,
@@ -301,6 +303,28 @@ def _write_matrix(
     if normalise != "minmax":
         return [bins, frames], None, None
     return [bins, frames], lo, hi
+
+
+def _shard_name(number: int) -> str:
+    return f"shard-{number:05d}.npz"
+
+
+def _previous_shards(arrays: Path) -> dict[str, Path]:
+    """Where an earlier packing put each item, read from the shards themselves (not from
+    ``index.jsonl``, which may be damaged); an unreadable shard counts for nothing."""
+    previous: dict[str, Path] = {}
+    for shard in sorted(arrays.glob("shard-*.npz")):
+        if shard.is_symlink() or not shard.is_file():
+            continue
+        try:
+            with zipfile.ZipFile(shard) as zf:
+                names = zf.namelist()
+        except (OSError, zipfile.BadZipFile, ValueError):
+            continue
+        for name in names:
+            if name.endswith(".npy"):
+                previous.setdefault(name[: -len(".npy")], shard)
+    return previous
 
 
 def _pack(shard: Path, members: list[str], parts: Path, previous: dict[str, Path]) -> None:

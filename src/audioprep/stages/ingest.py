@@ -48,7 +48,6 @@ class IngestStage(SourceStage):
 
     name = "ingest"
     version = "1"
-    is_source = True
 
     @dataclasses.dataclass(frozen=True)
     class Params:

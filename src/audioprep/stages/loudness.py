@@ -10,8 +10,8 @@ from typing import Any
 
 from audioprep.core.media import codec_fields, decode_chunks, output_format
 from audioprep.core.params import param
-from audioprep.core.stage import ItemContext, MapStage
-from audioprep.errors import ItemError, UsageError
+from audioprep.core.stage import ItemContext, MapStage, RecordField
+from audioprep.errors import ItemError
 from audioprep.manifests.records import Record
 
 BLOCK_FRAMES = 1 << 16
@@ -92,18 +92,29 @@ class LoudnessStage(MapStage):
 
     name = "loudness"
     version = "1"
+    record_fields = (
+        RecordField(
+            "loudness",
+            "object",
+            "What the normalisation measured and applied.",
+            export="flatten",
+            members=(
+                RecordField("mode", "str", "lufs or peak."),
+                RecordField("target_lufs", "float", "Loudness target (--mode lufs).", unit="LUFS"),
+                RecordField("target_peak_db", "float", "Peak target (--mode peak).", unit="dBFS"),
+                RecordField("ceiling_dbtp", "float", "True-peak ceiling.", unit="dBTP"),
+                RecordField("measured_lufs", "float", "Loudness before.", unit="LUFS"),
+                RecordField("measured_true_peak_db", "float", "True peak before.", unit="dBTP"),
+                RecordField("measured_sample_peak_db", "float", "Sample peak before.", unit="dBFS"),
+                RecordField("gain_db", "float", "Gain applied.", unit="dB", histogram=True),
+                RecordField("wanted_gain_db", "float", "Gain the target asked for.", unit="dB"),
+                RecordField("limited", "bool", "The gain was lowered to meet the ceiling."),
+                RecordField("output_lufs", "float", "Loudness after.", unit="LUFS"),
+                RecordField("output_true_peak_db", "float", "True peak after.", unit="dBTP"),
+            ),
+        ),
+    )
     Params = LoudnessParams
-
-    def check(self) -> None:
-        p = self.params
-        if p.mode not in ("lufs", "peak"):
-            raise UsageError(f"--mode must be lufs or peak, not {p.mode!r}.")
-        if not -70.0 <= p.target <= 0.0:
-            raise UsageError(f"--target must be between -70 and 0 LUFS, not {p.target:g}.")
-        if not -30.0 <= p.true_peak <= 0.0:
-            raise UsageError(f"--true-peak must be between -30 and 0 dBTP, not {p.true_peak:g}.")
-        if not -30.0 <= p.peak <= 0.0:
-            raise UsageError(f"--peak must be between -30 and 0 dBFS, not {p.peak:g}.")
 
     # -- pass 1 ------------------------------------------------------------------------------
     def measure_file(self, src: Path, record: Record) -> dict[str, Any]:

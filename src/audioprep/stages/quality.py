@@ -6,8 +6,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from audioprep.core.params import param
-from audioprep.core.stage import ItemContext, MapStage, WorkerContext
+from audioprep.core.params import device_param, param
+from audioprep.core.stage import ItemContext, MapStage, RecordField, WorkerContext
 from audioprep.errors import AudioprepError, UsageError
 from audioprep.manifests.records import Record
 
@@ -42,6 +42,18 @@ REPORT_METRICS = (
     ("dc_offset", "DC offset", "", None),
     ("duration", "Duration", "s", None),
 )
+#: The ``quality`` object's members (all numbers; DNSMOS ones only with --dnsmos).
+QUALITY_FIELD = RecordField(
+    "quality",
+    "object",
+    "Signal metrics and DNSMOS scores of the item.",
+    export="flatten",
+    members=tuple(
+        RecordField(key, "float", title, unit=unit, histogram=True)
+        for key, title, unit, _span in REPORT_METRICS
+    )
+    + (RecordField("sample_peak_db", "float", "Sample peak", unit="dBFS"),),
+)
 #: Clips shown with a player at each end of the OVRL ranking.
 REPORT_CLIPS = 6
 
@@ -73,7 +85,7 @@ class QualityParams:
         None,
         help="Drop items whose effective bandwidth is below this many Hz (8 kHz phone "
         "audio upsampled reads under 4000).",
-        min=0.0,
+        above=0.0,
     )
     max_clipping: float | None = param(
         None,
@@ -102,7 +114,7 @@ class QualityParams:
     dnsmos: bool = param(
         True, help="Score with DNSMOS (--no-dnsmos: the signal metrics only, far faster)."
     )
-    device: str = param("cpu", help="Where the DNSMOS models run.", choices=("cpu", "cuda"))
+    device: str = device_param("Where the DNSMOS models run.")
 
 
 class QualityStage(MapStage):
@@ -117,28 +129,15 @@ class QualityStage(MapStage):
 
     name = "quality"
     version = "1"
+    record_fields = (QUALITY_FIELD,)
     Params = QualityParams
 
     def check(self) -> None:
         p = self.params
         for key in ("min_ovrl", "min_sig", "min_bak", "min_p808"):
             value = getattr(p, key)
-            if value is not None and not 1.0 <= value <= 5.0:
-                raise UsageError(f"--{key.replace('_', '-')} is a MOS from 1 to 5, not {value:g}.")
             if value is not None and not p.dnsmos:
                 raise UsageError(f"--{key.replace('_', '-')} needs DNSMOS: drop --no-dnsmos.")
-        for key in ("max_clipping", "max_silence"):
-            value = getattr(p, key)
-            if value is not None and not 0.0 <= value <= 1.0:
-                raise UsageError(
-                    f"--{key.replace('_', '-')} is a share from 0 to 1, not {value:g}."
-                )
-        if p.min_bandwidth is not None and p.min_bandwidth <= 0:
-            raise UsageError(f"--min-bandwidth must be above 0 Hz, not {p.min_bandwidth:g}.")
-        if p.max_dc_offset is not None and p.max_dc_offset < 0:
-            raise UsageError(f"--max-dc-offset must be 0 or more, not {p.max_dc_offset:g}.")
-        if p.device not in ("cpu", "cuda"):
-            raise UsageError(f"--device must be cpu or cuda, not {p.device!r}.")
         if p.dnsmos:
             from audioprep.engines.quality.dnsmos import check_device, model_dir
 

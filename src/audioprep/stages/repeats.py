@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from audioprep.core.params import param
-from audioprep.core.stage import CorpusStage, DecideContext, ItemContext
+from audioprep.core.stage import CorpusStage, DecideContext, ItemContext, Output
 from audioprep.errors import ItemError, UsageError
+from audioprep.manifests.layout import DECISION_FILE
 from audioprep.manifests.offsets import child_offset
 from audioprep.manifests.records import Record
 
@@ -93,6 +94,9 @@ class RepeatsStage(CorpusStage):
     """
 
     name = "repeats"
+    outputs = (
+        Output("fingerprints", "each item's fingerprint (ID.npz)", folder=True, pruned=True),
+    )
     version = "1"
 
     @dataclasses.dataclass(frozen=True)
@@ -106,13 +110,17 @@ class RepeatsStage(CorpusStage):
         min_items: int = param(2, help="Cut audio recurring in at least this many items.", min=2)
         min_duration: float = param(2.0, help="Shortest repeat to cut (s).", min=0.1)
         max_duration: float = param(
-            120.0, help="Longest repeat to cut (s); longer shared audio is dedupe's business."
+            120.0,
+            help="Longest repeat to cut (s); longer shared audio is dedupe's business.",
+            min=0.1,
         )
         where: tuple[str, ...] = param(
             ("any",), help="Where repeats are cut: head, tail and/or any.", choices=WHERE
         )
         edge: float = param(
-            30.0, help="Head/tail: within this many seconds (at most a quarter of the item)."
+            30.0,
+            help="Head/tail: within this many seconds (at most a quarter of the item).",
+            min=0.0,
         )
         similarity: float = param(
             0.7, help="Frame check: aligned frames agree at this correlation.", min=0.05, max=0.99
@@ -120,26 +128,22 @@ class RepeatsStage(CorpusStage):
         dry_run: bool = param(
             False, help="Annotate the repeats found, cut nothing.", flags=("--dry-run",)
         )
-        min_keep: float = param(0.5, help="Reject an item with less audio left than this (s).")
+        min_keep: float = param(
+            0.5, help="Reject an item with less audio left than this (s).", min=0.0
+        )
 
     def check(self) -> None:
         p = self.params
-        if p.min_items < 2:
-            raise UsageError("--min-items must be 2 or more (audio recurring in K items).")
-        if p.min_duration <= 0 or p.max_duration < p.min_duration:
-            raise UsageError("--min-duration must be > 0 and at most --max-duration.")
-        bad = [w for w in p.where if w not in WHERE]
-        if bad or not p.where:
-            raise UsageError(f"--where takes head, tail and/or any (got {', '.join(bad)}).")
-        if p.edge < 0:
-            raise UsageError("--edge must be zero or more seconds.")
-        if not 0 < p.similarity < 1:
-            raise UsageError("--similarity is a correlation between 0 and 1.")
+        if p.max_duration < p.min_duration:
+            raise UsageError("--min-duration must be at most --max-duration.")
+        if not p.where:
+            raise UsageError("--where takes head, tail and/or any.")
 
     # -- workers ---------------------------------------------------------------------------
     def measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
-        from audioprep.engines.fingerprint.landmarks import fingerprint_file
+        from audioprep.engines.fingerprint.landmarks import FINGERPRINT_DIR, fingerprint_file
 
+        ctx.folder(FINGERPRINT_DIR)  # a real folder (a symlink there is replaced)
         m = fingerprint_file(ctx.input_audio(record), ctx.out_dir, record["id"], features=True)
         m["group"] = group_key(record, self.params.group_by)
         m["duration"] = float(record.get("duration") or m["seconds"])
@@ -311,7 +315,7 @@ class RepeatsStage(CorpusStage):
     @classmethod
     def report_section(cls, out_dir: str | Path) -> str | None:
         """HTML: the recurring segments found and what was cut from each item."""
-        path = Path(out_dir) / "decision.json"
+        path = Path(out_dir) / DECISION_FILE
         if not path.is_file():
             return None
         decision = json.loads(path.read_text(encoding="utf-8"))

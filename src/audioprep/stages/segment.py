@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from audioprep.core.media import require_ffmpeg
-from audioprep.core.params import param
-from audioprep.core.stage import ItemContext, MapStage, WorkerContext
-from audioprep.engines.models import MODEL_DIR_HELP, find, model_dir
+from audioprep.core.params import device_param, param
+from audioprep.core.stage import ItemContext, MapStage, RecordField, WorkerContext
+from audioprep.engines.models import find, model_dir, model_dir_option
 from audioprep.engines.segment.base import SEGMENTERS, Segmenter
 from audioprep.errors import UsageError
 from audioprep.manifests.records import Record
@@ -39,6 +39,15 @@ class SegmentStage(MapStage):
 
     name = "segment"
     version = "1"
+    record_fields = (
+        RecordField(
+            "speech_seconds", "float", "Seconds labelled speech.", unit="s", histogram=True
+        ),
+        RecordField(
+            "segments", "list", "The labelled segments [{label, start, end}].", export="none"
+        ),
+        RecordField("label_seconds", "object", "Seconds per label.", export="json"),
+    )
 
     @dataclasses.dataclass(frozen=True)
     class Params:
@@ -59,10 +68,13 @@ class SegmentStage(MapStage):
             256,
             help="CNN patches per forward pass (ina). Items batched with --batch-size share "
             "these passes.",
+            min=1,
         )
-        device: str = param("cpu", help="cpu or cuda.", choices=("cpu", "cuda"))
-        window: float = param(300.0, help="Seconds of audio per CNN window (memory bound).")
-        model_dir: str = param("", help=MODEL_DIR_HELP, path=True)
+        device: str = device_param()
+        window: float = param(
+            300.0, help="Seconds of audio per CNN window (memory bound).", min=10.0
+        )
+        model_dir: str = model_dir_option()
 
     def _model_dir(self) -> Path:
         return model_dir(self.params.model_dir or None)
@@ -74,21 +86,11 @@ class SegmentStage(MapStage):
 
     def check(self) -> None:
         p = self.params
-        if p.engine not in ENGINES:
-            raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, not {p.engine!r}.")
-        if p.vad_engine not in ("smn", "sm"):
-            raise UsageError("--vad-engine must be smn (speech/music/noise) or sm (speech/music).")
-        if p.device not in ("cpu", "cuda"):
-            raise UsageError("--device must be cpu or cuda.")
         if p.engine == "silero" and p.device == "cuda":
             raise UsageError(
                 "--engine silero runs on the CPU (it steps 32 ms at a time, faster there); "
                 "drop --device cuda."
             )
-        if p.cnn_batch_size < 1:
-            raise UsageError("--cnn-batch-size must be at least 1.")
-        if p.window < 10:
-            raise UsageError("--window must be at least 10 seconds.")
         require_ffmpeg()
 
     def setup(self, ctx: WorkerContext) -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from audioprep.core.media import codec_fields, decode_chunks, last_line, require_ffmpeg, sound_info
-from audioprep.core.params import param
+from audioprep.core.params import device_param, param
 from audioprep.core.stage import ItemContext, MapStage, WorkerContext
-from audioprep.engines.models import MODEL_DIR_HELP, model_dir
+from audioprep.engines.models import model_dir, model_dir_option
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifests.records import Record
 
@@ -75,10 +75,12 @@ class SeparateStage(MapStage):
         keep_accompaniment: bool = param(
             False, help="Also write the accompaniment.", flags=("--keep-accompaniment",)
         )
-        window: float = param(30.0, help="Seconds per Spleeter call (bounds memory).")
-        overlap: float = param(2.0, help="Seconds cross-faded between windows.")
-        device: str = param("cpu", help="cpu or cuda.", choices=("cpu", "cuda"))
-        model_dir: str = param("", help=MODEL_DIR_HELP, path=True)
+        window: float = param(
+            30.0, help="Seconds per Spleeter call (bounds memory).", min=5.0, max=600.0
+        )
+        overlap: float = param(2.0, help="Seconds cross-faded between windows.", min=0.0)
+        device: str = device_param()
+        model_dir: str = model_dir_option()
 
     def _model_dir(self) -> Path:
         return model_dir(self.params.model_dir or None)
@@ -87,12 +89,8 @@ class SeparateStage(MapStage):
         from audioprep.engines.separate.spleeter import check_model, spleeter_python
 
         p = self.params
-        if p.model not in MODELS:
-            raise UsageError(f"--model must be one of {', '.join(MODELS)}.")
-        if not 5 <= p.window <= 600 or not 0 <= p.overlap < p.window / 2:
-            raise UsageError("--window must be 5 to 600 s and --overlap under half of it.")
-        if p.device not in ("cpu", "cuda"):
-            raise UsageError("--device must be cpu or cuda.")
+        if not p.overlap < p.window / 2:
+            raise UsageError("--overlap must be under half of --window.")
         require_ffmpeg()
         check_model(self._model_dir(), p.model)
         if not spleeter_python().is_file():

@@ -45,25 +45,25 @@ class SliceStage(MapStage):
         labels: tuple[str, ...] = param(
             ("speech", "male", "female"), help="Comma-separated labels to cut into clips."
         )
-        min_duration: float = param(1.5, help="Drop shorter segments (to rejected.jsonl).")
+        min_duration: float = param(1.5, help="Drop shorter segments (to rejected.jsonl).", min=0.0)
         max_duration: float = param(
-            15.0, help="Split longer ones at a quiet point (padding included)."
+            15.0, help="Split longer ones at a quiet point (padding included).", above=0.0
         )
-        merge_gap: float = param(0.0, help="Join same-label segments this close (s).")
-        pad: float = param(0.0, help="Context kept on each side (s), never past the file.")
+        merge_gap: float = param(0.0, help="Join same-label segments this close (s).", min=0.0)
+        pad: float = param(0.0, help="Context kept on each side (s), never past the file.", min=0.0)
         chunk: float | None = param(
-            None, help="Cut fixed-length chunks of this many seconds instead."
+            None, help="Cut fixed-length chunks of this many seconds instead.", above=0.0
         )
         drop_last: bool = param(
             True, help="With --chunk: drop a short last chunk.", flags=("--drop-last/--keep-last",)
         )
         search: float = param(
-            3.0, help="Seconds before --max-duration searched for a quiet split point."
+            3.0, help="Seconds before --max-duration searched for a quiet split point.", min=0.0
         )
         random: int | None = param(
             None, help="Cut N random excerpts of --duration seconds per item instead.", min=1
         )
-        duration: float = param(10.0, help="With --random: excerpt length (s).")
+        duration: float = param(10.0, help="With --random: excerpt length (s).", above=0.0)
         seed: int = param(0, help="With --random: seed (each item draws from it and its id).")
         overlap_ok: bool = param(False, help="With --random: excerpts may overlap.")
         short: str = param(
@@ -78,11 +78,7 @@ class SliceStage(MapStage):
             _check_random(p)
             return
         if p.chunk is not None:
-            if not p.chunk > 0:
-                raise UsageError("--chunk must be more than 0 seconds.")
             return
-        if p.min_duration < 0 or p.merge_gap < 0 or p.pad < 0 or p.search < 0:
-            raise UsageError("--min-duration, --merge-gap, --pad and --search must be >= 0.")
         if not p.max_duration > 2 * p.pad:
             raise UsageError("--max-duration must be longer than twice --pad.")
         if p.min_duration > p.max_duration - 2 * p.pad:

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from audioprep.core.media import MEDIA_EXTENSIONS, require_ffmpeg
-from audioprep.core.params import param
-from audioprep.core.stage import CorpusStage, DecideContext, ItemContext, WorkerContext
+from audioprep.core.params import device_param, param
+from audioprep.core.stage import (
+    CorpusStage,
+    DecideContext,
+    ItemContext,
+    Output,
+    RecordField,
+    Resources,
+    WorkerContext,
+)
 from audioprep.errors import AudioprepError, ItemError, UsageError
 from audioprep.manifests.offsets import child_offset
 from audioprep.manifests.records import Record, read_manifest, resolve_audio
@@ -74,6 +81,21 @@ class SpeakerFilterStage(CorpusStage):
 
     name = "speaker-filter"
     version = "2"
+    # one torch thread per worker: measured here, one thread embeds faster than two even with
+    # a single worker (README, make bench); AUDIOPREP_THREADS overrides it
+    resources = Resources(threads=1)
+    record_fields = (
+        RecordField(
+            "speaker_similarity",
+            "float",
+            "Cosine similarity of the clip to the target voice.",
+            histogram=True,
+        ),
+    )
+    outputs = (
+        Output("speaker_report.png", "--report: histogram of the scores with the threshold"),
+        Output("speaker_report.json", "--report: the numbers and quantiles behind it"),
+    )
 
     @dataclasses.dataclass(frozen=True)
     class Params:
@@ -96,6 +118,8 @@ class SpeakerFilterStage(CorpusStage):
             "a number: keep items at or above this cosine similarity to the (adapted) voice.",
             parse=_threshold,
             render=_threshold_text,
+            min=-1.0,
+            max=1.0,
         )
         enrol: str = param(
             "reference",
@@ -112,7 +136,7 @@ class SpeakerFilterStage(CorpusStage):
             help="Clips holding the target and another voice: split them, or reject them.",
             choices=("split", "reject"),
         )
-        min_voiced: float = param(1.0, help="Reject items with less voiced audio (s).")
+        min_voiced: float = param(1.0, help="Reject items with less voiced audio (s).", min=0.0)
         window_batch: int = param(
             256,
             help="Partial windows per forward pass (across the items of a --batch-size call).",
@@ -121,7 +145,7 @@ class SpeakerFilterStage(CorpusStage):
         report: bool = param(
             False, help="Write speaker_report.png and .json in OUT_DIR.", flags=("--report",)
         )
-        device: str = param("cpu", help="cpu or cuda.", choices=("cpu", "cuda"))
+        device: str = device_param()
 
     def check(self) -> None:
         p = self.params
@@ -134,14 +158,6 @@ class SpeakerFilterStage(CorpusStage):
             )
         if p.reference_manifest and not p.reference_ids:
             raise UsageError("--reference-manifest needs --reference-ids a,b,...")
-        if p.threshold is not None and not -1 <= p.threshold <= 1:
-            raise UsageError("--threshold is a cosine similarity, from -1 to 1, or auto.")
-        if p.mixed not in ("split", "reject"):
-            raise UsageError("--mixed must be split or reject.")
-        if p.window_batch < 1:
-            raise UsageError("--window-batch must be at least 1.")
-        if p.device not in ("cpu", "cuda"):
-            raise UsageError("--device must be cpu or cuda.")
         if p.device == "cuda":
             import torch
 
@@ -181,10 +197,7 @@ class SpeakerFilterStage(CorpusStage):
     def setup(self, ctx: WorkerContext) -> None:
         from audioprep.engines.speaker.resemblyzer import load_encoder
 
-        # one torch thread per worker unless AUDIOPREP_THREADS says otherwise: measured here,
-        # one thread embeds faster than two even with a single worker (README, make bench)
-        threads = ctx.threads if os.environ.get("AUDIOPREP_THREADS") else 1
-        self.encoder = load_encoder(threads, self.params.device)
+        self.encoder = load_encoder(ctx.threads, self.params.device)
 
     # -- measure: in the workers ----------------------------------------------------------
 
@@ -352,10 +365,10 @@ class SpeakerFilterStage(CorpusStage):
             decision["snorm"][item_id] = best["snorm"]
             decision["keep"][item_id] = any(t["keep"] for t in turns)
         if p.report:
-            self._report(Path(ctx.out_dir), np.array(list(decision["scores"].values())), decision)
+            self._report(ctx, np.array(list(decision["scores"].values())), decision)
         return decision
 
-    def _report(self, out: Path, scores: Any, decision: dict[str, Any]) -> None:
+    def _report(self, ctx: DecideContext, scores: Any, decision: dict[str, Any]) -> None:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -373,7 +386,8 @@ class SpeakerFilterStage(CorpusStage):
         ax.set_xlabel("speaker similarity (cosine, adapted voice)")
         ax.set_ylabel("items")
         fig.tight_layout()
-        fig.savefig(out / "speaker_report.png")
+        with ctx.writing("speaker_report.png") as tmp:
+            fig.savefig(tmp)
         plt.close(fig)
         report = {
             "threshold": decision["threshold"],
@@ -389,7 +403,7 @@ class SpeakerFilterStage(CorpusStage):
             else {},
             "clusters": decision.get("clusters"),
         }
-        (out / "speaker_report.json").write_text(json.dumps(report, indent=2) + "\n")
+        ctx.write_text("speaker_report.json", json.dumps(report, indent=2) + "\n")
 
     # -- finish: each item, in order ----------------------------------------------------
 

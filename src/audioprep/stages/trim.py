@@ -12,7 +12,7 @@ from audioprep.core.media import codec_fields, exact_dtype, ffmpeg_version, last
 from audioprep.core.params import param
 from audioprep.core.stage import ItemContext, MapStage
 from audioprep.dsp.trim import trim_bounds
-from audioprep.errors import ItemError, UsageError
+from audioprep.errors import ItemError
 from audioprep.manifests.offsets import child_offset
 from audioprep.manifests.records import Record
 
@@ -30,12 +30,8 @@ class TrimStage(MapStage):
 
     @dataclasses.dataclass(frozen=True)
     class Params:
-        head: float = param(0.0, help="Seconds to cut from the start.")
-        tail: float = param(0.0, help="Seconds to cut from the end.")
-
-    def check(self) -> None:
-        if self.params.head < 0 or self.params.tail < 0:
-            raise UsageError("--head and --tail must be zero or more seconds.")
+        head: float = param(0.0, help="Seconds to cut from the start.", min=0.0)
+        tail: float = param(0.0, help="Seconds to cut from the end.", min=0.0)
 
     def process(self, record: Record, ctx: ItemContext) -> list[Record]:
         import soundfile as sf

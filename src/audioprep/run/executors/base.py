@@ -24,7 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from audioprep.core.stage import ItemContext, ItemResult, Stage, WorkerContext, call_setup
+from audioprep.core.stage import ItemContext, ItemResult, Stage, WorkerContext
 from audioprep.errors import AudioprepError, ItemError
 from audioprep.manifests.records import Record
 
@@ -87,10 +87,11 @@ class Worker:
             threads=spec.threads,
             in_dir=Path(spec.in_dir) if spec.in_dir else None,
             out_dir=Path(spec.out_dir),
-            device=str(getattr(self.stage.params, "device", "cpu") or "cpu"),
+            device=self.stage.device or "cpu",
         )
         try:
-            call_setup(self.stage, ctx)
+            self.stage.threads = ctx.threads
+            self.stage.setup(ctx)
         except AudioprepError as exc:
             self.setup_error = str(exc)
         except Exception as exc:  # noqa: BLE001 - reported to the user as a fatal error
@@ -103,6 +104,7 @@ class Worker:
             stage_name=self.stage.name,
             in_dir=Path(self.spec.in_dir) if self.spec.in_dir else None,
             out_dir=Path(self.spec.out_dir),
+            outputs=self.stage.outputs,
         )
         started = time.perf_counter()
         try:
@@ -143,7 +145,12 @@ class Worker:
             return [self.process(r) for r in records]
         in_dir = Path(self.spec.in_dir) if self.spec.in_dir else None
         ctxs = [
-            ItemContext(stage_name=self.stage.name, in_dir=in_dir, out_dir=Path(self.spec.out_dir))
+            ItemContext(
+                stage_name=self.stage.name,
+                in_dir=in_dir,
+                out_dir=Path(self.spec.out_dir),
+                outputs=self.stage.outputs,
+            )
             for _ in records
         ]
         started = time.perf_counter()

@@ -34,12 +34,13 @@ from typing import Any
 
 from audioprep.core.stage import ItemResult
 from audioprep.errors import AudioprepError
+from audioprep.manifests.layout import RAY_ITEM_LOG, RAY_PROBE, ManifestDir
 from audioprep.manifests.records import MANIFEST, Record, resolve_audio
 from audioprep.run.executors.base import Executor, Worker, WorkerSpec, error_result
 
 ADDRESS_ENV = "AUDIOPREP_RAY_ADDRESS"
-ITEM_LOG = ".ray-items.jsonl"
-PROBE_FILE = ".ray-probe"
+ITEM_LOG = RAY_ITEM_LOG  # names owned by manifests.layout (cleared by --overwrite)
+PROBE_FILE = RAY_PROBE
 _CONNECTED: str | None = None  # the address this process's Ray is connected to
 
 
@@ -250,7 +251,7 @@ class RayExecutor(Executor):
         declared = getattr(stage, "resources", None)
         cpus = self.num_cpus if self.num_cpus is not None else getattr(declared, "num_cpus", 1)
         gpus = self.num_gpus if self.num_gpus is not None else getattr(declared, "num_gpus", 0)
-        device = getattr(stage.params, "device", None)
+        device = stage.device
         if self.num_gpus is None:
             if device == "cpu":
                 gpus = 0  # a stage asked to run on the CPU holds no GPU
@@ -277,7 +278,7 @@ class RayExecutor(Executor):
     def _probe(self, spec: WorkerSpec, first: Record | None) -> dict[str, Any]:
         nonce = uuid.uuid4().hex
         out = Path(spec.out_dir)
-        (out / PROBE_FILE).write_text(nonce + "\n", encoding="utf-8")
+        ManifestDir(out).write_log(PROBE_FILE, nonce + "\n")
         probe: dict[str, Any] = {"nonce": nonce, "manifest_size": None, "audio": None}
         if spec.in_dir is not None:
             probe["manifest_size"] = (Path(spec.in_dir) / MANIFEST).stat().st_size
@@ -304,7 +305,7 @@ class RayExecutor(Executor):
         remote_cls = ray.remote(RayWorker).options(
             num_cpus=cpus, num_gpus=gpus, max_restarts=0, max_task_retries=0
         )
-        log_path = Path(spec.out_dir) / ITEM_LOG
+        files = ManifestDir(spec.out_dir)
         nodes: collections.Counter[str] = collections.Counter()
         self._info = {
             "address": self.address or "local",
@@ -348,7 +349,7 @@ class RayExecutor(Executor):
                     replacements -= 1
                     start_actor()
 
-        log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in finally
+        log = files.open_log(ITEM_LOG)  # closed in finally
         started = time.monotonic()
         lost_since: float | None = None
         try:
