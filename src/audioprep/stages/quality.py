@@ -103,6 +103,11 @@ class QualityParams:
         True, help="Score with DNSMOS (--no-dnsmos: the signal metrics only, far faster)."
     )
     device: str = param("cpu", help="Where the DNSMOS models run.", choices=("cpu", "cuda"))
+    annotate_only: bool = param(
+        False,
+        help="Drop nothing: record the filters' decision as quality_pass (and the reason as "
+        "quality_reason) for `audioprep select` to apply later.",
+    )
 
 
 class QualityStage(MapStage):
@@ -217,14 +222,17 @@ class QualityStage(MapStage):
             ctx.reject(record, quality)
             return []
         failed = self.failures(quality)
+        if self.params.annotate_only:
+            audio = ctx.link(src, f"{record['id']}{src.suffix}")
+            verdict = {"quality_pass": not failed}
+            if failed:
+                verdict["quality_reason"] = _reason(failed[0])
+            return [{**record, "audio": audio, "quality": quality, **verdict}]
         if failed:
             f = failed[0]
-            word = "below" if f["direction"] == "min" else "above"
-            value = "undefined" if f["value"] is None else f"{f['value']:g}{f['unit']}"
-            reason = f"{f['metric']} {value} is {word} {f['option']} {f['threshold']:g}{f['unit']}"
             ctx.reject(
                 record,
-                reason,
+                _reason(f),
                 metric=f["metric"],
                 value=f["value"],
                 threshold=f["threshold"],
@@ -360,6 +368,13 @@ class QualityStage(MapStage):
             except PackageNotFoundError:
                 out[pkg] = "missing"
         return out
+
+
+def _reason(f: dict[str, Any]) -> str:
+    """``"snr_db 3 dB is below --min-snr 10 dB"`` for one failed filter."""
+    word = "below" if f["direction"] == "min" else "above"
+    value = "undefined" if f["value"] is None else f"{f['value']:g}{f['unit']}"
+    return f"{f['metric']} {value} is {word} {f['option']} {f['threshold']:g}{f['unit']}"
 
 
 def _num(value: Any) -> bool:
