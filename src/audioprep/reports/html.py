@@ -136,6 +136,8 @@ def summarize(in_dir: str | Path) -> dict[str, Any]:
             similarity.append(float(record["speaker_similarity"]))
     stage = _read_json(in_dir / STAGE_FILE) or {}
     decision = _read_json(in_dir / "decision.json") or {}
+    if similarity and decision.get("threshold") is None:
+        decision = {**decision, "threshold": upstream_threshold(in_dir)}
     rejected = _reasons(in_dir / REJECTED)
     total = sum(durations)
     return {
@@ -165,6 +167,25 @@ def summarize(in_dir: str | Path) -> dict[str, Any]:
         "sample_ids": _pick(ids, 6),
         "invalid_records": {"count": len(invalid), "first": invalid[:5]},
     }
+
+
+def upstream_threshold(in_dir: Path, *, max_steps: int = 64) -> float | None:
+    """The speaker-similarity threshold that made the records of ``in_dir``: its own
+    decision.json's, else that of the nearest stage upstream (through each stage.json's
+    ``input``) that decided one; None where no stage did (an ``auto`` threshold decided per
+    corpus is in its decision.json too)."""
+    seen: set[str] = set()
+    here: Path | None = in_dir
+    for _ in range(max_steps):
+        if here is None or str(here) in seen:
+            return None
+        seen.add(str(here))
+        threshold = (_read_json(here / "decision.json") or {}).get("threshold")
+        if isinstance(threshold, int | float) and not isinstance(threshold, bool):
+            return float(threshold)
+        stage = _read_json(here / STAGE_FILE) or {}
+        here = Path(stage["input"]) if isinstance(stage.get("input"), str) else None
+    return None
 
 
 def _similarity(
@@ -440,7 +461,12 @@ def render_html(
         parts += [
             "<h2>Speaker similarity</h2>",
             f"<p>kept: {sum(sim['kept']['counts'])}, rejected: "
-            f"{sum(sim['rejected']['counts'])}, threshold (red line): {sim['threshold']}</p>",
+            f"{sum(sim['rejected']['counts'])}, "
+            + (
+                f"threshold (red line): {sim['threshold']:g}</p>"
+                if sim["threshold"] is not None
+                else "no threshold recorded upstream</p>"
+            ),
             _svg_hist(sim["kept"], unit="", mark=sim["threshold"], under=sim["rejected"]),
         ]
     parts.append(sections)
@@ -498,7 +524,10 @@ def write_report(
                 )
     html_path = html_path or in_dir / REPORT_FILE
     json_path = json_path or in_dir / REPORT_JSON
+    from audioprep.reports.explorer import explorer_section
+
     sections = stage_section(in_dir, summary["stage"].get("stage"))
+    sections += explorer_section(in_dir, html_path.parent)
     try:  # IN_DIR may be read-only (a shared corpus): one sentence, exit 3
         html_path.write_text(
             render_html(in_dir, summary, picked, sections=sections), encoding="utf-8"

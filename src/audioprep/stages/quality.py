@@ -311,21 +311,23 @@ class QualityStage(MapStage):
         for record, kept in items:
             by_source.setdefault(source_key(record), []).append((record, kept))
         rows = []
+        # the mean of DNSMOS OVRL, or of WADA-SNR when DNSMOS was off (never a column of nan)
+        rank = "ovrl" if any(_num(r["quality"].get("ovrl")) for r, _ in items) else "snr_db"
         for src, group in sorted(by_source.items(), key=lambda kv: -len(kv[1])):
-            ovrl = [r["quality"]["ovrl"] for r, _ in group if _num(r["quality"].get("ovrl"))]
+            got = [r["quality"][rank] for r, _ in group if _num(r["quality"].get(rank))]
             hours = sum(float(r.get("duration") or 0) for r, _ in group) / 3600
             kept_h = sum(float(r.get("duration") or 0) for r, k in group if k) / 3600
             rows.append(
                 f"<tr><td>{esc(src)}</td><td>{len(group)}</td>"
-                f"<td>{(sum(ovrl) / len(ovrl)) if ovrl else float('nan'):.2f}</td>"
+                f"<td>{f'{sum(got) / len(got):.2f}' if got else '–'}</td>"
                 f"<td>{hours:.3f}</td><td>{kept_h:.3f}</td></tr>"
             )
         parts.append(
             "<h3>Per source</h3><table class=sources><tr><th>source</th><th>items</th>"
-            "<th>mean OVRL</th><th>hours</th><th>hours kept</th></tr>" + "".join(rows) + "</table>"
+            f"<th>mean {'OVRL' if rank == 'ovrl' else 'WADA-SNR (dB)'}</th><th>hours</th>"
+            "<th>hours kept</th></tr>" + "".join(rows) + "</table>"
         )
         # worst and best clips
-        rank = "ovrl" if any(_num(r["quality"].get("ovrl")) for r, _ in items) else "snr_db"
         ranked = sorted(
             (x for x in items if _num(x[0]["quality"].get(rank))),
             key=lambda x: x[0]["quality"][rank],
