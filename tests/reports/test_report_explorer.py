@@ -176,7 +176,9 @@ LAYOUT = """
     svgs.forEach(function(s){
       var q = s.getBoundingClientRect();
       var overlaps = q.left < r.right && q.right > r.left;
-      if (q.top >= r.bottom - 1 && overlaps && q.top - r.bottom < gap) { gap = q.top - r.bottom; best = s; }
+      if (q.top >= r.bottom - 1 && overlaps && q.top - r.bottom < gap) {
+        gap = q.top - r.bottom; best = s;
+      }
     });
     out.push(title + '=' + (best ? best.textContent.replace(/[^A-Za-z ]/g, '').trim() : 'none'));
   });
