@@ -107,6 +107,7 @@ class QualityParams:
         False,
         help="Drop nothing: record the filters' decision as quality_pass (and the reason as "
         "quality_reason) for `audioprep select` to apply later.",
+        flags=("--annotate-only",),
     )
 
 

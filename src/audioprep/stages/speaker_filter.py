@@ -123,7 +123,9 @@ class SpeakerFilterStage(CorpusStage):
         )
         device: str = param("cpu", help="cpu or cuda.", choices=("cpu", "cuda"))
         annotate_only: bool = param(
-            False, help="Drop and split nothing: record the decision as speaker_pass."
+            False,
+            help="Drop and split nothing: record the decision as speaker_pass.",
+            flags=("--annotate-only",),
         )
 
     def check(self) -> None:
