@@ -82,6 +82,9 @@ class RunSummary:
     seconds_in: float = 0.0
     seconds_out: float = 0.0
     wall_time_s: float = 0.0
+    #: Seconds the stage's per-item code ran, summed over workers (start-up not included).
+    item_seconds: float = 0.0
+    jobs: int = 1
 
     @property
     def exit_code(self) -> int:
@@ -233,7 +236,7 @@ class Runner:
 
     def _run_locked(self) -> RunSummary:
         stage = self.stage
-        summary = RunSummary(stage=stage.name, out_dir=self.out_dir)
+        summary = RunSummary(stage=stage.name, out_dir=self.out_dir, jobs=self.jobs)
         journal = Journal(self.out_dir / JOURNAL)
         stamp = input_stamp(self.in_dir)  # a journal of another input is started over
         journal.open(stamp)
@@ -295,6 +298,7 @@ class Runner:
                 if result.error and result.error.get("fatal"):
                     fatal = result.error["reason"]
                     break
+                summary.item_seconds += result.seconds
                 result = target.append(result)  # an unstorable result becomes an error
                 progress.advance()
                 if result.status == "error" and self.fail_fast:
