@@ -125,3 +125,62 @@ def test_select_is_a_chain_step(tmp_path: Path) -> None:
     assert finals, list((tmp_path / "chain").iterdir())
     kept = {r["id"] for r in read_jsonl(finals[-1])}
     assert kept == {"c0", "c1"}
+
+
+def test_dedupe_annotate_only_then_select(tmp_path: Path) -> None:
+    """dedupe --annotate-only keeps both copies, marks one dedupe_pass false; select drops it."""
+    import shutil
+
+    from audioprep.testing import LIBRI, make_manifest_dir, require_shared
+
+    require_shared()
+    flac = sorted((LIBRI / "1688").glob("*.flac"))[3]
+    files = tmp_path / "files"
+    files.mkdir()
+    shutil.copy(flac, files / "a.flac")
+    shutil.copy(flac, files / "b.flac")  # the same audio twice
+    shutil.copy(sorted((LIBRI / "1998").glob("*.flac"))[0], files / "c.flac")
+    src = make_manifest_dir(tmp_path / "in", sorted(files.iterdir()))
+    run = CliRunner().invoke(
+        app, ["dedupe", str(src), str(tmp_path / "d"), "--annotate-only", "--quiet", "-j", "1"]
+    )
+    assert run.exit_code == 0, run.output
+    records = read_jsonl(tmp_path / "d" / "manifest.jsonl")
+    assert len(records) == 3  # nothing dropped
+    passes = {r["id"]: r["dedupe_pass"] for r in records}
+    assert sorted(passes.values()) == [False, True, True] and passes["c"] is True
+    run = CliRunner().invoke(
+        app, ["select", str(tmp_path / "d"), str(tmp_path / "s"), "--where", "dedupe_pass", "-q"]
+    )
+    assert run.exit_code == 0, run.output
+    kept = {r["id"] for r in read_jsonl(tmp_path / "s" / "manifest.jsonl")}
+    assert kept == {i for i, ok in passes.items() if ok}
+
+
+@pytest.mark.slow
+def test_speaker_filter_annotate_only_then_select(tmp_path: Path) -> None:
+    """The target's clips and another speaker's: all kept with speaker_pass; select applies it
+    and equals what speaker-filter itself keeps."""
+    from audioprep.testing import LIBRI, make_manifest_dir, require_shared
+
+    require_shared()
+    target = sorted((LIBRI / "1688").glob("*.flac"))
+    other = sorted((LIBRI / "2414").glob("*.flac"))
+    src = make_manifest_dir(tmp_path / "in", target[3:6] + other[:3])
+    refs = [str(f) for f in target[:3]]
+    common = [*(x for r in refs for x in ("--reference", r)), "--threshold", "0.75", "-q", "-j", "1"]
+    run = CliRunner().invoke(
+        app, ["speaker-filter", str(src), str(tmp_path / "a"), *common, "--annotate-only"]
+    )
+    assert run.exit_code == 0, run.output
+    records = read_jsonl(tmp_path / "a" / "manifest.jsonl")
+    assert len(records) == 6 and all("speaker_pass" in r for r in records)
+    run = CliRunner().invoke(app, ["speaker-filter", str(src), str(tmp_path / "f"), *common])
+    assert run.exit_code == 0, run.output
+    filtered = {r["id"] for r in read_jsonl(tmp_path / "f" / "manifest.jsonl")}
+    run = CliRunner().invoke(
+        app, ["select", str(tmp_path / "a"), str(tmp_path / "s"), "--where", "speaker_pass", "-q"]
+    )
+    assert run.exit_code == 0, run.output
+    selected = {r["id"] for r in read_jsonl(tmp_path / "s" / "manifest.jsonl")}
+    assert selected == filtered and 0 < len(selected) < 6
