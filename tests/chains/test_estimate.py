@@ -63,12 +63,12 @@ def test_start_up_is_counted_once_not_per_item(tmp_path: Path) -> None:
 
 
 def test_split_wall_time() -> None:
-    # 4 items on 2 workers took 8 s of work; 26 s of the 30 s were loading
-    assert split_wall_time(30.0, 8.0, jobs=2, items=4, factor=100.0) == (26.0, 400.0)
+    # 4 items on 2 workers, typically 2 s each (the first paid 7 s of lazy loading): 26 s load
+    assert split_wall_time(30.0, [2.0, 9.0, 2.0, 2.0], jobs=2, factor=100.0) == (26.0, 400.0)
     # a sample smaller than the pool ran on as many workers as it had items
-    assert split_wall_time(10.0, 6.0, jobs=4, items=1, factor=10.0) == (4.0, 15.0)
+    assert split_wall_time(10.0, [6.0], jobs=4, factor=10.0) == (4.0, 15.0)
     # never a negative start-up
-    assert split_wall_time(1.0, 5.0, jobs=1, items=5, factor=2.0) == (0.0, 10.0)
+    assert split_wall_time(1.0, [1.0] * 5, jobs=1, factor=2.0) == (0.0, 10.0)
 
 
 def test_render_aligns_long_names_and_picks_units() -> None:

@@ -8,8 +8,9 @@ duration to the sample's:
 
 - hours kept (the stage's output audio),
 - wall time: the stage's start-up (loading models, starting workers: the sample's wall time
-  less its per-item work) counted once, plus the per-item work (the seconds the stage's
-  per-item code ran, summed over workers, divided by the workers) scaled,
+  less its per-item work) counted once, plus the per-item work scaled. An item's work is the
+  median of the sample's per-item seconds: the first item of each worker also pays what the
+  stage loads lazily (a model on first use, compiled kernels), which is start-up too;
 - disk (the bytes the stage wrote under ``audio/``).
 
 Figures are shown in the unit that fits them (s, min, h; KB, MB, GB).
@@ -141,9 +142,8 @@ def estimate_chain(
             used = _du(call.out_dir / "audio")
             startup, per_item = split_wall_time(
                 summary.wall_time_s,
-                summary.item_seconds,
+                summary.item_times or [summary.item_seconds / max(1, summary.items_in)],
                 jobs=summary.jobs,
-                items=summary.items_in,
                 factor=factor,
             )
             rows.append(
@@ -169,20 +169,28 @@ def estimate_chain(
 
 
 def split_wall_time(
-    wall_s: float, item_seconds: float, *, jobs: int, items: int, factor: float
+    wall_s: float, item_times: list[float], *, jobs: int, factor: float
 ) -> tuple[float, float]:
     """(start-up, projected per-item work) in seconds from one sample run of a stage.
 
-    The sample's per-item work ran on ``min(jobs, items)`` workers at once; what its wall time
-    holds beyond that is start-up (model loading, worker start), paid once however many items
-    follow. The whole input's work is the sample's, ``factor`` times over, on ``jobs`` workers.
+    ``item_times`` are the sample's per-item seconds. A typical item takes their median (the
+    first item of each worker also pays lazy loading: start-up, not work); the sample's
+    ``len(item_times)`` items ran on ``min(jobs, items)`` workers at once, and what its wall
+    time holds beyond that is start-up, paid once however many items follow. The whole
+    input is ``factor`` times the sample's items, on ``jobs`` workers.
 
-    >>> split_wall_time(30.0, 8.0, jobs=2, items=4, factor=100.0)  # 26 s of loading models
+    >>> split_wall_time(30.0, [2.0, 2.0, 2.0, 9.0], jobs=2, factor=100.0)  # 26 s of loading
     (26.0, 400.0)
     """
+    import statistics
+
     jobs = max(1, jobs)
-    sample_work = min(wall_s, item_seconds / max(1, min(jobs, items)))
-    return max(0.0, wall_s - sample_work), item_seconds * factor / jobs
+    items = len(item_times)
+    if not items:
+        return wall_s, 0.0
+    typical = statistics.median(item_times)
+    sample_work = min(wall_s, typical * items / min(jobs, items))
+    return max(0.0, wall_s - sample_work), typical * items * factor / jobs
 
 
 def span(seconds: float) -> str:

@@ -66,6 +66,10 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
+#: Items whose seconds a RunSummary keeps one by one (memory stays bounded).
+ITEM_TIMES_KEPT = 10_000
+
+
 @dataclasses.dataclass
 class RunSummary:
     """Counts and timings of one run; ``exit_code`` is 0 when no item failed, 1 otherwise."""
@@ -84,6 +88,8 @@ class RunSummary:
     wall_time_s: float = 0.0
     #: Seconds the stage's per-item code ran, summed over workers (start-up not included).
     item_seconds: float = 0.0
+    #: Those seconds item by item, for the first ITEM_TIMES_KEPT items (``--estimate``).
+    item_times: list[float] = dataclasses.field(default_factory=list, repr=False)
     jobs: int = 1
 
     @property
@@ -299,6 +305,8 @@ class Runner:
                     fatal = result.error["reason"]
                     break
                 summary.item_seconds += result.seconds
+                if len(summary.item_times) < ITEM_TIMES_KEPT:
+                    summary.item_times.append(result.seconds)
                 result = target.append(result)  # an unstorable result becomes an error
                 progress.advance()
                 if result.status == "error" and self.fail_fast:
