@@ -168,7 +168,14 @@ def test_speaker_filter_annotate_only_then_select(tmp_path: Path) -> None:
     other = sorted((LIBRI / "2414").glob("*.flac"))
     src = make_manifest_dir(tmp_path / "in", target[3:6] + other[:3])
     refs = [str(f) for f in target[:3]]
-    common = [*(x for r in refs for x in ("--reference", r)), "--threshold", "0.75", "-q", "-j", "1"]
+    common = [
+        *(x for r in refs for x in ("--reference", r)),
+        "--threshold",
+        "0.75",
+        "-q",
+        "-j",
+        "1",
+    ]
     run = CliRunner().invoke(
         app, ["speaker-filter", str(src), str(tmp_path / "a"), *common, "--annotate-only"]
     )
