@@ -60,6 +60,7 @@ def test_select_after_quality_keeps_exactly_what_the_expression_holds_for(tmp_pa
     for r in rejected:
         assert r["expression"] == where
         assert r["values"]["quality.snr_db"] == r["record"]["quality"]["snr_db"]
+        assert r["values"]["duration"] == r["record"]["duration"]  # every field it names
         assert r["stage"] == "select"
     for r in kept:  # every field passes through, the audio is there
         assert (tmp_path / "out" / r["audio"]).is_file()

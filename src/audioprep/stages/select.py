@@ -28,8 +28,9 @@ class SelectParams:
 
 class SelectStage(MapStage):
     """Records for which --where holds are kept (audio hard-linked, every field unchanged); the
-    others go to rejected.jsonl with the expression and the values it read. A record on which
-    the expression cannot be evaluated (a string compared with a number) goes to errors.jsonl.
+    others go to rejected.jsonl with the expression and the values of the fields it names. A
+    record on which the expression cannot be evaluated (a string compared with a number) goes
+    to errors.jsonl.
     Pair it with the filters' --annotate-only (quality_pass, speaker_pass, text_pass,
     dedupe_pass) to score once and choose thresholds later.
 
@@ -58,10 +59,11 @@ class SelectStage(MapStage):
     def process(self, record: Record, ctx: ItemContext) -> list[Record]:
         expression = self._expr()
         try:
-            holds, values = expression.explain(record)
+            holds = expression.evaluate(record)
         except ExprEvalError as exc:
             raise ItemError(f"--where cannot be evaluated: {exc}") from None
         if not holds:
+            values = expression.values(record)  # every field it names, not only those read
             shown = ", ".join(f"{k} = {_short(v)}" for k, v in values.items())
             ctx.reject(
                 record,

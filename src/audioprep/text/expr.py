@@ -539,6 +539,18 @@ class Expression:
         ev = _Eval(record)
         return ev.run(self.root), ev.read
 
+    def values(self, record: Any) -> dict[str, Any]:
+        """Every field the expression names, with its value in ``record`` (missing: None).
+
+        >>> parse("a > 1 or b.c == 'x'").values({"a": 2})
+        {'a': 2, 'b.c': None}
+        """
+        out = {}
+        for name in self.fields():
+            value = _lookup(record, tuple(name.split(".")))
+            out[name] = None if value is _NULL else value
+        return out
+
     def fields(self) -> list[str]:
         """The field paths the expression names, in order of first appearance."""
         out: list[str] = []
