@@ -199,3 +199,20 @@ def test_loudness_titles_sit_over_their_own_charts(tmp_path: Path) -> None:
     gain = layout["Applied gain (dB)"]
     assert "LUFS" in measured and "dB" not in measured.replace("LUFS", ""), layout
     assert "dB" in gain and "LUFS" not in gain, layout
+
+
+def test_explorer_keeps_a_bounded_even_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audioprep.reports import explorer
+
+    files = {
+        f"r{i:02d}": (np.full(SR // 10 * (i + 1), 0.01, dtype=np.float32), SR) for i in range(12)
+    }
+    src = arrays_manifest_dir(tmp_path / "in", files)
+    monkeypatch.setattr(explorer, "MAX_RECORDS", 5)
+    html = explorer.explorer_section(src)
+    blob = html.split("id=explorer-data>")[1].split("</script>")[0]
+    data = json.loads(blob.replace("<\\/", "</"))
+    assert [i["id"] for i in data["items"]] == ["r00", "r02", "r04", "r07", "r09"]
+    assert data["scores"] == ["duration"] and "an even sample of 5 records" in html

@@ -100,16 +100,20 @@ def explorer_section(in_dir: str | Path, html_dir: str | Path | None = None) -> 
     written (the players' audio paths are relative to it). Empty without numeric scores."""
     in_dir = Path(in_dir)
     html_dir = Path(html_dir) if html_dir is not None else in_dir
+    # two streamed passes: count, then keep at most MAX_RECORDS spread evenly (memory bounded)
+    count = sum(1 for _, record, _ in iter_checked(in_dir) if record is not None)
+    if count < 2:
+        return ""
+    step = max(1.0, count / MAX_RECORDS)
+    wanted = {int(i * step) for i in range(min(count, MAX_RECORDS))}
     rows: list[dict[str, Any]] = []
+    index = 0
     for _lineno, record, _problem in iter_checked(in_dir):
         if record is None:
             continue
-        rows.append(record)
-    if len(rows) < 2:
-        return ""
-    if len(rows) > MAX_RECORDS:
-        step = len(rows) / MAX_RECORDS
-        rows = [rows[int(i * step)] for i in range(MAX_RECORDS)]
+        if index in wanted:
+            rows.append(record)
+        index += 1
     paths = [  # a score with one value everywhere has no threshold to choose
         p for p in scores(rows) if len({_numbers(r).get(p) for r in rows} - {None}) > 1
     ]
