@@ -16,9 +16,9 @@ TORCH := torch==2.13.0
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check '$(TORCH)'
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,segment,speaker,report,ray,quality,transcribe,features]'
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps '$(INA)' '$(SILERO)'
+	$(BIN)/python -m pip install -qq --disable-pip-version-check '$(TORCH)'
+	$(BIN)/python -m pip install -qq --disable-pip-version-check -e '.[dev,segment,speaker,report,ray,quality,transcribe,features]'
+	$(BIN)/python -m pip install -qq --disable-pip-version-check --no-deps '$(INA)' '$(SILERO)'
 	@touch $@
 
 ffmpeg:
@@ -36,7 +36,7 @@ chromium:
 SPLEETER_STAMP := .spleeter-venv/.installed
 $(SPLEETER_STAMP):
 	@test -x .spleeter-venv/bin/python || $(PYTHON) -m venv .spleeter-venv
-	.spleeter-venv/bin/python -m pip install -q --disable-pip-version-check \
+	.spleeter-venv/bin/python -m pip install -qq --disable-pip-version-check \
 	  'spleeter==2.4.2' 'tensorflow-cpu==2.12.1' 'numpy<2'
 	@touch $@
 
@@ -56,12 +56,12 @@ SPLEETER_CUDA := 'tensorflow==2.12.1' 'nvidia-cudnn-cu11==8.6.0.163' \
   'nvidia-cufft-cu11==10.9.0.58' 'nvidia-curand-cu11==10.3.0.86' \
   'nvidia-cusolver-cu11==11.4.1.48' 'nvidia-cusparse-cu11==11.7.5.86'
 setup-gpu: setup
-	$(BIN)/python -m pip install -q --disable-pip-version-check --force-reinstall \
+	$(BIN)/python -m pip install -qq --disable-pip-version-check --force-reinstall \
 	  --index-url $(TORCH_CUDA_INDEX) '$(TORCH)'
-	$(BIN)/python -m pip uninstall -q -y tensorflow-cpu
-	$(BIN)/python -m pip install -q --disable-pip-version-check '$(TF_CUDA)'
-	.spleeter-venv/bin/python -m pip uninstall -q -y tensorflow-cpu
-	.spleeter-venv/bin/python -m pip install -q --disable-pip-version-check $(SPLEETER_CUDA)
+	$(BIN)/python -m pip uninstall -qq -y tensorflow-cpu
+	$(BIN)/python -m pip install -qq --disable-pip-version-check '$(TF_CUDA)'
+	.spleeter-venv/bin/python -m pip uninstall -qq -y tensorflow-cpu
+	.spleeter-venv/bin/python -m pip install -qq --disable-pip-version-check $(SPLEETER_CUDA)
 	$(BIN)/python -m audioprep doctor || $(BIN)/python -c \
 	  "import sys; from audioprep.cli.doctor import main; sys.exit(main())"
 

@@ -168,8 +168,13 @@ def test_the_demo_report_renders_in_a_real_browser(demo: Path, tmp_path: Path) -
     dom, console = render(page, tmp_path)
     assert console == [], console
     assert 'data-rendered="ok"' in dom
-    assert dom.count("<audio") == 6 and dom.count('src="data:image/png;base64,') == 6
+    samples = dom[dom.index("<h2>Samples") :]
+    assert samples.count("<audio") == 6 and dom.count('src="data:image/png;base64,') == 6
     assert "Speaker similarity" in dom and "Hours per label" in dom and "<h2>Loudness</h2>" in dom
+    # issue 27: the explorer is there, and none of the defects the demo's report showed
+    assert 'data-ready="ok"' in dom and 'data-score="quality.snr_db"' in dom
+    assert "threshold (red line): 0.75" in dom and "(red line): None" not in dom
+    assert ">nan<" not in dom
     # the funnel of the whole chain (demo.sh reports the work folder too)
     funnel = json.loads((demo / "report.json").read_text())
     assert [s["directory"] for s in funnel["steps"]] == STAGES

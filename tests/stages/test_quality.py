@@ -88,7 +88,7 @@ def test_ovrl_and_bak_drop_with_white_noise(tmp_path: Path) -> None:
     assert dom.count("data-metric=") >= 10
     assert dom.count('class="mark"') >= 1  # the --min-ovrl line on the OVRL histogram
     worst = dom.split('data-clips="worst"')[1].split('data-clips="best"')[0]
-    best = dom.split('data-clips="best"')[1].split("<h2>Samples")[0]
+    best = dom.split('data-clips="best"')[1].split("<h2>Threshold explorer")[0]
     assert worst.count("<audio") == 5 and best.count("<audio") == 4  # 9 clips, none twice
     assert "snr0" in worst and "clean" not in worst and "clean" in best
     assert '<table class="sources">' in dom and "mean OVRL" in dom

@@ -7,8 +7,13 @@ each stage the projection scales what the sample did by the ratio of the input's
 duration to the sample's:
 
 - hours kept (the stage's output audio),
-- wall time (the sample's wall time, set-up included, so short samples over-estimate),
+- wall time: the stage's start-up (loading models, starting workers: the sample's wall time
+  less its per-item work) counted once, plus the per-item work scaled. An item's work is the
+  median of the sample's per-item seconds: the first item of each worker also pays what the
+  stage loads lazily (a model on first use, compiled kernels), which is start-up too;
 - disk (the bytes the stage wrote under ``audio/``).
+
+Figures are shown in the unit that fits them (s, min, h; KB, MB, GB).
 
 A chain that starts with ``crawl`` has no input to sample before downloading: crawl first,
 then estimate the rest with ``input:`` set to the crawl's directory.
@@ -41,6 +46,8 @@ class StageEstimate:
     hours_kept: float
     wall_s: float
     disk_bytes: int
+    startup_s: float = 0.0  # counted once, not scaled
+    work_s: float = 0.0  # the projected per-item work (wall time, workers in parallel)
 
 
 def _du(path: Path) -> int:
@@ -112,8 +119,8 @@ def estimate_chain(
             raise UsageError("the sampled items have no duration; convert or ingest them first")
         factor = total_s / sample_s
         echo(
-            f"estimate: {min(n, n_items)} of {n_items} items ({sample_s / 3600:.3f} h of "
-            f"{total_s / 3600:.2f} h); figures scaled by {factor:.1f}"
+            f"estimate: {min(n, n_items)} of {n_items} items ({span(sample_s)} of "
+            f"{span(total_s)}); per-item figures scaled by {factor:.1f}, start-up counted once"
         )
         rows: list[StageEstimate] = []
         prev = sample
@@ -133,6 +140,12 @@ def estimate_chain(
                 **{**call.run.runner_kwargs(), "progress": False, "overwrite": True},
             )
             used = _du(call.out_dir / "audio")
+            startup, per_item = split_wall_time(
+                summary.wall_time_s,
+                summary.item_times or [summary.item_seconds / max(1, summary.items_in)],
+                jobs=summary.jobs,
+                factor=factor,
+            )
             rows.append(
                 StageEstimate(
                     name=step.dir_name,
@@ -141,8 +154,10 @@ def estimate_chain(
                     sample_wall_s=summary.wall_time_s,
                     sample_bytes=used,
                     hours_kept=summary.seconds_out / 3600 * factor,
-                    wall_s=summary.wall_time_s * factor,
+                    wall_s=startup + per_item,
                     disk_bytes=int(used * factor),
+                    startup_s=startup,
+                    work_s=per_item,
                 )
             )
             prev = call.out_dir
@@ -153,24 +168,94 @@ def estimate_chain(
             shutil.rmtree(work, ignore_errors=True)
 
 
-def render(rows: list[StageEstimate]) -> str:
-    """The projection as a table (hours kept, wall time, disk per stage, and the total).
+def split_wall_time(
+    wall_s: float, item_times: list[float], *, jobs: int, factor: float
+) -> tuple[float, float]:
+    """(start-up, projected per-item work) in seconds from one sample run of a stage.
 
-    >>> print(render([StageEstimate("01-convert", 0.1, 0.1, 6.0, 2**20, 10.0, 600.0, 2**30)]))
-    stage          hours kept      wall time         disk
-    01-convert           10.0         0.17 h      1.0 GB
-    total                             0.17 h      1.0 GB
+    ``item_times`` are the sample's per-item seconds. A typical item takes their median (the
+    first item of each worker also pays lazy loading: start-up, not work); the sample's
+    ``len(item_times)`` items ran on ``min(jobs, items)`` workers at once, and what its wall
+    time holds beyond that is start-up, paid once however many items follow. The whole
+    input is ``factor`` times the sample's items, on ``jobs`` workers.
+
+    >>> split_wall_time(30.0, [2.0, 2.0, 2.0, 9.0], jobs=2, factor=100.0)  # 26 s of loading
+    (26.0, 400.0)
     """
-    lines = [f"{'stage':14} {'hours kept':>10} {'wall time':>14} {'disk':>12}"]
-    for r in rows:
-        lines.append(
-            f"{r.name:14} {r.hours_kept:10.1f} {r.wall_s / 3600:12.2f} h "
-            f"{r.disk_bytes / 2**30:8.1f} GB"
+    import statistics
+
+    jobs = max(1, jobs)
+    items = len(item_times)
+    if not items:
+        return wall_s, 0.0
+    typical = statistics.median(item_times)
+    sample_work = min(wall_s, typical * items / min(jobs, items))
+    return max(0.0, wall_s - sample_work), typical * items * factor / jobs
+
+
+def span(seconds: float) -> str:
+    """A duration in the unit that fits it.
+
+    >>> span(4.0), span(95.0), span(5400.0), span(36 * 3600.0)
+    ('4.0 s', '1.6 min', '1.5 h', '36.0 h')
+    """
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def size(n: float) -> str:
+    """Bytes in the unit that fits them.
+
+    >>> size(0), size(2048), size(3.5 * 2**30)
+    ('0 B', '2.0 KB', '3.5 GB')
+    """
+    for unit, scale in (("TB", 2**40), ("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def render(rows: list[StageEstimate]) -> str:
+    """The projection as a table: audio kept, start-up, per-item work, wall time and disk per
+    stage, and the total; columns as wide as their longest entry.
+
+    >>> row = StageEstimate("01-convert", 0.1, 0.1, 6.0, 2**20, 10.0, 600.0, 2**30, 5.0, 595.0)
+    >>> print(render([row]))
+    stage       audio kept  start-up  per-item  wall time    disk
+    01-convert      10.0 h     5.0 s   9.9 min   10.0 min  1.0 GB
+    total                      5.0 s   9.9 min   10.0 min  1.0 GB
+    """
+    head = ("stage", "audio kept", "start-up", "per-item", "wall time", "disk")
+    table = [
+        (
+            r.name,
+            span(r.hours_kept * 3600),
+            span(r.startup_s),
+            span(r.work_s),
+            span(r.wall_s),
+            size(r.disk_bytes),
         )
-    wall = sum(r.wall_s for r in rows)
-    disk = sum(r.disk_bytes for r in rows)
-    lines.append(f"{'total':14} {'':10} {wall / 3600:12.2f} h {disk / 2**30:8.1f} GB")
-    return "\n".join(lines)
+        for r in rows
+    ]
+    total = (
+        "total",
+        "",
+        span(sum(r.startup_s for r in rows)),
+        span(sum(r.work_s for r in rows)),
+        span(sum(r.wall_s for r in rows)),
+        size(sum(r.disk_bytes for r in rows)),
+    )
+    every = [head, *table, total]
+    widths = [max(len(line[i]) for line in every) for i in range(len(head))]
+    out = []
+    for line in every:
+        cells = [line[0].ljust(widths[0])]
+        cells += [cell.rjust(w) for cell, w in zip(line[1:], widths[1:], strict=True)]
+        out.append("  ".join(cells).rstrip())
+    return "\n".join(out)
 
 
 def as_json(rows: list[StageEstimate]) -> str:

@@ -85,8 +85,22 @@ def main(
         Optional[bool],  # noqa: UP045 - typer needs Optional here
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            help="Show the engines' own start-up and log lines (TensorFlow, absl), hidden "
+            "by default.",
+        ),
+    ] = False,
 ) -> None:
     """Turn raw web audio into clean speech and ASMR training corpora."""
+    if verbose:  # read by every worker (spawned workers inherit the environment)
+        import os
+
+        from audioprep.run.executors.base import VERBOSE_ENV
+
+        os.environ[VERBOSE_ENV] = "1"
 
 
 @app.command()

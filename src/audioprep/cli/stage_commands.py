@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from typer.core import TyperCommand
 
 from audioprep.core import params as schema
 from audioprep.core import registry
@@ -153,11 +154,37 @@ def _callback(stage_cls: type) -> Any:
     return callback
 
 
+#: Terminals narrower than this get the compact help layout (below).
+WIDE_HELP = 120
+
+
+class StageCommand(TyperCommand):
+    """A stage command whose ``--help`` reads in a narrow terminal.
+
+    Rich's option table splits its width over five columns (names, negative names, type,
+    range, help); with 25 options in 80 columns the help column is left ~18 characters and
+    wraps at three words a line. Below :data:`WIDE_HELP` columns the help is click's plain
+    two-column layout instead: each option's help on the rest of its line, or on the next
+    lines (indented) where the option's name is long.
+    """
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        import shutil
+
+        if shutil.get_terminal_size().columns >= WIDE_HELP:
+            return super().format_help(ctx, formatter)
+        mode, self.rich_markup_mode = self.rich_markup_mode, None
+        try:
+            return super().format_help(ctx, formatter)
+        finally:
+            self.rich_markup_mode = mode
+
+
 def _single(name: str, callback: Any, help_text: str) -> Any:
     sub = typer.Typer(
         add_completion=False, rich_markup_mode=MARKUP, context_settings=CONTEXT_SETTINGS
     )
-    sub.command(name=name, help=help_text)(callback)
+    sub.command(name=name, help=help_text, cls=StageCommand)(callback)
     cmd = typer.main.get_command(sub)
     cmd.name = name
     return cmd

@@ -105,6 +105,8 @@ def summarize(in_dir: str | Path) -> dict[str, Any]:
     stage = _read_json(in_dir / STAGE_FILE) or {}
     decision = _read_json(in_dir / DECISION_FILE)
     decision = decision if isinstance(decision, dict) else {}
+    if similarity and decision.get("threshold") is None:
+        decision = {**decision, "threshold": upstream_threshold(in_dir)}
     rejected = _reasons(in_dir / REJECTED)
     total = sum(durations)
     return {
@@ -135,6 +137,27 @@ def summarize(in_dir: str | Path) -> dict[str, Any]:
         "sample_ids": _pick(ids, 6),
         "invalid_records": {"count": len(invalid), "first": invalid[:5]},
     }
+
+
+def upstream_threshold(in_dir: Path, *, max_steps: int = 64) -> float | None:
+    """The speaker-similarity threshold that made the records of ``in_dir``: its own
+    decision.json's, else that of the nearest stage upstream (through each stage.json's
+    ``input``) that decided one; None where no stage did (an ``auto`` threshold decided per
+    corpus is in its decision.json too)."""
+    seen: set[str] = set()
+    here: Path | None = in_dir
+    for _ in range(max_steps):
+        if here is None or str(here) in seen:
+            return None
+        seen.add(str(here))
+        decision = _read_json(here / DECISION_FILE)
+        threshold = _finite(decision.get("threshold")) if isinstance(decision, dict) else None
+        if threshold is not None:
+            return threshold
+        stage = _read_json(here / STAGE_FILE)
+        stage = stage if isinstance(stage, dict) else {}
+        here = Path(stage["input"]) if isinstance(stage.get("input"), str) else None
+    return None
 
 
 def _similarity(
@@ -344,7 +367,12 @@ def render_html(
         parts += [
             "<h2>Speaker similarity</h2>",
             f"<p>kept: {sum(sim['kept']['counts'])}, rejected: "
-            f"{sum(sim['rejected']['counts'])}, threshold (red line): {sim['threshold']}</p>",
+            f"{sum(sim['rejected']['counts'])}, "
+            + (
+                f"threshold (red line): {sim['threshold']:g}</p>"
+                if isinstance(sim["threshold"], float)
+                else "no threshold recorded upstream</p>"
+            ),
             hist_svg(sim["kept"], unit="", mark=sim["threshold"], under=sim["rejected"]),
         ]
     spreads = s.get("fields") or {}
@@ -354,7 +382,7 @@ def render_html(
             parts += [
                 f"<h3>{esc(key)}</h3><p class=muted>median {spread['median']:g}, "
                 f"{spread['count']} items</p>",
-                _svg_hist(spread["histogram"], unit=""),
+                hist_svg(spread["histogram"], unit=""),
             ]
     parts.append(sections)
     parts.append(f"<h2>Samples ({len(samples)})</h2><div class=samples>")
@@ -411,7 +439,10 @@ def write_report(
                 )
     html_path = html_path or in_dir / REPORT_FILE
     json_path = json_path or in_dir / REPORT_JSON
+    from audioprep.reports.explorer import explorer_section
+
     sections = stage_section(in_dir, summary["stage"].get("stage"))
+    sections += explorer_section(in_dir, html_path.parent)
     try:  # IN_DIR may be read-only (a shared corpus): one sentence, exit 3
         html_path.write_text(
             render_html(in_dir, summary, picked, sections=sections), encoding="utf-8"

@@ -89,6 +89,10 @@ def worker_threads(stage: Stage, jobs: int) -> int:
     return int(declared) if declared else max(1, default_jobs() // max(1, jobs))
 
 
+#: Items whose seconds a RunSummary keeps one by one (memory stays bounded).
+ITEM_TIMES_KEPT = 10_000
+
+
 @dataclasses.dataclass
 class RunSummary:
     """Counts and timings of one run; ``exit_code`` is 0 when no item failed, 1 otherwise."""
@@ -105,6 +109,11 @@ class RunSummary:
     seconds_in: float = 0.0
     seconds_out: float = 0.0
     wall_time_s: float = 0.0
+    #: Seconds the stage's per-item code ran, summed over workers (start-up not included).
+    item_seconds: float = 0.0
+    #: Those seconds item by item, for the first ITEM_TIMES_KEPT items (``--estimate``).
+    item_times: list[float] = dataclasses.field(default_factory=list, repr=False)
+    jobs: int = 1
 
     @property
     def exit_code(self) -> int:
@@ -262,7 +271,7 @@ class Runner:
 
     def _run_locked(self) -> RunSummary:
         stage = self.stage
-        summary = RunSummary(stage=stage.name, out_dir=self.out_dir)
+        summary = RunSummary(stage=stage.name, out_dir=self.out_dir, jobs=self.jobs)
         journal = Journal(self.out_dir / JOURNAL)
         stamp = input_stamp(self.in_dir)  # a journal of another input is started over
         journal.open(stamp)
@@ -324,6 +333,9 @@ class Runner:
                 if result.error and result.error.get("fatal"):
                     fatal = result.error["reason"]
                     break
+                summary.item_seconds += result.seconds
+                if len(summary.item_times) < ITEM_TIMES_KEPT:
+                    summary.item_times.append(result.seconds)
                 result = target.append(result)  # an unstorable result becomes an error
                 progress.advance()
                 if result.status == "error" and self.fail_fast:

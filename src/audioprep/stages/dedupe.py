@@ -78,7 +78,9 @@ class DedupeStage(CorpusStage):
         )
         min_hashes: int = param(20, help="Fewest landmarks matching at one offset.", min=1)
         dry_run: bool = param(
-            False, help="Annotate the duplicates found, reject nothing.", flags=("--dry-run",)
+            False,
+            help="Annotate the duplicates found (dedupe_pass false), reject nothing.",
+            flags=("--dry-run", "--annotate-only"),
         )
 
     def check(self) -> None:
@@ -250,6 +252,8 @@ class DedupeStage(CorpusStage):
         if dup:
             info |= dup
         out["dedupe"] = info
+        if decision["dry_run"]:
+            out["dedupe_pass"] = not dup
         return [out]
 
     def tool_versions(self) -> dict[str, str]:

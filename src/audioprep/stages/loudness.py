@@ -261,11 +261,19 @@ class LoudnessStage(MapStage):
             f"{limited} had their gain lowered to keep the true peak under "
             f"{infos[0].get('ceiling_dbtp')} dBTP.</p>",
         ]
+        charts = []  # each title in one figure with its chart: never beside the other chart
         if measured:
-            parts.append("<b>Measured loudness (LUFS), target in red</b>")
-            parts.append(hist_svg(histogram(measured), unit="LUFS", mark=target))
-        parts.append("<b>Applied gain (dB)</b>")
-        parts.append(hist_svg(histogram(gains), unit="dB"))
+            charts.append(
+                (
+                    "Measured loudness (LUFS), target in red",
+                    hist_svg(histogram(measured), unit="LUFS", mark=target),
+                )
+            )
+        charts.append(("Applied gain (dB)", hist_svg(histogram(gains), unit="dB")))
+        parts += [
+            f"<figure class=chart><figcaption><b>{title}</b></figcaption>{svg}</figure>"
+            for title, svg in charts
+        ]
         return "".join(parts)
 
     def tool_versions(self) -> dict[str, str]:

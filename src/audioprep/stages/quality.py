@@ -115,6 +115,12 @@ class QualityParams:
         True, help="Score with DNSMOS (--no-dnsmos: the signal metrics only, far faster)."
     )
     device: str = device_param("Where the DNSMOS models run.")
+    annotate_only: bool = param(
+        False,
+        help="Drop nothing: record the filters' decision as quality_pass (and the reason as "
+        "quality_reason) for `audioprep select` to apply later.",
+        flags=("--annotate-only",),
+    )
 
 
 class QualityStage(MapStage):
@@ -216,14 +222,17 @@ class QualityStage(MapStage):
             ctx.reject(record, quality)
             return []
         failed = self.failures(quality)
+        if self.params.annotate_only:
+            audio = ctx.link(src, f"{record['id']}{src.suffix}")
+            verdict = {"quality_pass": not failed}
+            if failed:
+                verdict["quality_reason"] = _reason(failed[0])
+            return [{**record, "audio": audio, "quality": quality, **verdict}]
         if failed:
             f = failed[0]
-            word = "below" if f["direction"] == "min" else "above"
-            value = "undefined" if f["value"] is None else f"{f['value']:g}{f['unit']}"
-            reason = f"{f['metric']} {value} is {word} {f['option']} {f['threshold']:g}{f['unit']}"
             ctx.reject(
                 record,
-                reason,
+                _reason(f),
                 metric=f["metric"],
                 value=f["value"],
                 threshold=f["threshold"],
@@ -302,21 +311,23 @@ class QualityStage(MapStage):
         for record, kept in items:
             by_source.setdefault(source_key(record), []).append((record, kept))
         rows = []
+        # the mean of DNSMOS OVRL, or of WADA-SNR when DNSMOS was off (never a column of nan)
+        rank = "ovrl" if any(_num(r["quality"].get("ovrl")) for r, _ in items) else "snr_db"
         for src, group in sorted(by_source.items(), key=lambda kv: -len(kv[1])):
-            ovrl = [r["quality"]["ovrl"] for r, _ in group if _num(r["quality"].get("ovrl"))]
+            got = [r["quality"][rank] for r, _ in group if _num(r["quality"].get(rank))]
             hours = sum(float(r.get("duration") or 0) for r, _ in group) / 3600
             kept_h = sum(float(r.get("duration") or 0) for r, k in group if k) / 3600
             rows.append(
                 f"<tr><td>{esc(src)}</td><td>{len(group)}</td>"
-                f"<td>{(sum(ovrl) / len(ovrl)) if ovrl else float('nan'):.2f}</td>"
+                f"<td>{f'{sum(got) / len(got):.2f}' if got else '–'}</td>"
                 f"<td>{hours:.3f}</td><td>{kept_h:.3f}</td></tr>"
             )
         parts.append(
             "<h3>Per source</h3><table class=sources><tr><th>source</th><th>items</th>"
-            "<th>mean OVRL</th><th>hours</th><th>hours kept</th></tr>" + "".join(rows) + "</table>"
+            f"<th>mean {'OVRL' if rank == 'ovrl' else 'WADA-SNR (dB)'}</th><th>hours</th>"
+            "<th>hours kept</th></tr>" + "".join(rows) + "</table>"
         )
         # worst and best clips
-        rank = "ovrl" if any(_num(r["quality"].get("ovrl")) for r, _ in items) else "snr_db"
         ranked = sorted(
             (x for x in items if _num(x[0]["quality"].get(rank))),
             key=lambda x: x[0]["quality"][rank],
@@ -359,6 +370,13 @@ class QualityStage(MapStage):
             except PackageNotFoundError:
                 out[pkg] = "missing"
         return out
+
+
+def _reason(f: dict[str, Any]) -> str:
+    """``"snr_db 3 dB is below --min-snr 10 dB"`` for one failed filter."""
+    word = "below" if f["direction"] == "min" else "above"
+    value = "undefined" if f["value"] is None else f"{f['value']:g}{f['unit']}"
+    return f"{f['metric']} {value} is {word} {f['option']} {f['threshold']:g}{f['unit']}"
 
 
 def _num(value: Any) -> bool:

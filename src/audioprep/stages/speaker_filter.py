@@ -146,6 +146,11 @@ class SpeakerFilterStage(CorpusStage):
             False, help="Write speaker_report.png and .json in OUT_DIR.", flags=("--report",)
         )
         device: str = device_param()
+        annotate_only: bool = param(
+            False,
+            help="Drop and split nothing: record the decision as speaker_pass.",
+            flags=("--annotate-only",),
+        )
 
     def check(self) -> None:
         p = self.params
@@ -422,6 +427,18 @@ class SpeakerFilterStage(CorpusStage):
             "speaker_snorm": decision["snorm"][item_id],
         }
         turns = decision["turns"].get(item_id)
+        if self.params.annotate_only:  # the decision below, recorded instead of applied
+            mixed = bool(turns) and not all(t["keep"] for t in turns)
+            src = ctx.input_audio(record)
+            return [
+                {
+                    **record,
+                    "audio": ctx.link(src, f"{item_id}{src.suffix}"),
+                    **fields,
+                    "voiced_seconds": measurement["voiced_seconds"],
+                    "speaker_pass": bool(decision["keep"][item_id]) and not mixed,
+                }
+            ]
         if not decision["keep"][item_id]:
             why = (
                 f"speaker similarity {score:.3f} is below the threshold {decision['threshold']:.3f}"

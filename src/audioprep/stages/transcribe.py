@@ -76,7 +76,9 @@ class TranscribeParams:
         min=1,
     )
     annotate_only: bool = param(
-        False, help="Keep clips that fail a text check; list the failures in text_issues."
+        False,
+        help="Keep clips that fail a text check; list the failures in text_issues and the "
+        "decision in text_pass.",
     )
     cps_range: str = param(
         "language",
@@ -274,6 +276,7 @@ class TranscribeStage(CorpusStage):
                 "language_prob": m["language_prob"],
                 "words": clamp_words(m["words"], duration),
                 "text_issues": issues,
+                "text_pass": not failed,
             }
         ]
 

@@ -14,6 +14,7 @@ import importlib
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -76,10 +77,48 @@ def error_result(record: Record, reason: str, kind: str, *, fatal: bool = False)
     return ItemResult(id=str(record.get("id")), status="error", error=error)
 
 
+#: Set (to 1) by ``audioprep --verbose``: engines' own start-up and log lines stay visible.
+VERBOSE_ENV = "AUDIOPREP_VERBOSE"
+
+
+@contextlib.contextmanager
+def engine_output_quieted() -> Iterator[None]:
+    """Send what native libraries write to file descriptor 2 (TensorFlow's and absl's start-up
+    lines, oneDNN notes) to /dev/null while a stage sets up or processes, unless
+    ``$AUDIOPREP_VERBOSE`` is set; Python's own ``sys.stderr`` is flushed first and restored
+    with the descriptor, so nothing the runner prints is lost."""
+    if os.environ.get(VERBOSE_ENV):
+        yield
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's Python-side logging
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no descriptor 2 (an embedding host)
+        yield
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 2)
+        finally:
+            os.close(null)
+        yield
+    finally:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class Worker:
     """Holds one stage instance, set up once, and processes items with it."""
 
     def __init__(self, spec: WorkerSpec) -> None:
+        with engine_output_quieted():
+            self._start(spec)
+
+    def _start(self, spec: WorkerSpec) -> None:
         self.spec = spec
         self.stage = spec.build()
         self.setup_error: str | None = None
@@ -98,6 +137,10 @@ class Worker:
             self.setup_error = f"{self.stage.name} could not start: {type(exc).__name__}: {exc}"
 
     def process(self, record: Record) -> ItemResult:
+        with engine_output_quieted():
+            return self._process(record)
+
+    def _process(self, record: Record) -> ItemResult:
         if self.setup_error:
             return error_result(record, self.setup_error, "SetupError", fatal=True)
         ctx = ItemContext(
@@ -155,13 +198,14 @@ class Worker:
         ]
         started = time.perf_counter()
         try:
-            if measuring:  # a rejected item has no measurement
-                outputs = [
-                    [] if ctx.rejected else [m]
-                    for m, ctx in zip(batch_fn(records, ctxs), ctxs, strict=True)
-                ]
-            else:
-                outputs = [list(out) for out in batch_fn(records, ctxs)]
+            with engine_output_quieted():
+                if measuring:  # a rejected item has no measurement
+                    outputs = [
+                        [] if ctx.rejected else [m]
+                        for m, ctx in zip(batch_fn(records, ctxs), ctxs, strict=True)
+                    ]
+                else:
+                    outputs = [list(out) for out in batch_fn(records, ctxs)]
         except AudioprepError as exc:
             return [error_result(r, str(exc), type(exc).__name__, fatal=True) for r in records]
         except Exception:  # noqa: BLE001 - redo one by one: the item at fault gets the error
