@@ -37,14 +37,22 @@ class SlowStart(MapStage):
 
 
 def test_start_up_is_counted_once_not_per_item(tmp_path: Path) -> None:
-    folder = tmp_path / "stages"
+    # an outside stage, registered by an installed distribution's entry point
+    folder = tmp_path / "site"
     folder.mkdir()
     (folder / "slow_start_with_a_long_name.py").write_text(textwrap.dedent(SLOW_START))
+    info = folder / "slow_start-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: slow-start\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[audioprep.stages]\nslow-start-with-a-long-name = slow_start_with_a_long_name\n"
+    )
     files = [sine_file(tmp_path / f"f{i}.wav", seconds=1.0) for i in range(10)]
     src = make_manifest_dir(tmp_path / "in", files)
     config = tmp_path / "chain.yaml"
     config.write_text(f"input: {src}\njobs: 1\nstages:\n  - slow-start-with-a-long-name\n")
-    env = {**os.environ, "AUDIOPREP_STAGES_PATH": str(folder)}
+    path = os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path}
     proc = cli("run", config, "--estimate", 2, env=env)
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("estimate: 2 of 10 items (2.0 s of 10.0 s)"), lines
