@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from audioprep.core.params import param
-from audioprep.core.stage import CorpusStage, DecideContext, ItemContext
+from audioprep.core.stage import CorpusStage, DecideContext, ItemContext, WorkerContext
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifests.offsets import child_offset
 from audioprep.manifests.records import Record
@@ -137,10 +137,15 @@ class RepeatsStage(CorpusStage):
             raise UsageError("--similarity is a correlation between 0 and 1.")
 
     # -- workers ---------------------------------------------------------------------------
-    def measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
-        from audioprep.engines.fingerprint.landmarks import fingerprint_file
+    def setup(self, ctx: WorkerContext) -> None:
+        from audioprep.engines import base as engines
 
-        m = fingerprint_file(ctx.input_audio(record), ctx.out_dir, record["id"], features=True)
+        self.fingerprinter = engines.load("fingerprint", "landmarks")
+
+    def measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
+        m = self.fingerprinter.fingerprint_file(
+            ctx.input_audio(record), ctx.out_dir, record["id"], features=True
+        )
         m["group"] = group_key(record, self.params.group_by)
         m["duration"] = float(record.get("duration") or m["seconds"])
         return m
@@ -304,9 +309,9 @@ class RepeatsStage(CorpusStage):
         return [out]
 
     def tool_versions(self) -> dict[str, str]:
-        from audioprep.engines.fingerprint.landmarks import tool_versions
+        from audioprep.engines import base as engines
 
-        return tool_versions()
+        return engines.engine_class("fingerprint", "landmarks").versions()
 
     @classmethod
     def report_section(cls, out_dir: str | Path) -> str | None:
