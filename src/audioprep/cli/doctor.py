@@ -20,6 +20,10 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from audioprep.engines.base import EngineInfo
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,8 +195,11 @@ def _cuda_line(info: dict, lib: str, gpus: list[str], fix: str) -> tuple[bool, s
     return False, f"{lib} {info['version']} sees no GPU though nvidia-smi lists {gpus[0]}"
 
 
-def collect(spleeter_python: str | None = None) -> list[Check]:
-    """Probe every registered engine; one :class:`Check` per engine and device it declares."""
+def collect(
+    spleeter_python: str | None = None, engines: list[EngineInfo] | None = None
+) -> list[Check]:
+    """Probe every registered engine (or ``engines``); one :class:`Check` per engine and
+    device it declares, and one for the Ray executor."""
     from concurrent.futures import ThreadPoolExecutor
 
     from audioprep.engines.base import available, engine_class
@@ -201,14 +208,14 @@ def collect(spleeter_python: str | None = None) -> list[Check]:
         "AUDIOPREP_SPLEETER_PYTHON", str(Path(".spleeter-venv/bin/python").absolute())
     )
     known = runtimes(spl_py)
-    engines = []
-    for e in available():
+    found = []
+    for e in available() if engines is None else engines:
         devices, runtime = e.attr("devices"), e.attr("runtime")
         if devices is None or runtime is None:  # not spelled out in its class: import it
             cls = engine_class(e.family, e.name)
             devices, runtime = cls.devices, cls.runtime
-        engines.append((e, tuple(devices), str(runtime)))
-    wanted = sorted({runtime for _, _, runtime in engines} - {"numpy"})
+        found.append((e, tuple(devices), str(runtime)))
+    wanted = sorted({runtime for _, _, runtime in found} - {"numpy"})
     probes = {
         r: known.get(r) or Runtime(r, _import_probe(r), f"no CUDA probe for {r}") for r in wanted
     }
@@ -227,7 +234,7 @@ def collect(spleeter_python: str | None = None) -> list[Check]:
                 "error": f"{rt.label}'s Python {rt.python} is missing; run `make spleeter`"
             }
     rows: list[Check] = []
-    for e, devices, runtime in engines:
+    for e, devices, runtime in found:
         if runtime == "numpy":
             import importlib.metadata as md
 

@@ -50,8 +50,8 @@ class ParamError(UsageError):
 
 
 class LazyChoices(Sequence[Any]):
-    """Choices computed when first used (an engine registry), so that building the CLI
-    computes none: ``param(choices=LazyChoices(fn))`` or ``param(choices=fn)``.
+    """Choices computed when used (an engine registry), so that building the CLI computes
+    none: ``param(choices=LazyChoices(fn))`` or ``param(choices=fn)``.
 
     >>> c = LazyChoices(lambda: ("a", "b"))
     >>> "a" in c, list(c), len(c)
@@ -61,8 +61,9 @@ class LazyChoices(Sequence[Any]):
     def __init__(self, compute: Callable[[], Iterable[Any]]) -> None:
         self._compute = compute
 
-    @functools.cached_property
+    @property
     def _values(self) -> tuple[Any, ...]:
+        # computed on every use, not cached: an engine registered later is a choice too
         return tuple(self._compute())
 
     def __getitem__(self, index: Any) -> Any:

@@ -245,6 +245,7 @@ def _classes_in(path: Path) -> list[tuple[str, str, str, tuple[tuple[str, Any], 
 
 
 _EXTRA: dict[tuple[str, str], EngineInfo] = {}
+_EXTRA_CLASSES: dict[tuple[str, str], type[Engine]] = {}
 _LOADED: dict[tuple[str, str], type[Engine]] = {}
 
 
@@ -270,6 +271,13 @@ def _scan() -> dict[tuple[str, str], EngineInfo]:
         if family and name and module and cls:
             found.setdefault((family, name), EngineInfo(family, name, module, cls))
     return found
+
+
+def rescan() -> None:
+    """Forget the registry scan (a plug-in installed, or a file dropped, while running)."""
+    _scan.cache_clear()
+    _LOADED.clear()
+    _LOADED.update({(e.family, e.name): _EXTRA_CLASSES[k] for k, e in _EXTRA.items()})
 
 
 def available(family: str | None = None) -> list[EngineInfo]:
@@ -322,6 +330,7 @@ def register(cls: type[Engine]) -> type[Engine]:
         (k, getattr(cls, k)) for k in ("name", "family", "devices", "runtime", "summary", "options")
     )
     _EXTRA[key] = EngineInfo(cls.family, cls.name, cls.__module__, cls.__qualname__, attrs)
+    _EXTRA_CLASSES[key] = cls
     _LOADED[key] = cls
     return cls
 
@@ -329,4 +338,5 @@ def register(cls: type[Engine]) -> type[Engine]:
 def unregister(family: str, name: str) -> None:
     """Undo :func:`register` (tests)."""
     _EXTRA.pop((family, name), None)
+    _EXTRA_CLASSES.pop((family, name), None)
     _LOADED.pop((family, name), None)
