@@ -160,8 +160,9 @@ class SegmentStage(MapStage):
         for key, option in ENGINE_OPTIONS.items():
             if option not in used:
                 data.pop(key, None)
-            elif key in ("model_dir", "detect_gender"):
-                data[key] = str(used[option]) if key == "model_dir" else used[option]
+            else:
+                value = used[option]
+                data[key] = str(value) if isinstance(value, Path) else value
         return data
 
     def tool_versions(self) -> dict[str, str]:
