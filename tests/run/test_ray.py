@@ -183,8 +183,12 @@ def test_doctor_says_per_engine_which_devices_and_why_not() -> None:
     for key in (
         ("segment", "ina", "cpu"),
         ("segment", "ina", "cuda"),
-        ("speaker-filter", "resemblyzer", "cuda"),
+        ("segment", "silero", "cpu"),
+        ("speaker", "resemblyzer", "cuda"),
         ("separate", "spleeter", "cuda"),
+        ("asr", "whisper", "cuda"),
+        ("asr", "vosk", "cpu"),
+        ("quality", "dnsmos", "cuda"),
     ):
         assert key in engines, out
     for line in lines:

@@ -105,21 +105,22 @@ def main(
 
 @app.command()
 def models(model_dir: ModelDir = None) -> None:
-    """List the models audioprep knows, whether each is present, and where.
+    """List the model files every engine needs, whether each is present, and where it comes from.
 
     Example: `AUDIOPREP_MODEL_DIR=../shared/models audioprep models`
     """
-    from audioprep.engines.models import ENV, KNOWN_MODELS
+    from audioprep.engines.models import ENV, known_weights
     from audioprep.engines.models import model_dir as resolve
 
     directory = resolve(model_dir)
     source = "--model-dir" if model_dir else (ENV if ENV in __import__("os").environ else "default")
     typer.echo(f"model directory: {directory} (from {source})")
-    for spec in KNOWN_MODELS:
-        state = "present" if spec.present(directory) else "missing"
-        typer.echo(f"  {state:8} {spec.engine}/{spec.name:38} used by: {spec.used_by}")
+    for engine, weights in known_weights():
+        state = "present" if weights.present(directory) else "missing"
+        used_by = weights.used_by or f"{engine.family} --engine {engine.name}"
+        typer.echo(f"  {state:8} {weights.label:38} used by: {used_by}")
         if state == "missing":
-            typer.echo(f"           get it from {spec.origin}")
+            typer.echo(f"           get it from {weights.origin}")
 
 
 @app.command()

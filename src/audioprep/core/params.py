@@ -50,12 +50,45 @@ class ParamError(UsageError):
     """A parameter value or name that the schema refuses (exit status 2)."""
 
 
+class LazyChoices(Sequence[Any]):
+    """Choices computed when used (an engine registry), so that building the CLI computes
+    none: ``param(choices=LazyChoices(fn))`` or ``param(choices=fn)``.
+
+    >>> c = LazyChoices(lambda: ("a", "b"))
+    >>> "a" in c, list(c), len(c)
+    (True, ['a', 'b'], 2)
+    """
+
+    def __init__(self, compute: Callable[[], Iterable[Any]]) -> None:
+        self._compute = compute
+
+    @property
+    def _values(self) -> tuple[Any, ...]:
+        # computed on every use, not cached: an engine registered later is a choice too
+        return tuple(self._compute())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._values[index]
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._values
+
+    def __iter__(self) -> Any:
+        return iter(self._values)
+
+    def __repr__(self) -> str:
+        return f"LazyChoices({self._values!r})"
+
+
 def param(
     default: Any = _MISSING,
     *,
     help: str,  # noqa: A002 - the natural name, as in click and typer
     flags: Sequence[str] = (),
-    choices: Sequence[Any] | None = None,
+    choices: Sequence[Any] | Callable[[], Iterable[Any]] | None = None,
     min: float | None = None,  # noqa: A002
     max: float | None = None,  # noqa: A002
     above: float | None = None,
@@ -82,7 +115,15 @@ def param(
     meta = {
         "help": help,
         "flags": tuple(flags),
-        "choices": tuple(choices) if choices is not None else None,
+        "choices": (
+            None
+            if choices is None
+            else choices
+            if isinstance(choices, LazyChoices)
+            else LazyChoices(choices)
+            if callable(choices)
+            else tuple(choices)
+        ),
         "min": min,
         "max": max,
         "above": above,
@@ -109,7 +150,7 @@ class Field:
     help: str
     flags: tuple[str, ...]  # option names, long first; no "/off" half
     off_flag: str | None  # a bool's negative flag, e.g. "--no-x" or "--causal"
-    choices: tuple[Any, ...] | None
+    choices: Sequence[Any] | None  # a tuple, or LazyChoices (computed when first used)
     min: float | None
     max: float | None
     above: float | None

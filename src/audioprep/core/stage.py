@@ -140,7 +140,8 @@ class Stage(abc.ABC):  # noqa: B024 - the kinds below hold the abstract methods
     :class:`CorpusStage` instead.
 
     ``check`` runs once in the main process before any file is touched, ``check_input`` then
-    with the input directory, ``setup`` once in each worker (load models there).
+    with the input directory, ``setup`` once in each worker (load models there), ``teardown``
+    once in each worker when it ends (close what ``setup`` opened).
     """
 
     name: ClassVar[str] = ""
@@ -180,6 +181,11 @@ class Stage(abc.ABC):  # noqa: B024 - the kinds below hold the abstract methods
 
     def setup(self, ctx: WorkerContext) -> None:  # noqa: B027 - optional hook
         """Prepare a worker (load a model, open a session). Called once per worker."""
+
+    def teardown(self) -> None:  # noqa: B027 - optional hook
+        """Free what ``setup`` made (close an engine, stop a process). Called once per worker
+        when it ends, by every executor; also when ``setup`` failed half-way, so it must
+        tolerate a partial setup, and it may be called twice."""
 
     def tool_versions(self) -> dict[str, str]:
         """Versions of the external tools this stage uses, recorded in stage.json."""

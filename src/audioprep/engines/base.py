@@ -9,11 +9,18 @@ a scorer scores, an enhancer audio). Every engine, whatever its family, is a sub
 - ``from_settings(Settings)`` builds it once per worker (heavy imports happen there);
 - ``close()`` frees it (the stage's ``teardown`` calls it; no ``atexit``);
 - ``versions()`` names the libraries and model files whose change changes its output;
-- ``weights()`` lists the model files it needs and where they come from (``audioprep models``).
+- ``weights()`` lists the model files it needs and where they come from (``audioprep models``);
+- ``check(settings)`` refuses, in the main process, settings it cannot run with (a device it
+  lacks, a missing model) in one sentence; ``used_options(settings)`` says which settings it
+  reads, resolved (what a stage records in stage.json).
+
+Whatever differs between two engines of a family is an attribute or a method of the engine,
+never a branch on its name in a stage.
 
 Engines are found without importing them: every module in ``engines/<family>/`` that defines
-a class with ``name = "..."`` and ``family = "..."`` at class level is registered (``ast``), so
-``audioprep --help`` and ``--engine`` choices import no model library. Engines outside the
+a class with ``name = "..."`` and ``family = "..."`` at class level is registered (``ast``;
+the class's other literal attributes, such as ``devices`` or ``summary``, are read the same
+way), so ``audioprep --help`` and ``--engine`` choices import no model library. Engines outside the
 package register through the ``audioprep.engines`` entry-point group (``family/name =
 module:Class``) or, in a test, with :func:`register`.
 
@@ -77,10 +84,50 @@ class Weights:
     files: tuple[str, ...]
     origin: str  # where they come from (a package, a URL, `make setup`)
     package: str | None = None  # a pip package that ships them, if any
+    used_by: str = ""  # the option that needs them, e.g. "segment --vad-engine sm"
 
     def present(self, model_dir: Path) -> bool:
         base = model_dir / self.path
         return all((base / f).is_file() and (base / f).stat().st_size > 0 for f in self.files)
+
+    @property
+    def label(self) -> str:
+        """``path``, or ``path/file`` for a single file: what ``audioprep models`` prints.
+
+        >>> Weights("inaSpeechSegmenter", ("a.hdf5",), "x").label
+        'inaSpeechSegmenter/a.hdf5'
+        """
+        return f"{self.path}/{self.files[0]}" if len(self.files) == 1 else self.path
+
+    def missing_message(self, model_dir: Path, why: str = "") -> str:
+        """One sentence: which files are missing, where to put them, where they come from
+        (``why``: a clause after "is not in DIR", e.g. " and could not be downloaded").
+
+        >>> Weights("x/y", ("a.bin",), "`make setup`").missing_message(Path("/m"))[:60]
+        'model x/y/a.bin is not in /m: put a.bin from `make setup` in'
+        """
+        return (
+            f"model {self.label} is not in {model_dir}{why}: put {', '.join(self.files)} from "
+            f"{self.origin} into {model_dir / self.path}/, or point --model-dir (or "
+            "AUDIOPREP_MODEL_DIR) at a folder that has it."
+        )
+
+
+def package_versions(*packages: str) -> dict[str, str]:
+    """``{package: version}`` of the installed ``packages`` (those not installed left out).
+
+    >>> list(package_versions("numpy", "no-such-package-here"))
+    ['numpy']
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in packages:
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    return out
 
 
 class Engine:
@@ -94,6 +141,27 @@ class Engine:
     runtime: ClassVar[str] = "numpy"
     #: One line for `--engine` help and `audioprep doctor`.
     summary: ClassVar[str] = ""
+    #: The ``Settings.options`` keys it reads (``"model_dir"`` too when it reads that).
+    options: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def check(cls, settings: Settings) -> None:
+        """Refuse settings this engine cannot run with, in the main process (UsageError or
+        AudioprepError, one sentence). By default: a device not in ``devices``."""
+        if settings.device not in cls.devices:
+            raise UsageError(
+                f"--device {settings.device}: the {cls.name} engine runs on "
+                f"{' or '.join(cls.devices)} only."
+            )
+
+    @classmethod
+    def used_options(cls, settings: Settings) -> dict[str, Any]:
+        """The settings this engine reads, resolved (``options`` that ``settings`` holds, and
+        ``model_dir``): what a stage records for it in stage.json."""
+        out = {k: settings.options[k] for k in cls.options if k in settings.options}
+        if "model_dir" in cls.options and settings.model_dir is not None:
+            out["model_dir"] = settings.model_dir
+        return out
 
     @classmethod
     def from_settings(cls: type[E], settings: Settings) -> E:
@@ -128,10 +196,29 @@ class EngineInfo:
     name: str
     module: str
     cls: str
+    #: The class's literal attributes (strings, tuples of strings), read without importing.
+    attrs: tuple[tuple[str, Any], ...] = ()
+
+    def attr(self, key: str, default: Any = None) -> Any:
+        """A literal class attribute (``summary``, ``devices``, ``models``...) without importing;
+        ``default`` where the class does not spell it out."""
+        return dict(self.attrs).get(key, default)
 
 
-def _classes_in(path: Path) -> list[tuple[str, str, str]]:
-    """``(class, family, name)`` of classes in ``path`` with string ``name`` and ``family``."""
+def _literal(value: ast.expr) -> Any:
+    """A string or a tuple of strings spelled in the source, else None."""
+    if isinstance(value, ast.Constant) and isinstance(value.value, str):
+        return value.value
+    if isinstance(value, ast.Tuple) and all(
+        isinstance(e, ast.Constant) and isinstance(e.value, str) for e in value.elts
+    ):
+        return tuple(e.value for e in value.elts)  # type: ignore[attr-defined]
+    return None
+
+
+def _classes_in(path: Path) -> list[tuple[str, str, str, tuple[tuple[str, Any], ...]]]:
+    """``(class, family, name, attrs)`` of classes in ``path`` with string ``name`` and
+    ``family`` (``attrs``: every literal class attribute)."""
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"))
     except (OSError, SyntaxError, ValueError):
@@ -140,25 +227,25 @@ def _classes_in(path: Path) -> list[tuple[str, str, str]]:
     for node in tree.body:
         if not isinstance(node, ast.ClassDef):
             continue
-        attrs: dict[str, str] = {}
+        attrs: dict[str, Any] = {}
         for stmt in node.body:
             target = None
             if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
                 target, value = stmt.targets[0], stmt.value
             elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
                 target, value = stmt.target, stmt.value
-            if (
-                isinstance(target, ast.Name)
-                and isinstance(value, ast.Constant)
-                and isinstance(value.value, str)
-            ):
-                attrs[target.id] = value.value
-        if attrs.get("name") and attrs.get("family"):
-            found.append((node.name, attrs["family"], attrs["name"]))
+            if isinstance(target, ast.Name):
+                literal = _literal(value)
+                if literal is not None:
+                    attrs[target.id] = literal
+        name, family = attrs.get("name"), attrs.get("family")
+        if isinstance(name, str) and name and isinstance(family, str) and family:
+            found.append((node.name, family, name, tuple(attrs.items())))
     return found
 
 
 _EXTRA: dict[tuple[str, str], EngineInfo] = {}
+_EXTRA_CLASSES: dict[tuple[str, str], type[Engine]] = {}
 _LOADED: dict[tuple[str, str], type[Engine]] = {}
 
 
@@ -172,8 +259,8 @@ def _scan() -> dict[tuple[str, str], EngineInfo]:
             if path.name.startswith("_"):
                 continue
             module = f"audioprep.engines.{folder.name}.{path.stem}"
-            for cls, family, name in _classes_in(path):
-                found.setdefault((family, name), EngineInfo(family, name, module, cls))
+            for cls, family, name, attrs in _classes_in(path):
+                found.setdefault((family, name), EngineInfo(family, name, module, cls, attrs))
     try:
         eps = importlib.metadata.entry_points(group=ENTRY_POINTS)
     except Exception:  # noqa: BLE001 - a broken distribution must not hide the built-ins
@@ -184,6 +271,13 @@ def _scan() -> dict[tuple[str, str], EngineInfo]:
         if family and name and module and cls:
             found.setdefault((family, name), EngineInfo(family, name, module, cls))
     return found
+
+
+def rescan() -> None:
+    """Forget the registry scan (a plug-in installed, or a file dropped, while running)."""
+    _scan.cache_clear()
+    _LOADED.clear()
+    _LOADED.update({(e.family, e.name): _EXTRA_CLASSES[k] for k, e in _EXTRA.items()})
 
 
 def available(family: str | None = None) -> list[EngineInfo]:
@@ -232,11 +326,17 @@ def load(family: str, name: str, settings: Settings | None = None) -> Any:
 def register(cls: type[Engine]) -> type[Engine]:
     """Register an engine class in this process (tests, plug-ins); usable as a decorator."""
     key = (cls.family, cls.name)
-    _EXTRA[key] = EngineInfo(cls.family, cls.name, cls.__module__, cls.__qualname__)
+    attrs = tuple(
+        (k, getattr(cls, k)) for k in ("name", "family", "devices", "runtime", "summary", "options")
+    )
+    _EXTRA[key] = EngineInfo(cls.family, cls.name, cls.__module__, cls.__qualname__, attrs)
+    _EXTRA_CLASSES[key] = cls
     _LOADED[key] = cls
     return cls
 
 
 def unregister(family: str, name: str) -> None:
+    """Undo :func:`register` (tests)."""
     _EXTRA.pop((family, name), None)
+    _EXTRA_CLASSES.pop((family, name), None)
     _LOADED.pop((family, name), None)

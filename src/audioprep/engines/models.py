@@ -1,79 +1,31 @@
 """One model directory for the whole toolkit: where every stage looks for weights first.
 
 Resolution order: the ``--model-dir`` option, then ``AUDIOPREP_MODEL_DIR``, then
-``~/.cache/audioprep/models``. The layout is one folder per engine::
+``~/.cache/audioprep/models``. The layout is one folder per engine, for example::
 
     MODEL_DIR/inaSpeechSegmenter/keras_speech_music_noise_cnn.hdf5
-    MODEL_DIR/inaSpeechSegmenter/keras_speech_music_cnn.hdf5
-    MODEL_DIR/inaSpeechSegmenter/keras_male_female_cnn.hdf5
     MODEL_DIR/spleeter/2stems/{checkpoint, model.index, model.data-00000-of-00001}
+    MODEL_DIR/whisper/base/{model.bin, config.json, tokenizer.json, vocabulary.txt}
 
-A model found there is used as is; one that is missing may be downloaded into it by its
-engine where the network allows, and otherwise fails with one sentence naming the file.
+Which files each engine needs, and where they come from, is the engine's ``weights()``
+(:func:`known_weights` lists them all; ``audioprep models`` prints them). A model found there
+is used as is; one that is missing may be downloaded into it by its engine where the network
+allows, and otherwise fails with one sentence naming the file.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from audioprep.engines.base import EngineInfo, Weights
 
 ENV = "AUDIOPREP_MODEL_DIR"
 #: The help of every stage's --model-dir option.
 MODEL_DIR_HELP = (
     "Model weights folder (default: $AUDIOPREP_MODEL_DIR or ~/.cache/audioprep/models)."
-)
-INA_URL = "https://github.com/ina-foss/inaSpeechSegmenter/releases/download/models/"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A model a stage can use: its engine folder, the files it needs, and where it comes from."""
-
-    engine: str
-    name: str
-    files: tuple[str, ...]
-    origin: str
-    used_by: str
-
-    def path(self, model_dir: Path) -> Path:
-        return model_dir / self.engine / self.name
-
-    def present(self, model_dir: Path) -> bool:
-        base = model_dir / self.engine
-        return all((base / f).is_file() and (base / f).stat().st_size > 0 for f in self.files)
-
-
-KNOWN_MODELS = (
-    ModelSpec(
-        "inaSpeechSegmenter",
-        "keras_speech_music_noise_cnn.hdf5",
-        ("keras_speech_music_noise_cnn.hdf5",),
-        INA_URL,
-        "segment --vad-engine smn",
-    ),
-    ModelSpec(
-        "inaSpeechSegmenter",
-        "keras_speech_music_cnn.hdf5",
-        ("keras_speech_music_cnn.hdf5",),
-        INA_URL,
-        "segment --vad-engine sm",
-    ),
-    ModelSpec(
-        "inaSpeechSegmenter",
-        "keras_male_female_cnn.hdf5",
-        ("keras_male_female_cnn.hdf5",),
-        INA_URL,
-        "segment --detect-gender",
-    ),
-    ModelSpec(
-        "spleeter",
-        "2stems",
-        ("2stems/checkpoint", "2stems/model.index", "2stems/model.data-00000-of-00001"),
-        "https://github.com/deezer/spleeter/releases/download/v1.4.0/2stems.tar.gz",
-        "separate --model spleeter:2stems",
-    ),
 )
 
 
@@ -95,17 +47,12 @@ def model_dir(option: str | os.PathLike[str] | None = None) -> Path:
     return Path("~/.cache/audioprep/models").expanduser()
 
 
-def find(engine: str, name: str) -> ModelSpec:
-    for spec in KNOWN_MODELS:
-        if spec.engine == engine and spec.name == name:
-            return spec
-    raise KeyError(f"{engine}/{name}")
+def known_weights() -> list[tuple[EngineInfo, Weights]]:
+    """Every registered engine's model files: ``(engine, weights)``, by family and name.
 
+    >>> [w.label for e, w in known_weights() if e.name == "whisper"]
+    ['whisper/base', 'whisper/tiny.en']
+    """
+    from audioprep.engines.base import available, engine_class
 
-def missing_message(spec: ModelSpec, directory: Path) -> str:
-    """One sentence: which file is missing, where to put it, and where it comes from."""
-    return (
-        f"model {spec.engine}/{spec.name} is not in {directory} and could not be downloaded: "
-        f"put {', '.join(spec.files)} from {spec.origin} into {directory / spec.engine}/, or point "
-        f"--model-dir (or {ENV}) at a folder that has it."
-    )
+    return [(e, w) for e in available() for w in engine_class(e.family, e.name).weights()]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from audioprep.core.params import param
-from audioprep.core.stage import CorpusStage, DecideContext, ItemContext, Output
+from audioprep.core.stage import CorpusStage, DecideContext, ItemContext, Output, WorkerContext
 from audioprep.errors import UsageError
 from audioprep.manifests.layout import DECISION_FILE
 from audioprep.manifests.records import Record
@@ -93,11 +93,18 @@ class DedupeStage(CorpusStage):
                 )
 
     # -- workers ---------------------------------------------------------------------------
+    def setup(self, ctx: WorkerContext) -> None:
+        from audioprep.engines import base as engines
+
+        self.fingerprinter = engines.load("fingerprint", "landmarks")
+
     def measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
-        from audioprep.engines.fingerprint.landmarks import FINGERPRINT_DIR, fingerprint_file
+        from audioprep.engines.fingerprint.landmarks import FINGERPRINT_DIR
 
         ctx.folder(FINGERPRINT_DIR)  # a real folder (a symlink there is replaced)
-        m = fingerprint_file(ctx.input_audio(record), ctx.out_dir, record["id"], features=False)
+        m = self.fingerprinter.fingerprint_file(
+            ctx.input_audio(record), ctx.out_dir, record["id"], features=False
+        )
         codec = str(record.get("codec") or "").lower()
         m["duration"] = float(record.get("duration") or m["seconds"])
         m["lossless"] = any(codec.startswith(c) for c in LOSSLESS)
@@ -257,9 +264,9 @@ class DedupeStage(CorpusStage):
         return [out]
 
     def tool_versions(self) -> dict[str, str]:
-        from audioprep.engines.fingerprint.landmarks import tool_versions
+        from audioprep.engines import base as engines
 
-        return tool_versions()
+        return engines.engine_class("fingerprint", "landmarks").versions()
 
     @classmethod
     def report_section(cls, out_dir: str | Path) -> str | None:

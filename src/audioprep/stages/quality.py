@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from audioprep.core.params import device_param, param
 from audioprep.core.stage import ItemContext, MapStage, RecordField, WorkerContext
-from audioprep.errors import AudioprepError, UsageError
+from audioprep.errors import UsageError
 from audioprep.manifests.records import Record
+
+if TYPE_CHECKING:
+    from audioprep.engines.quality.base import Scorer
+
+#: The scorer behind --dnsmos (a name in the engine registry, family "quality").
+ENGINE = "dnsmos"
 
 #: (record key, option, direction, unit) of every filter, in the order they are checked; the
 #: first that fails names the rejection.
@@ -137,6 +143,8 @@ class QualityStage(MapStage):
     version = "1"
     record_fields = (QUALITY_FIELD,)
     Params = QualityParams
+    #: The DNSMOS scorer, once ``setup`` made it (None: signal metrics only).
+    engine: Scorer | None = None
 
     def check(self) -> None:
         p = self.params
@@ -145,20 +153,22 @@ class QualityStage(MapStage):
             if value is not None and not p.dnsmos:
                 raise UsageError(f"--{key.replace('_', '-')} needs DNSMOS: drop --no-dnsmos.")
         if p.dnsmos:
-            from audioprep.engines.quality.dnsmos import check_device, model_dir
+            from audioprep.engines import base as engines
 
-            try:
-                check_device(p.device)
-                model_dir()
-            except AudioprepError as exc:
-                raise UsageError(str(exc)) from None
+            engines.engine_class("quality", ENGINE).check(engines.Settings(device=p.device))
 
     def setup(self, ctx: WorkerContext) -> None:
         self.engine = None
         if self.params.dnsmos:
-            from audioprep.engines.quality.dnsmos import DnsmosEngine
+            from audioprep.engines import base as engines
 
-            self.engine = DnsmosEngine(device=self.params.device, threads=ctx.threads)
+            settings = engines.Settings(device=self.params.device, threads=ctx.threads)
+            self.engine = engines.load("quality", ENGINE, settings)
+
+    def teardown(self) -> None:
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            engine.close()
 
     def measure_file(self, src: Path, record: Record) -> dict[str, Any] | str:
         """The ``quality`` dict of a file, or the reason it cannot be measured."""
@@ -171,8 +181,7 @@ class QualityStage(MapStage):
 
         sr, channels, _, _ = audio_format(src, record)
         meter = SignalMeter(sr=sr, channels=channels)
-        engine = getattr(self, "engine", None)
-        stream = engine.stream() if engine is not None else None
+        stream = self.engine.stream() if self.engine is not None else None
         resampler = StreamResampler(sr_in=sr, sr_out=SR) if stream is not None else None
         for block in audio_blocks(src, record):
             if not np.isfinite(block).all():

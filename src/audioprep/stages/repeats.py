@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from audioprep.core.params import param
-from audioprep.core.stage import CorpusStage, DecideContext, ItemContext, Output
+from audioprep.core.stage import CorpusStage, DecideContext, ItemContext, Output, WorkerContext
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifests.layout import DECISION_FILE
 from audioprep.manifests.offsets import child_offset
@@ -140,11 +140,18 @@ class RepeatsStage(CorpusStage):
             raise UsageError("--where takes head, tail and/or any.")
 
     # -- workers ---------------------------------------------------------------------------
+    def setup(self, ctx: WorkerContext) -> None:
+        from audioprep.engines import base as engines
+
+        self.fingerprinter = engines.load("fingerprint", "landmarks")
+
     def measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
-        from audioprep.engines.fingerprint.landmarks import FINGERPRINT_DIR, fingerprint_file
+        from audioprep.engines.fingerprint.landmarks import FINGERPRINT_DIR
 
         ctx.folder(FINGERPRINT_DIR)  # a real folder (a symlink there is replaced)
-        m = fingerprint_file(ctx.input_audio(record), ctx.out_dir, record["id"], features=True)
+        m = self.fingerprinter.fingerprint_file(
+            ctx.input_audio(record), ctx.out_dir, record["id"], features=True
+        )
         m["group"] = group_key(record, self.params.group_by)
         m["duration"] = float(record.get("duration") or m["seconds"])
         return m
@@ -308,9 +315,9 @@ class RepeatsStage(CorpusStage):
         return [out]
 
     def tool_versions(self) -> dict[str, str]:
-        from audioprep.engines.fingerprint.landmarks import tool_versions
+        from audioprep.engines import base as engines
 
-        return tool_versions()
+        return engines.engine_class("fingerprint", "landmarks").versions()
 
     @classmethod
     def report_section(cls, out_dir: str | Path) -> str | None:

@@ -12,13 +12,19 @@ from typing import Any
 from audioprep.core.media import require_ffmpeg
 from audioprep.core.params import device_param, param
 from audioprep.core.stage import ItemContext, MapStage, RecordField, WorkerContext
-from audioprep.engines.models import find, model_dir, model_dir_option
-from audioprep.engines.segment.base import SEGMENTERS, Segmenter
-from audioprep.errors import UsageError
+from audioprep.engines import base as engines
+from audioprep.engines.models import model_dir, model_dir_option
+from audioprep.engines.segment.base import Segmenter
 from audioprep.manifests.records import Record
 
 SPEECH_LABELS = frozenset({"speech", "male", "female"})
-ENGINES = tuple(SEGMENTERS)
+#: Stage option -> the Settings option a segmenter reads (recorded only for engines that do).
+ENGINE_OPTIONS = {
+    "vad_engine": "vad_engine",
+    "detect_gender": "detect_gender",
+    "cnn_batch_size": "batch_size",
+    "model_dir": "model_dir",
+}
 
 
 def label_seconds(segments: list[Record]) -> dict[str, float]:
@@ -54,7 +60,7 @@ class SegmentStage(MapStage):
         engine: str = param(
             "ina",
             help="ina (inaSpeechSegmenter) or silero (speech/nonspeech, faster).",
-            choices=ENGINES,
+            choices=lambda: engines.names("segment"),
         )
         vad_engine: str = param(
             "smn", help="smn: speech/music/noise; sm: speech/music.", choices=("smn", "sm")
@@ -79,33 +85,34 @@ class SegmentStage(MapStage):
     def _model_dir(self) -> Path:
         return model_dir(self.params.model_dir or None)
 
-    def gender(self) -> bool:
-        if self.params.detect_gender is not None:
-            return self.params.detect_gender
-        return find("inaSpeechSegmenter", "keras_male_female_cnn.hdf5").present(self._model_dir())
+    def settings(self, threads: int = 1) -> engines.Settings:
+        """The engine's settings (``detect_gender`` None: the engine decides)."""
+        p = self.params
+        return engines.Settings(
+            device=p.device,
+            model_dir=self._model_dir(),
+            threads=threads,
+            options={
+                "vad_engine": p.vad_engine,
+                "detect_gender": p.detect_gender,
+                "batch_size": p.cnn_batch_size,
+            },
+        )
 
     def check(self) -> None:
         p = self.params
-        if p.engine == "silero" and p.device == "cuda":
-            raise UsageError(
-                "--engine silero runs on the CPU (it steps 32 ms at a time, faster there); "
-                "drop --device cuda."
-            )
+        engines.engine_class("segment", p.engine).check(self.settings())
         require_ffmpeg()
 
     def setup(self, ctx: WorkerContext) -> None:
-        from audioprep.engines.segment.base import SegmenterSettings, load_segmenter
-
-        p = self.params
-        settings = SegmenterSettings(
-            model_dir=self._model_dir(),
-            vad_engine=p.vad_engine,
-            detect_gender=self.gender() if p.engine == "ina" else False,
-            batch_size=p.cnn_batch_size,
-            device=p.device,
-            threads=ctx.threads,
+        self.engine: Segmenter = engines.load(
+            "segment", self.params.engine, self.settings(ctx.threads)
         )
-        self.engine: Segmenter = load_segmenter(p.engine, settings)
+
+    def teardown(self) -> None:
+        engine = self.__dict__.pop("engine", None)
+        if engine is not None:
+            engine.close()
 
     def process(self, record: Record, ctx: ItemContext) -> list[Record]:
         src = ctx.input_audio(record)
@@ -114,11 +121,8 @@ class SegmentStage(MapStage):
     def process_batch(self, records: list[Record], ctxs: list[ItemContext]) -> list[list[Record]]:
         """Several items at once: inaSpeechSegmenter predicts their CNN patches in shared
         batches (``--batch-size`` items per batch); labels equal those of one item at a time."""
-        many = getattr(self.engine, "segment_many", None)
-        if many is None:
-            return [self.process(r, c) for r, c in zip(records, ctxs, strict=True)]
         srcs = [c.input_audio(r) for r, c in zip(records, ctxs, strict=True)]
-        segs = many(srcs, window_s=self.params.window)
+        segs = self.engine.segment_many(srcs, window_s=self.params.window)
         return [
             self._output(r, c, src, s)
             for r, c, src, s in zip(records, ctxs, srcs, segs, strict=True)
@@ -149,27 +153,17 @@ class SegmentStage(MapStage):
         ]
 
     def params_dict(self) -> dict[str, Any]:
+        """The parameters; of the engine options, only those the engine reads, resolved
+        (``detect_gender`` as decided, the model directory as found)."""
         data = super().params_dict()
-        if self.params.engine == "ina":
-            data["model_dir"] = str(self._model_dir())
-            data["detect_gender"] = self.gender()
-        else:  # options that silero does not use are not recorded
-            for key in ("vad_engine", "detect_gender", "cnn_batch_size", "model_dir"):
+        used = engines.engine_class("segment", self.params.engine).used_options(self.settings())
+        for key, option in ENGINE_OPTIONS.items():
+            if option not in used:
                 data.pop(key, None)
+            else:
+                value = used[option]
+                data[key] = str(value) if isinstance(value, Path) else value
         return data
 
     def tool_versions(self) -> dict[str, str]:
-        from importlib.metadata import PackageNotFoundError, version
-
-        out = {}
-        pkgs = (
-            ("silero-vad", "torch")
-            if self.params.engine == "silero"
-            else ("inaSpeechSegmenter", "tensorflow-cpu", "tensorflow", "keras")
-        )
-        for pkg in pkgs:
-            try:
-                out[pkg] = version(pkg)
-            except PackageNotFoundError:
-                continue
-        return out
+        return engines.engine_class("segment", self.params.engine).versions()

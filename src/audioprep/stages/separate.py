@@ -6,7 +6,6 @@ item's own format, at any length.
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import subprocess
 from pathlib import Path
@@ -15,12 +14,13 @@ from typing import Any
 from audioprep.core.media import codec_fields, decode_chunks, last_line, require_ffmpeg, sound_info
 from audioprep.core.params import device_param, param
 from audioprep.core.stage import ItemContext, MapStage, WorkerContext
+from audioprep.engines import base as engines
 from audioprep.engines.models import model_dir, model_dir_option
+from audioprep.engines.separate.base import model_choices
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifests.records import Record
 
 SR = 44100
-MODELS = ("spleeter:2stems", "spleeter:4stems", "spleeter:5stems")
 
 
 def _encoder(path: Path, sr: int, channels: int, codec: str) -> subprocess.Popen[bytes]:
@@ -70,7 +70,7 @@ class SeparateStage(MapStage):
         model: str = param(
             "spleeter:2stems",
             help="spleeter:2stems, 4stems or 5stems (vocals kept).",
-            choices=MODELS,
+            choices=model_choices,
         )
         keep_accompaniment: bool = param(
             False, help="Also write the accompaniment.", flags=("--keep-accompaniment",)
@@ -85,29 +85,33 @@ class SeparateStage(MapStage):
     def _model_dir(self) -> Path:
         return model_dir(self.params.model_dir or None)
 
-    def check(self) -> None:
-        from audioprep.engines.separate.spleeter import check_model, spleeter_python
+    def _engine(self) -> str:
+        """The separator that ``--model ENGINE:MODEL`` names."""
+        return self.params.model.partition(":")[0]
 
+    def settings(self, threads: int = 1) -> engines.Settings:
+        p = self.params
+        return engines.Settings(
+            device=p.device,
+            model_dir=self._model_dir(),
+            threads=threads,
+            options={"model": p.model},
+        )
+
+    def check(self) -> None:
         p = self.params
         if not p.overlap < p.window / 2:
             raise UsageError("--overlap must be under half of --window.")
         require_ffmpeg()
-        check_model(self._model_dir(), p.model)
-        if not spleeter_python().is_file():
-            from audioprep.engines.separate.spleeter import SpleeterWorker
-
-            SpleeterWorker(model_dir=self._model_dir(), model=p.model)  # raises the message
+        engines.engine_class("separate", self._engine()).check(self.settings())
 
     def setup(self, ctx: WorkerContext) -> None:
-        from audioprep.engines.separate.spleeter import SpleeterWorker
+        self.worker = engines.load("separate", self._engine(), self.settings(ctx.threads))
 
-        self.worker = SpleeterWorker(
-            model_dir=self._model_dir(),
-            model=self.params.model,
-            threads=ctx.threads,
-            device=self.params.device,
-        )
-        atexit.register(self.worker.close)
+    def teardown(self) -> None:
+        worker = self.__dict__.pop("worker", None)
+        if worker is not None:
+            worker.close()
 
     def process(self, record: Record, ctx: ItemContext) -> list[Record]:
         import numpy as np
@@ -193,4 +197,4 @@ class SeparateStage(MapStage):
         return data
 
     def tool_versions(self) -> dict[str, str]:
-        return {"spleeter": "2.4.2 (own environment)"}
+        return engines.engine_class("separate", self._engine()).versions()

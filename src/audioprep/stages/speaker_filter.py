@@ -28,6 +28,8 @@ from audioprep.manifests.offsets import child_offset
 from audioprep.manifests.records import Record, read_manifest, resolve_audio
 
 SR = 16000
+#: The speaker embedder (a name in the engine registry, family "speaker").
+ENGINE = "resemblyzer"
 #: A fixed threshold (cosine similarity), measured here on clean LibriSpeech: same speaker
 #: 0.80-0.96, others <= 0.74. Used with ``--threshold 0.75``; the default is ``auto``.
 DEFAULT_THRESHOLD = 0.75
@@ -200,9 +202,19 @@ class SpeakerFilterStage(CorpusStage):
         return files
 
     def setup(self, ctx: WorkerContext) -> None:
-        from audioprep.engines.speaker.resemblyzer import load_encoder
+        from audioprep.engines import base as engines
 
-        self.encoder = load_encoder(ctx.threads, self.params.device)
+        # threads: the stage's declared resources (one torch thread per worker: measured here,
+        # one thread embeds faster than two) unless AUDIOPREP_THREADS says otherwise
+        settings = engines.Settings(device=self.params.device, threads=ctx.threads)
+        self.engine = engines.load("speaker", ENGINE, settings)
+        self.encoder = self.engine.encoder
+
+    def teardown(self) -> None:
+        engine = self.__dict__.pop("engine", None)
+        self.__dict__.pop("encoder", None)
+        if engine is not None:
+            engine.close()
 
     # -- measure: in the workers ----------------------------------------------------------
 
@@ -247,9 +259,12 @@ class SpeakerFilterStage(CorpusStage):
     def _reference_embeddings(self) -> Any:
         import numpy as np
 
-        from audioprep.engines.speaker.resemblyzer import decode, embed_batch, load_encoder, voiced
+        from audioprep.engines import base as engines
+        from audioprep.engines.speaker.resemblyzer import decode, embed_batch, voiced
 
-        encoder = load_encoder(1, self.params.device)
+        encoder = engines.load(
+            "speaker", ENGINE, engines.Settings(device=self.params.device, threads=1)
+        ).encoder
         wavs = []
         for path in self._reference_files():
             try:
@@ -538,9 +553,9 @@ class SpeakerFilterStage(CorpusStage):
         return out
 
     def tool_versions(self) -> dict[str, str]:
-        from importlib.metadata import version
+        from audioprep.engines import base as engines
 
-        return {"resemblyzer": version("resemblyzer"), "torch": version("torch")}
+        return engines.engine_class("speaker", ENGINE).versions()
 
 
 def _cluster_number(enrol: str) -> int:

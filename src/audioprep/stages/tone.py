@@ -76,9 +76,10 @@ class ToneStage(CorpusStage):
     def setup(self, ctx: WorkerContext) -> None:
         self._model = None
         if self.params.model is not None:
-            from audioprep.engines.tone.model import ToneModel
+            from audioprep.engines import base as engines
 
-            self._model = ToneModel.load(Path(self.params.model))
+            settings = engines.Settings(options={"model": self.params.model})
+            self._model = engines.load("tone", "tone", settings)
 
     def measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
         from audioprep.engines.tone.model import one_blas_thread
@@ -163,9 +164,9 @@ class ToneStage(CorpusStage):
         return [out]
 
     def tool_versions(self) -> dict[str, str]:
-        from importlib.metadata import version
+        from audioprep.engines import base as engines
 
-        return {"librosa": version("librosa"), "scikit-learn": version("scikit-learn")}
+        return engines.engine_class("tone", "tone").versions()
 
     @classmethod
     def report_section(cls, out_dir: Path) -> str | None:

@@ -16,12 +16,11 @@ from audioprep.core.stage import (
     RecordField,
     WorkerContext,
 )
+from audioprep.engines import base as engines
 from audioprep.engines.models import model_dir, model_dir_option
 from audioprep.errors import UsageError
 from audioprep.manifests.records import Record
 
-ENGINES = ("whisper", "vosk")
-DEFAULT_MODELS = {"whisper": "large-v3", "vosk": "ko"}
 #: Fewest clips of one language with text for ``--cps-range iqr`` to use that language's own
 #: fences (fewer: the language's fixed range).
 MIN_IQR_ITEMS = 8
@@ -30,7 +29,7 @@ CHECKS = ("empty", "rate", "loop", "hallucination", "language", "word_times")
 
 @dataclasses.dataclass(frozen=True)
 class TranscribeParams:
-    engine: str = param("whisper", help="Speech recogniser.", choices=ENGINES)
+    engine: str = param("whisper", help="Speech recogniser.", choices=lambda: engines.names("asr"))
     model: str = param(
         "",
         help="Whisper: a size (large-v3, medium, small, ...), a repo id or a CTranslate2 model "
@@ -124,19 +123,38 @@ class TranscribeStage(CorpusStage):
     Params = TranscribeParams
 
     # -- main process ------------------------------------------------------------------------
+    def _engine_class(self) -> Any:
+        return engines.engine_class("asr", self.params.engine)
+
     def _model_name(self) -> str:
-        return self.params.model or DEFAULT_MODELS[self.params.engine]
+        return self.params.model or self._engine_class().default_model
 
     def _model_path(self) -> Path:
         p = self.params
         directory = model_dir(p.model_dir or None)
-        if p.engine == "vosk":
-            from audioprep.engines.asr.vosk import resolve_model
+        return self._engine_class().resolve_model(
+            self._model_name(), directory, download=p.download
+        )
 
-            return resolve_model(self._model_name(), directory)
-        from audioprep.engines.asr.whisper import resolve_model
-
-        return resolve_model(self._model_name(), directory, download=p.download)
+    def settings(self, threads: int = 1, model_path: Path | None = None) -> engines.Settings:
+        """The recogniser's settings (each engine reads the options that apply to it)."""
+        p = self.params
+        return engines.Settings(
+            device=p.device,
+            model_dir=model_dir(p.model_dir or None),
+            threads=threads,
+            options={
+                "model": self._model_name(),
+                "model_path": model_path,
+                "language": None if p.language in ("", "auto") else p.language,
+                "compute_type": p.compute_type,
+                "beam_size": p.beam_size,
+                "initial_prompt": p.initial_prompt,
+                "batch_size": p.decode_batch,
+                "fallback": p.fallback,
+                "max_new_tokens": p.max_new_tokens,
+            },
+        )
 
     def check(self) -> None:
         p = self.params
@@ -147,12 +165,7 @@ class TranscribeStage(CorpusStage):
             )
         if p.min_cps is not None and p.max_cps is not None and p.min_cps >= p.max_cps:
             raise UsageError("--min-cps must be below --max-cps")
-        if p.engine == "whisper":
-            from audioprep.engines.asr.whisper import check_device
-
-            check_device(p.device, p.compute_type)
-        elif p.device == "cuda":
-            raise UsageError("--device cuda: the Vosk engine runs on the CPU only")
+        self._engine_class().check(self.settings())
         from audioprep.core.media import require_ffmpeg
 
         require_ffmpeg()
@@ -160,30 +173,13 @@ class TranscribeStage(CorpusStage):
 
     # -- workers -----------------------------------------------------------------------------
     def setup(self, ctx: WorkerContext) -> None:
-        p = self.params
         path = getattr(self, "model_path", None) or self._model_path()
-        if p.engine == "vosk":
-            from audioprep.engines.asr.vosk import VoskEngine, model_language
+        self.engine = engines.load("asr", self.params.engine, self.settings(ctx.threads, path))
 
-            lang = None if p.language == "auto" else p.language
-            self.engine = VoskEngine(
-                path, language=lang or model_language(self._model_name(), path)
-            )
-        else:
-            from audioprep.engines.asr.whisper import WhisperEngine
-
-            self.engine = WhisperEngine(
-                path,
-                device=p.device,
-                compute_type=p.compute_type,
-                threads=ctx.threads,
-                beam_size=p.beam_size,
-                language=p.language,
-                initial_prompt=p.initial_prompt,
-                batch_size=p.decode_batch,
-                fallback=p.fallback,
-                max_new_tokens=p.max_new_tokens,
-            )
+    def teardown(self) -> None:
+        engine = self.__dict__.pop("engine", None)
+        if engine is not None:
+            engine.close()
 
     def measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
         return self.measure_batch([record], [ctx])[0]
@@ -194,10 +190,7 @@ class TranscribeStage(CorpusStage):
         from audioprep.engines.asr.base import load_audio
 
         audios = [load_audio(c.input_audio(r)) for r, c in zip(records, ctxs, strict=True)]
-        if self.params.engine == "vosk":
-            transcripts = [self.engine.transcribe(a) for a in audios]
-        else:
-            transcripts = self.engine.transcribe_many(audios)
+        transcripts = self.engine.transcribe_many(audios)
         return [
             {**dataclasses.asdict(t), "duration": round(len(a) / 16000, 6)}
             for t, a in zip(transcripts, audios, strict=True)
@@ -281,13 +274,7 @@ class TranscribeStage(CorpusStage):
         ]
 
     def tool_versions(self) -> dict[str, str]:
-        if self.params.engine == "vosk":
-            from audioprep.engines.asr.vosk import VoskEngine
-
-            return {"vosk": VoskEngine.version()}
-        from audioprep.engines.asr.whisper import WhisperEngine
-
-        return WhisperEngine.versions()
+        return self._engine_class().versions()
 
     def params_dict(self) -> dict[str, Any]:
         data = super().params_dict()

@@ -1,16 +1,25 @@
-"""What every speech recogniser returns, decoding to 16 kHz and splitting long clips.
+"""The asr family: a recogniser turns clips into :class:`Transcript` (its one result type).
 
 An engine takes 16 kHz mono float32 audio (one array per clip) and returns one
-:class:`Transcript` per clip, word times in seconds from the clip's start.
+:class:`Transcript` per clip, word times in seconds from the clip's start. Every recogniser is
+an :class:`audioprep.engines.base.Engine` with ``family = "asr"`` and the
+:class:`Recogniser` protocol; what differs between recognisers (the default model, how a
+model name is found, the language) is an attribute or method of the engine
+(:class:`RecogniserEngine`), so the transcribe stage never branches on an engine's name.
+
+>>> from audioprep.engines.base import names
+>>> names("asr")
+['vosk', 'whisper']
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from audioprep.core.media import pcm16_chunks
+from audioprep.engines.base import Engine
 from audioprep.errors import ItemError
 
 SR = 16000
@@ -29,6 +38,33 @@ class Transcript:
     #: What a language detector heard (whisper), when that is not ``language``.
     detected_language: str | None = None
     detected_prob: float | None = None
+
+
+@runtime_checkable
+class Recogniser(Protocol):
+    """Transcribes clips: 16 kHz mono float32 arrays ``(n,)`` in, one Transcript each out."""
+
+    def transcribe_many(self, audios: list[Any]) -> list[Transcript]: ...
+
+
+class RecogniserEngine(Engine):
+    """Base of recognisers. Settings options they may read: ``model`` (the name asked for),
+    ``model_path`` (:meth:`resolve_model`'s answer), ``language`` (None: detect),
+    ``compute_type``, ``beam_size``, ``initial_prompt``, ``batch_size``, ``fallback``,
+    ``max_new_tokens``."""
+
+    family = "asr"
+    #: The model used when ``--model`` is not given.
+    default_model: ClassVar[str] = ""
+
+    @classmethod
+    def resolve_model(cls, name: str, model_dir: Path, *, download: bool) -> Path:
+        """The model folder for ``name`` (a path, or a name under the model directory);
+        UsageError naming what to put where when there is none."""
+        raise NotImplementedError
+
+    def transcribe_many(self, audios: list[Any]) -> list[Transcript]:
+        raise NotImplementedError
 
 
 def load_audio(path: Path) -> Any:

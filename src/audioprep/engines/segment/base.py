@@ -1,35 +1,26 @@
-"""The engine contracts: what a segmenter is, and the one Segment type every engine returns.
+"""The segment family: a segmenter labels an item's audio; its result is a list of Segment.
 
-An engine wraps a model: it is built once per worker (``from_settings``) and then labels
-items. The segment stage picks one by name from :data:`SEGMENTERS` and imports it only then,
-so the engines' numpy/TensorFlow/torch imports stay out of the CLI.
+Every segmenter is an :class:`audioprep.engines.base.Engine` with ``family = "segment"`` and
+the :class:`Segmenter` protocol; the segment stage picks one by name from the registry
+(``engines.base.load("segment", name, settings)``). Settings are the shared
+:class:`~audioprep.engines.base.Settings`; the options a segmenter may read are ``vad_engine``,
+``detect_gender`` and ``batch_size``.
 
->>> sorted(SEGMENTERS)
+>>> from audioprep.engines.base import names
+>>> names("segment")
 ['ina', 'silero']
 >>> s: Segment = ("speech", 0.0, 1.5)
 """
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from audioprep.engines.base import Engine
+
 #: A labelled span of an item: ``(label, start_s, end_s)``.
 Segment = tuple[str, float, float]
-
-
-@dataclasses.dataclass(frozen=True)
-class SegmenterSettings:
-    """Everything a segmenter may use; each engine takes what applies to it."""
-
-    model_dir: Path | None = None
-    vad_engine: str = "smn"
-    detect_gender: bool = False
-    batch_size: int = 256
-    device: str = "cpu"
-    threads: int = 1
 
 
 @runtime_checkable
@@ -40,16 +31,18 @@ class Segmenter(Protocol):
         """Segments of the audio at ``path``, processed ``window_s`` seconds at a time."""
         ...
 
-
-#: Segmenter name -> ``module:Class`` (the class has ``from_settings(SegmenterSettings)``).
-SEGMENTERS = {
-    "ina": "audioprep.engines.segment.ina:InaEngine",
-    "silero": "audioprep.engines.segment.silero:SileroEngine",
-}
+    def segment_many(self, paths: list[Path], *, window_s: float = 300.0) -> list[list[Segment]]:
+        """:meth:`segment` of several items (a model's batch); equal to one at a time."""
+        ...
 
 
-def load_segmenter(name: str, settings: SegmenterSettings) -> Segmenter:
-    """Import and build segmenter ``name`` (a key of :data:`SEGMENTERS`)."""
-    module, _, cls_name = SEGMENTERS[name].partition(":")
-    cls = getattr(importlib.import_module(module), cls_name)
-    return cls.from_settings(settings)
+class SegmenterEngine(Engine):
+    """Base of segmenters: ``segment_many`` defaults to one item after the other."""
+
+    family = "segment"
+
+    def segment(self, path: Path, *, window_s: float = 300.0) -> list[Segment]:
+        raise NotImplementedError
+
+    def segment_many(self, paths: list[Path], *, window_s: float = 300.0) -> list[list[Segment]]:
+        return [self.segment(p, window_s=window_s) for p in paths]

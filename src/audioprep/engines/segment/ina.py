@@ -30,14 +30,34 @@ from typing import Any
 import numpy as np
 
 from audioprep.core.media import pcm16_chunks
-from audioprep.engines.models import find, missing_message
-from audioprep.engines.segment.base import Segment, SegmenterSettings
-from audioprep.errors import AudioprepError
+from audioprep.engines.base import Settings, Weights, package_versions
+from audioprep.engines.segment.base import Segment, SegmenterEngine
+from audioprep.errors import AudioprepError, UsageError
 
 FRAME = 160  # 10 ms at 16 kHz
 WIN = 400  # 25 ms analysis window
 PATCH = 68  # frames per CNN patch
 HALF = PATCH // 4  # 17 patches of edge fill, as in inaSpeechSegmenter._get_patches
+INA_URL = "https://github.com/ina-foss/inaSpeechSegmenter/releases/download/models/"
+#: The model files, by the option that needs them.
+SMN = Weights(
+    "inaSpeechSegmenter",
+    ("keras_speech_music_noise_cnn.hdf5",),
+    INA_URL,
+    used_by="segment --vad-engine smn",
+)
+SM = Weights(
+    "inaSpeechSegmenter",
+    ("keras_speech_music_cnn.hdf5",),
+    INA_URL,
+    used_by="segment --vad-engine sm",
+)
+GENDER = Weights(
+    "inaSpeechSegmenter",
+    ("keras_male_female_cnn.hdf5",),
+    INA_URL,
+    used_by="segment --detect-gender",
+)
 
 
 def _configure_tensorflow(device: str, threads: int) -> None:
@@ -79,11 +99,15 @@ def _use_model_dir(module: Any, model_dir: Path) -> None:
     module.get_remote = get_remote
 
 
-class InaEngine:
+class InaEngine(SegmenterEngine):
     """inaSpeechSegmenter's Segmenter, loaded once, applied in windows."""
 
     name = "ina"
     family = "segment"
+    devices = ("cpu", "cuda")
+    runtime = "tensorflow"
+    summary = "inaSpeechSegmenter: speech, music, noise, silence (male/female with its model)"
+    options = ("model_dir", "vad_engine", "detect_gender", "batch_size")
 
     def __init__(
         self,
@@ -96,13 +120,7 @@ class InaEngine:
         threads: int = 0,
         energy_ratio: float = 0.03,
     ) -> None:
-        names = [
-            "keras_speech_music_noise_cnn.hdf5"
-            if vad_engine == "smn"
-            else "keras_speech_music_cnn.hdf5"
-        ]
-        if detect_gender:
-            names.append("keras_male_female_cnn.hdf5")
+        needed = [SMN if vad_engine == "smn" else SM] + ([GENDER] if detect_gender else [])
         # Keras writes keras.json into KERAS_HOME at import (before TensorFlow): a private
         # folder, never the model directory, which may be shared or read-only; the models
         # themselves are read from the model directory by _use_model_dir.
@@ -110,8 +128,7 @@ class InaEngine:
             import tempfile
 
             os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="audioprep-keras-")
-        missing = [find("inaSpeechSegmenter", n) for n in names]
-        missing = [m for m in missing if not m.present(model_dir)]
+        missing = [m for m in needed if not m.present(model_dir)]
         _configure_tensorflow(device, threads)
         try:
             import inaSpeechSegmenter.segmenter as ina_segmenter
@@ -132,7 +149,9 @@ class InaEngine:
             )
         except Exception as exc:  # noqa: BLE001 - a download that failed: say which file
             if missing:
-                raise AudioprepError(missing_message(missing[0], model_dir)) from None
+                raise AudioprepError(
+                    missing[0].missing_message(model_dir, " and could not be downloaded")
+                ) from None
             raise AudioprepError(f"inaSpeechSegmenter could not load its models: {exc}") from None
         self.batch_size = batch_size
 
@@ -252,18 +271,47 @@ class InaEngine:
         return results
 
     @classmethod
-    def from_settings(cls, settings: SegmenterSettings) -> InaEngine:
-        """The engine for the segment stage's settings."""
+    def from_settings(cls, settings: Settings) -> InaEngine:
+        """The engine for the segment stage's settings (``detect_gender`` None: when the
+        gender model is in the model directory)."""
         if settings.model_dir is None:
             raise ValueError("inaSpeechSegmenter needs a model directory")
+        used = cls.used_options(settings)
         return cls(
             model_dir=settings.model_dir,
-            vad_engine=settings.vad_engine,
-            detect_gender=settings.detect_gender,
-            batch_size=settings.batch_size,
+            vad_engine=used.get("vad_engine", "smn"),
+            detect_gender=used["detect_gender"],
+            batch_size=used.get("batch_size", 256),
             device=settings.device,
             threads=settings.threads,
         )
+
+    @classmethod
+    def check(cls, settings: Settings) -> None:
+        super().check(settings)
+        if settings.option("vad_engine", "smn") not in ("smn", "sm"):
+            raise UsageError("--vad-engine must be smn (speech/music/noise) or sm (speech/music).")
+
+    @classmethod
+    def used_options(cls, settings: Settings) -> dict[str, Any]:
+        """The options, ``detect_gender`` resolved (None: the gender model is present)."""
+        used = super().used_options(settings)
+        if used.get("detect_gender") is None:
+            used["detect_gender"] = bool(
+                settings.model_dir is not None and GENDER.present(settings.model_dir)
+            )
+        return used
+
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        return package_versions("inaSpeechSegmenter", "tensorflow-cpu", "tensorflow", "keras")
+
+    @classmethod
+    def weights(cls) -> tuple[Weights, ...]:
+        return (SMN, SM, GENDER)
+
+    def close(self) -> None:
+        self.__dict__.pop("segmenter", None)
 
     def segment(self, path: Path, *, window_s: float = 300.0) -> list[Segment]:
         """Labelled segments ``(label, start_s, end_s)`` covering the item, in order."""

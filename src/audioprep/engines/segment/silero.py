@@ -14,18 +14,22 @@ from pathlib import Path
 import numpy as np
 
 from audioprep.core.media import pcm16_chunks
-from audioprep.engines.segment.base import Segment, SegmenterSettings
-from audioprep.errors import AudioprepError
+from audioprep.engines.base import Settings, package_versions
+from audioprep.engines.segment.base import Segment, SegmenterEngine
+from audioprep.errors import AudioprepError, UsageError
 
 SR = 16000
 WINDOW = 512  # samples per model step at 16 kHz
 
 
-class SileroEngine:
+class SileroEngine(SegmenterEngine):
     """The silero-vad JIT model shipped in the silero-vad package, loaded once."""
 
     name = "silero"
     family = "segment"
+    devices = ("cpu",)
+    runtime = "torch"
+    summary = "silero-vad: speech/nonspeech only, faster (steps 32 ms at a time: CPU by design)"
 
     def __init__(self, *, threads: int = 1) -> None:
         try:
@@ -63,9 +67,24 @@ class SileroEngine:
         return probs, n
 
     @classmethod
-    def from_settings(cls, settings: SegmenterSettings) -> SileroEngine:
+    def from_settings(cls, settings: Settings) -> SileroEngine:
         """The engine for the segment stage's settings (it uses the thread count only)."""
         return cls(threads=settings.threads)
+
+    @classmethod
+    def check(cls, settings: Settings) -> None:
+        if settings.device != "cpu":
+            raise UsageError(
+                "--engine silero runs on the CPU (it steps 32 ms at a time, faster there); "
+                f"drop --device {settings.device}."
+            )
+
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        return package_versions("silero-vad", "torch")
+
+    def close(self) -> None:
+        self.__dict__.pop("model", None)
 
     def segment(self, path: Path, *, window_s: float = 300.0) -> list[Segment]:
         """Segments ``(label, start_s, end_s)`` labelled speech / nonspeech, covering the item."""

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from audioprep.engines.base import Settings, Weights
+from audioprep.engines.separate.base import SeparatorEngine
 from audioprep.errors import AudioprepError
 
 ENV = "AUDIOPREP_SPLEETER_PYTHON"
@@ -41,8 +43,62 @@ def check_model(model_dir: Path, model: str) -> Path:
     return folder
 
 
-class SpleeterWorker:
+SPLEETER_URL = "https://github.com/deezer/spleeter/releases/download/v1.4.0/"
+CHECKPOINT = ("checkpoint", "model.index", "model.data-00000-of-00001")
+
+
+class SpleeterWorker(SeparatorEngine):
     """One Spleeter process, model loaded once, separating 44.1 kHz stereo arrays."""
+
+    name = "spleeter"
+    family = "separate"
+    devices = ("cpu", "cuda")
+    runtime = "spleeter"
+    summary = "Spleeter 2.4.2 in its own environment (`make spleeter`): vocals and the rest"
+    models = ("2stems", "4stems", "5stems")
+    options = ("model_dir", "model")
+    sample_rate = SR
+    channels = 2
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SpleeterWorker:
+        """The worker for ``model`` (``spleeter:2stems``...) under ``model_dir/spleeter``."""
+        if settings.model_dir is None:
+            raise ValueError("Spleeter needs a model directory")
+        return cls(
+            model_dir=settings.model_dir,
+            model=settings.option("model", "spleeter:2stems"),
+            threads=settings.threads,
+            device=settings.device,
+        )
+
+    @classmethod
+    def check(cls, settings: Settings) -> None:
+        """The model's checkpoint and Spleeter's environment are there."""
+        super().check(settings)
+        model_dir = settings.model_dir
+        if model_dir is None:
+            raise ValueError("Spleeter needs a model directory")
+        model = settings.option("model", "spleeter:2stems")
+        check_model(model_dir, model)
+        if not spleeter_python().is_file():
+            cls(model_dir=model_dir, model=model)  # raises the message
+
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        return {"spleeter": "2.4.2 (own environment)"}
+
+    @classmethod
+    def weights(cls) -> tuple[Weights, ...]:
+        return tuple(
+            Weights(
+                f"spleeter/{m}",
+                CHECKPOINT,
+                f"{SPLEETER_URL}{m}.tar.gz",
+                used_by=f"separate --model spleeter:{m}",
+            )
+            for m in cls.models
+        )
 
     def __init__(
         self,
@@ -102,6 +158,8 @@ class SpleeterWorker:
         return out
 
     def close(self) -> None:
+        if getattr(self, "proc", None) is None:  # __init__ failed before the process started
+            return
         if self.proc.poll() is None:
             try:
                 assert self.proc.stdin is not None

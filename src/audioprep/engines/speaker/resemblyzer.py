@@ -13,6 +13,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from audioprep.engines.base import Settings, package_versions
+from audioprep.engines.speaker.base import EmbedderEngine, Embedding
 from audioprep.errors import AudioprepError
 
 SR = 16000
@@ -159,3 +161,32 @@ def embed_batch(
         raw = p.mean(axis=0)
         result.append((raw / np.linalg.norm(raw), p))
     return result
+
+
+class ResemblyzerEngine(EmbedderEngine):
+    """Resemblyzer's VoiceEncoder, loaded once per worker; the functions above do the work
+    (``decode`` and ``voiced`` prepare an item, :meth:`embed_many` embeds a batch)."""
+
+    name = "resemblyzer"
+    family = "speaker"
+    devices = ("cpu", "cuda")
+    runtime = "torch"
+    summary = "Resemblyzer's voice encoder (256-d, webrtcvad-voiced audio), batched across items"
+    sample_rate = SR
+
+    def __init__(self, encoder: Any) -> None:
+        self.encoder = encoder
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ResemblyzerEngine:
+        return cls(load_encoder(settings.threads, settings.device))
+
+    def embed_many(self, wavs: list[Any], *, batch_windows: int = 256) -> list[Embedding]:
+        return embed_batch(self.encoder, wavs, batch_windows=batch_windows)
+
+    def close(self) -> None:
+        self.__dict__.pop("encoder", None)
+
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        return package_versions("resemblyzer", "torch")

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from audioprep.engines.base import Engine, Settings, package_versions
 from audioprep.errors import AudioprepError, UsageError
 
 MODEL_FORMAT = "audioprep-tone-model"
@@ -235,6 +236,38 @@ class ToneModel:
 
 class _VersionError(Exception):
     pass
+
+
+class ToneEngine(Engine):
+    """The tone engine: a :class:`ToneModel` read from the file given as the ``model`` option.
+
+    >>> ToneEngine.name, ToneEngine.family
+    ('tone', 'tone')
+    """
+
+    name = "tone"
+    family = "tone"
+    devices = ("cpu",)
+    runtime = "numpy"
+    summary = "an MLP over 180-value tone vectors, trained with `audioprep tone-train`"
+    options = ("model",)
+
+    def __init__(self, model: ToneModel) -> None:
+        self.model = model
+        self.labels = model.labels
+        self.sample_rate = model.sample_rate
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ToneEngine:
+        return cls(ToneModel.load(Path(settings.option("model"))))
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(n, len(labels))`` of tone vectors ``x`` ``(n, 180)``."""
+        return self.model.predict_proba(x)
+
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        return package_versions("librosa", "scikit-learn")
 
 
 def train_tone_model(

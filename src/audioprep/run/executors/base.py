@@ -12,6 +12,7 @@ import ctypes
 import dataclasses
 import importlib
 import multiprocessing
+import multiprocessing.util
 import os
 import signal
 import sys
@@ -135,6 +136,11 @@ class Worker:
             self.setup_error = str(exc)
         except Exception as exc:  # noqa: BLE001 - reported to the user as a fatal error
             self.setup_error = f"{self.stage.name} could not start: {type(exc).__name__}: {exc}"
+
+    def close(self) -> None:
+        """End the worker: the stage's ``teardown`` (its failure is not the items')."""
+        with contextlib.suppress(Exception):
+            self.stage.teardown()
 
     def process(self, record: Record) -> ItemResult:
         with engine_output_quieted():
@@ -260,12 +266,15 @@ class SerialExecutor(Executor):
 
     def map_unordered(self, spec: WorkerSpec, items: Iterable[Record]) -> Iterator[ItemResult]:
         worker = Worker(spec)
-        if self.batch_size == 1:
-            for item in items:
-                yield worker.process(item)
-            return
-        for batch in batches(items, self.batch_size):
-            yield from worker.process_many(batch)
+        try:
+            if self.batch_size == 1:
+                for item in items:
+                    yield worker.process(item)
+                return
+            for batch in batches(items, self.batch_size):
+                yield from worker.process_many(batch)
+        finally:
+            worker.close()
 
 
 _WORKER: Worker | None = None
@@ -301,6 +310,10 @@ def _init_worker(spec: WorkerSpec, parent_pid: int | None = None) -> None:
     _die_with_parent(parent_pid if parent_pid is not None else os.getppid())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner handles Ctrl-C
     _WORKER = Worker(spec)
+    # the pool ends a worker by returning from its loop: multiprocessing then runs its
+    # finalizers (a worker terminated on fail-fast or Ctrl-C runs none; its engines' child
+    # processes see their pipes close)
+    multiprocessing.util.Finalize(None, _WORKER.close, exitpriority=10)
 
 
 def _process_in_worker(record: Record) -> ItemResult:

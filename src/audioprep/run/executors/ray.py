@@ -135,6 +135,11 @@ class RayWorker:
             results = [self.worker.process(r) for r in records]
         return self.node, os.getpid(), results
 
+    def close(self) -> None:
+        """The stage's ``teardown``, before the actor is killed."""
+        if self.worker is not None:
+            self.worker.close()
+
 
 @dataclasses.dataclass
 class _Actor:
@@ -436,6 +441,11 @@ class RayExecutor(Executor):
                     log.flush()
         finally:
             log.close()
+            # idle actors end with the stage's teardown; busy ones (stopped early) are killed
+            busy = {id(call.actor) for call in inflight.values()}
+            closing = [a.handle.close.remote() for a in pool.values() if id(a) not in busy]
+            with contextlib.suppress(Exception):
+                ray.wait(closing, num_returns=len(closing), timeout=30)
             for actor in list(pool.values()) + list(starting.values()):
                 with contextlib.suppress(Exception):
                     ray.kill(actor.handle, no_restart=True)
