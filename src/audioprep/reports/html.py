@@ -517,6 +517,7 @@ def write_report(
 hist_svg = _svg_hist
 table_html = _table
 clip_media = _sample
+bars_svg = _svg_bars
 
 
 def stage_class(name: str | None) -> type | None:

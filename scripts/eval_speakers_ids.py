@@ -1,0 +1,195 @@
+"""Measure `audioprep speakers` on LibriSpeech voices rendered through codecs and beds.
+
+    python scripts/eval_speakers_ids.py WORK [--split dev|test|all]
+
+Builds WORK/<split>/clips (the six test-other voices, 10 utterances each, and the 177
+train-clean voices, one utterance each; every clip through one of several codecs and noise or
+music beds with ffmpeg, chosen by a hash of its name), ingests it, runs `audioprep speakers`
+twice (the second run `--against` the first, on the clips in another order and rendering), and
+prints cluster purity, the share of each multi-clip voice in its main cluster, the number of
+clusters against the true number, the named voice's name, and `--against` consistency.
+
+The splits keep voices apart, so a stopping rule tuned on `dev` is measured on `test`:
+dev = test-other 1688, 2033, 2414 and the odd train-clean voices; test = 1998, 2609, 3005 and
+the even ones. Needs ../shared (AUDIOPREP_SHARED) and ffmpeg.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SHARED = Path(os.environ.get("AUDIOPREP_SHARED", Path(__file__).parents[2] / "shared"))
+OTHER = SHARED / "data" / "librispeech-test-other"
+CLEAN = SHARED / "data" / "librispeech-train-clean-100"
+MUSIC = SHARED / "data" / "music" / "audio_example.mp3"
+SPLITS = {"dev": ("1688", "2033", "2414"), "test": ("1998", "2609", "3005")}
+#: (name, ffmpeg output options, extension)
+CODECS = [
+    ("wav", ["-c:a", "pcm_s16le"], "wav"),
+    ("mp3-32k", ["-c:a", "libmp3lame", "-b:a", "32k"], "mp3"),
+    ("opus-16k", ["-c:a", "libopus", "-b:a", "16k"], "opus"),
+    ("aac-48k", ["-c:a", "aac", "-b:a", "48k"], "m4a"),
+    ("phone-8k", ["-af", "highpass=f=300,lowpass=f=3400", "-ar", "8000"], "wav"),
+]
+#: beds: (name, ffmpeg filtergraph input, level in dB below the speech)
+BEDS = [
+    ("none", None, 0),
+    ("pink", "anoisesrc=color=pink:amplitude=0.05", 0),
+    ("brown", "anoisesrc=color=brown:amplitude=0.08", 0),
+    ("music", "music", 0),
+]
+
+
+def _pick(name: str, salt: str, n: int) -> int:
+    return int(hashlib.sha1(f"{salt}:{name}".encode()).hexdigest(), 16) % n
+
+
+def voices(split: str) -> dict[str, list[Path]]:
+    """Speaker -> its utterances, for the split."""
+    out: dict[str, list[Path]] = {}
+    keep = SPLITS[split] if split in SPLITS else SPLITS["dev"] + SPLITS["test"]
+    for spk in keep:
+        out[spk] = sorted((OTHER / spk).glob("*.flac"))
+    clean = sorted(CLEAN.glob("*.flac"))
+    for i, f in enumerate(clean):
+        if split == "all" or (i % 2 == 1) == (split == "dev"):
+            out[f.name.split("-")[0]] = [f]
+    return out
+
+
+def render(src: Path, dst_dir: Path, salt: str) -> Path:
+    codec, opts, ext = CODECS[_pick(src.name, salt + "c", len(CODECS))]
+    bed = BEDS[_pick(src.name, salt + "b", len(BEDS))]
+    dst = dst_dir / f"{src.stem}.{ext}"
+    if dst.exists():
+        return dst
+    cmd = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(src)]
+    if bed[1] is None:
+        graph = None
+    elif bed[1] == "music":
+        cmd += ["-stream_loop", "-1", "-i", str(MUSIC)]
+        graph = (
+            "[1:a]aresample=16000,pan=mono|c0=c0,volume=0.12[b];"
+            "[0:a][b]amix=inputs=2:duration=first:normalize=0"
+        )
+    else:
+        graph = f"{bed[1]}:sample_rate=16000[b];[0:a][b]amix=inputs=2:duration=first:normalize=0"
+    if graph:
+        if "-af" in opts:
+            k = opts.index("-af")
+            graph += "," + opts[k + 1]
+            opts = opts[:k] + opts[k + 2 :]
+        cmd += ["-filter_complex", graph]
+    cmd += ["-ac", "1", *opts, str(dst)]
+    subprocess.run(cmd, check=True)
+    return dst
+
+
+def build(work: Path, split: str, salt: str) -> dict[str, str]:
+    """Render the split's clips into ``work``; returns clip stem -> true speaker."""
+    work.mkdir(parents=True, exist_ok=True)
+    truth = {}
+    for spk, files in voices(split).items():
+        for f in files:
+            render(f, work, salt)
+            truth[f.stem] = spk
+    return truth
+
+
+def cli(*args: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    subprocess.run([sys.executable, "-m", "audioprep", *args, "--quiet"], check=True, env=env)
+
+
+def score(out: Path, truth: dict[str, str]) -> dict:
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    stem = lambda r: r["id"].rsplit("-", 1)[0]  # noqa: E731 - ingest adds -<hash>
+    by_cluster: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    by_voice: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    names = {}
+    for r in rows:
+        spk = truth[stem(r)]
+        by_cluster[r["speaker"]][spk] += 1
+        by_voice[spk][r["speaker"]] += 1
+        if r.get("speaker_name"):
+            names[r["speaker"]] = r["speaker_name"]
+    real = {k: v for k, v in by_cluster.items() if k != "unknown"}
+    purity = sum(c.most_common(1)[0][1] for c in real.values()) / max(
+        1, sum(sum(c.values()) for c in real.values())
+    )
+    multi = {v: c for v, c in by_voice.items() if sum(c.values()) >= 5}
+    share = {v: c.most_common(1)[0][1] / sum(c.values()) for v, c in multi.items()}
+    main = {v: c.most_common(1)[0][0] for v, c in multi.items()}
+    return {
+        "clips": len(rows),
+        "purity": round(purity, 4),
+        "share_in_main_cluster": {v: round(s, 3) for v, s in sorted(share.items())},
+        "min_share": round(min(share.values()), 3) if share else None,
+        "clusters": len(real),
+        "unknown_clips": sum(by_cluster.get("unknown", {}).values()),
+        "true_voices": len(by_voice),
+        "names": {main.get(v, "?"): names.get(main.get(v, "?")) for v in multi},
+        "main": main,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("work", type=Path)
+    ap.add_argument("--split", default="dev", choices=("dev", "test", "all"))
+    ap.add_argument("--merge-threshold", default="auto")
+    args = ap.parse_args()
+    base = args.work / args.split
+    named = SPLITS[args.split][0] if args.split in SPLITS else "1688"
+    refs = sorted((OTHER / named).glob("*.flac"))[:3]
+    refdir = base / "refs"
+    refdir.mkdir(parents=True, exist_ok=True)
+    for f in refs:
+        if not (refdir / f.name).exists():
+            (refdir / f.name).symlink_to(f)
+    truth: dict[str, str] = {}
+    runs = {}
+    for run, salt in (("a", "one"), ("b", "two")):
+        clips = base / f"clips-{run}"
+        t = build(clips, args.split, salt)
+        truth.update(t)
+        for f in refs:  # references stay out of the corpus
+            for p in clips.glob(f.stem + ".*"):
+                p.unlink()
+        ingest = base / f"in-{run}"
+        if not (ingest / "stage.json").exists():
+            cli("ingest", str(clips), str(ingest))
+        out = base / f"spk-{run}"
+        extra = ["--against", str(base / "spk-a")] if run == "b" else []
+        cli(
+            "speakers",
+            str(ingest),
+            str(out),
+            "--overwrite",
+            "--merge-threshold",
+            args.merge_threshold,
+            "--reference",
+            f"reader={refdir}",
+            *extra,
+        )
+        runs[run] = score(out, truth)
+    a, b = runs["a"]["main"], runs["b"]["main"]
+    same = sum(a[v] == b.get(v) for v in a)
+    result = {
+        "split": args.split,
+        "run_a": runs["a"],
+        "run_b_against_a": runs["b"],
+        "against_consistency": f"{same}/{len(a)} multi-clip voices keep their id",
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""speakers: corpus-wide speaker ids, with the real Resemblyzer on LibriSpeech voices.
+
+The fast tests check the refusals (in-process) and the clustering arithmetic; the slow ones
+run the stage on real voices: 1998 (F) and 2609, 3005 (M) with several clips each, three
+one-clip voices of train-clean, one voice named by references that stay out of the corpus.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audioprep.dsp.speaker_clusters import assign, cluster_corpus, stopping_point
+from audioprep.errors import UsageError
+from audioprep.run.runner import run_stage
+from audioprep.stages.speakers import SPEAKERS_FILE, SpeakersStage
+from audioprep.testing import LIBRI, cli, ffmpeg, make_manifest_dir, read_jsonl, require_shared
+
+CLEAN = LIBRI.parent / "librispeech-train-clean-100"
+
+
+def stage(**kw) -> SpeakersStage:
+    return SpeakersStage(SpeakersStage.Params(**kw))
+
+
+# -- refusals: one sentence, exit 2 -----------------------------------------------------------
+
+
+def test_reference_folder_without_audio_is_refused(tmp_path):
+    (tmp_path / "refs").mkdir()
+    (tmp_path / "refs" / "notes.txt").write_text("no audio here")
+    with pytest.raises(UsageError, match="holds no audio file"):
+        stage(references=(f"host={tmp_path / 'refs'}",)).check()
+
+
+def test_two_references_with_one_name_are_refused(tmp_path):
+    a = tmp_path / "a.wav"
+    a.write_bytes(b"")
+    with pytest.raises(UsageError, match="given twice"):
+        stage(references=(f"host={a}", f"host={a}")).check()
+
+
+@pytest.mark.parametrize("text", ["host", "=x.wav", "host="])
+def test_reference_without_name_or_path_is_refused(text):
+    with pytest.raises(UsageError, match="NAME=PATH"):
+        stage(references=(text,)).check()
+
+
+def test_against_another_encoder_is_refused_exit_2(tmp_path):
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / SPEAKERS_FILE).write_text(
+        json.dumps({"encoder": {"engine": "resemblyzer", "resemblyzer": "0.0.1"}, "speakers": []})
+    )
+    with pytest.raises(UsageError, match="another speaker encoder"):
+        stage(against=str(old)).check()
+    src = make_manifest_dir(tmp_path / "in", [])
+    proc = cli("speakers", src, tmp_path / "out", "--against", old, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "another speaker encoder" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_against_a_folder_without_speakers_json_is_refused(tmp_path):
+    with pytest.raises(UsageError, match="is it a `speakers` output"):
+        stage(against=str(tmp_path)).check()
+
+
+# -- the clustering arithmetic ----------------------------------------------------------------
+
+
+def _voices(rng, n_voices, per_voice, dim=64, noise=0.35):
+    centres = rng.normal(size=(n_voices, dim))
+    x = np.repeat(centres, per_voice, axis=0) + rng.normal(
+        scale=noise, size=(n_voices * per_voice, dim)
+    )
+    return x, np.repeat(np.arange(n_voices), per_voice)
+
+
+def test_sample_then_assign_equals_the_truth_on_separated_voices(tmp_path):
+    rng = np.random.default_rng(3)
+    x, truth = _voices(rng, 8, 300)
+    mm = np.lib.format.open_memmap(tmp_path / "e.npy", mode="w+", dtype=np.float32, shape=x.shape)
+    mm[:] = x
+    labels, cents, info = cluster_corpus(mm, stop_similarity=0.5, sample=500, block=97)
+    assert info["speakers"] == 8 and info["sampled"] == 500
+    for v in range(8):  # every voice wholly in one cluster, and no cluster shared
+        assert len(set(labels[truth == v].tolist())) == 1
+    assert len({labels[truth == v][0] for v in range(8)}) == 8
+
+
+def test_max_speakers_caps_the_number_of_voices():
+    rng = np.random.default_rng(4)
+    x, _ = _voices(rng, 6, 10)
+    labels, cents, info = cluster_corpus(x, stop_similarity=0.5, max_speakers=3)
+    assert info["speakers"] == 3 == len(set(labels.tolist()))
+
+
+def test_assign_margin_is_the_gap_to_the_second_centroid():
+    c = np.eye(3)
+    label, sim, margin = assign(np.array([[1.0, 0.5, 0.0]]), c)
+    assert label.tolist() == [0]
+    np.testing.assert_allclose(sim, [1 / np.sqrt(1.25)])
+    np.testing.assert_allclose(margin, [0.5 / np.sqrt(1.25)])
+
+
+def test_stopping_point_falls_in_the_widest_gap_of_the_band():
+    same = np.linspace(0.82, 0.95, 30)
+    other = np.linspace(0.40, 0.69, 60)
+    stop, how = stopping_point(1 - np.concatenate([same, other]))
+    assert how == "gap" and 0.69 < stop < 0.82
+
+
+def test_one_embedding_is_one_voice():
+    labels, cents, info = cluster_corpus(np.ones((1, 8)))
+    assert labels.tolist() == [0] and info["speakers"] == 1
+
+
+# -- real voices ------------------------------------------------------------------------------
+
+
+def _render(src: Path, dst: Path, how: int) -> Path:
+    """A clip through one of three renderings (clean, mp3 + pink noise, phone band)."""
+    if how == 0:
+        ffmpeg("-i", src, "-ac", "1", dst.with_suffix(".wav"))
+        return dst.with_suffix(".wav")
+    if how == 1:
+        ffmpeg(
+            "-i", src, "-filter_complex",
+            "anoisesrc=color=pink:amplitude=0.04:sample_rate=16000[n];"
+            "[0:a][n]amix=inputs=2:duration=first:normalize=0",
+            "-c:a", "libmp3lame", "-b:a", "32k", dst.with_suffix(".mp3"),
+        )  # fmt: skip
+        return dst.with_suffix(".mp3")
+    ffmpeg("-i", src, "-af", "highpass=f=300,lowpass=f=3400", "-ar", "8000",
+           dst.with_suffix(".wav"))  # fmt: skip
+    return dst.with_suffix(".wav")
+
+
+def _corpus(tmp_path: Path, voices: dict[str, int], singles: int = 3) -> tuple[Path, dict]:
+    """A manifest of ``voices`` (speaker -> clips, from utterance 3 on: 0-2 are references)
+    and ``singles`` one-clip train-clean voices; returns it and id -> true speaker."""
+    require_shared()
+    files, truth = {}, {}
+    (tmp_path / "clips").mkdir()
+    for spk, n in voices.items():
+        for i, f in enumerate(sorted((LIBRI / spk).glob("*.flac"))[3 : 3 + n]):
+            files[f.stem] = _render(f, tmp_path / "clips" / f.stem, i % 3)
+            truth[f.stem] = spk
+    for i, f in enumerate(sorted(CLEAN.glob("*.flac"))[:singles]):
+        files[f.stem] = _render(f, tmp_path / "clips" / f.stem, i % 3)
+        truth[f.stem] = f.name.split("-")[0]
+    return make_manifest_dir(tmp_path / "in", files), truth
+
+
+@pytest.mark.slow
+def test_voices_get_one_id_each_ordered_by_hours_and_the_reference_names_one(tmp_path):
+    src, truth = _corpus(tmp_path, {"1998": 7, "2609": 5, "3005": 4})
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    for f in sorted((LIBRI / "2609").glob("*.flac"))[:3]:
+        (refs / f.name).symlink_to(f)
+    out = tmp_path / "out"
+    run_stage(stage(references=(f"reader={refs}",)), out, in_dir=src, jobs=1, progress=False)
+    rows = read_jsonl(out / "manifest.jsonl")
+    assert len(rows) == len(truth)
+    by_voice = collections.defaultdict(collections.Counter)
+    for r in rows:
+        by_voice[truth[r["id"]]][r["speaker"]] += 1
+        assert 0 < r["speaker_confidence"]["similarity"] <= 1
+    for spk in ("1998", "2609", "3005"):  # each voice's clips in one cluster
+        assert len(by_voice[spk]) == 1, by_voice
+    main = {spk: by_voice[spk].most_common(1)[0][0] for spk in ("1998", "2609", "3005")}
+    assert len(set(main.values())) == 3
+    named = {r["speaker_name"] for r in rows if truth[r["id"]] == "2609"}
+    assert named == {"reader"}
+    assert not any(r.get("speaker_name") for r in rows if truth[r["id"]] != "2609")
+    summary = json.loads((out / SPEAKERS_FILE).read_text())
+    hours = [s["hours"] for s in summary["speakers"]]
+    assert hours == sorted(hours, reverse=True) and summary["speakers"][0]["id"] == "spk00"
+    assert summary["references"]["reader"]["speaker"] == main["2609"]
+    assert (out / "embeddings.npy").exists()
+    # a second run --against the first, on the clips in a new order: the same ids
+    src2 = make_manifest_dir(
+        tmp_path / "in2",
+        {
+            k: src / "audio" / Path(r["audio"]).name
+            for k, r in reversed([(r["id"], r) for r in rows])
+        },
+    )
+    out2 = tmp_path / "out2"
+    run_stage(stage(against=str(out)), out2, in_dir=src2, jobs=1, progress=False)
+    again = {r["id"]: r["speaker"] for r in read_jsonl(out2 / "manifest.jsonl")}
+    assert all(again[r["id"]] == r["speaker"] for r in rows if truth[r["id"]] in main)
+
+
+@pytest.mark.slow
+def test_one_voice_one_clip_and_clips_too_short(tmp_path):
+    require_shared()
+    one = sorted((LIBRI / "3005").glob("*.flac"))[:4]
+    short = tmp_path / "short.wav"
+    ffmpeg("-i", one[0], "-t", "0.5", short)
+    src = make_manifest_dir(tmp_path / "in", {f.stem: f for f in one} | {"short": short})
+    out = tmp_path / "out"
+    run_stage(stage(min_seconds=20.0), out, in_dir=src, jobs=1, progress=False)
+    rows = read_jsonl(out / "manifest.jsonl")
+    assert {r["speaker"] for r in rows} == {"spk00"} and len(rows) == 4  # one voice
+    (rejected,) = read_jsonl(out / "rejected.jsonl")
+    assert rejected["id"] == "short" and "too short to embed" in rejected["reason"]
+    # one clip: one voice, with less speech than --min-seconds: unknown, or rejected
+    src1 = make_manifest_dir(tmp_path / "in1", {"only": one[1]})
+    run_stage(stage(min_seconds=60.0), tmp_path / "o1", in_dir=src1, jobs=1, progress=False)
+    (row,) = read_jsonl(tmp_path / "o1" / "manifest.jsonl")
+    assert row["speaker"] == "unknown"
+    run_stage(
+        stage(min_seconds=60.0, drop_unknown=True),
+        tmp_path / "o2",
+        in_dir=src1,
+        jobs=1,
+        progress=False,
+    )
+    assert read_jsonl(tmp_path / "o2" / "manifest.jsonl") == []
+    (rejected,) = read_jsonl(tmp_path / "o2" / "rejected.jsonl")
+    assert "unknown voice" in rejected["reason"]
