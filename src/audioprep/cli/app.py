@@ -249,7 +249,8 @@ def export(
         typer.Option(
             "--format",
             "-f",
-            help="hf (audiofolder), nemo, ljspeech, csv or spectrogram-captions (imagefolder).",
+            help="hf (audiofolder), nemo, ljspeech, csv, spectrogram-captions (imagefolder), "
+            "lhotse, webdataset or vctk (wav/<speaker>/).",
         ),
     ] = "hf",
     caption: Annotated[
@@ -259,6 +260,16 @@ def export(
             '(default "{genre} {genre_keyword}, {title}").'
         ),
     ] = None,
+    split_by: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            help="hf, lhotse: OUT/train, dev, test; speaker: each speaker's clips in one "
+            "split; within-speaker: each speaker's clips split by --split-ratio."
+        ),
+    ] = None,
+    split_ratio: Annotated[
+        str, typer.Option(help="With --split-by: train,dev,test shares.")
+    ] = "0.8,0.1,0.1",
     overwrite: Overwrite = False,
 ) -> None:
     """Export a manifest directory as a HF audiofolder, a NeMo manifest, LJSpeech or a CSV.
@@ -271,7 +282,15 @@ def export(
     from audioprep.exports import export as do_export
 
     try:
-        stats = do_export(in_dir, out, fmt=format, overwrite=overwrite, caption=caption)
+        stats = do_export(
+            in_dir,
+            out,
+            fmt=format,
+            overwrite=overwrite,
+            caption=caption,
+            split_by=split_by,
+            split_ratio=split_ratio,
+        )
     except AudioprepError as exc:
         _fail("export", exc)
     note = f"; {stats['without_text']} without text" if stats["without_text"] else ""
