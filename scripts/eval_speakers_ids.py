@@ -25,6 +25,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 SHARED = Path(os.environ.get("AUDIOPREP_SHARED", Path(__file__).parents[2] / "shared"))
 OTHER = SHARED / "data" / "librispeech-test-other"
 CLEAN = SHARED / "data" / "librispeech-train-clean-100"
@@ -38,13 +40,14 @@ CODECS = [
     ("aac-48k", ["-c:a", "aac", "-b:a", "48k"], "m4a"),
     ("phone-8k", ["-af", "highpass=f=300,lowpass=f=3400", "-ar", "8000"], "wav"),
 ]
-#: beds: (name, ffmpeg filtergraph input, level in dB below the speech)
+#: beds under the speech: (name, ffmpeg source or "music"); level: signal-to-bed ratio in dB
 BEDS = [
-    ("none", None, 0),
-    ("pink", "anoisesrc=color=pink:amplitude=0.05", 0),
-    ("brown", "anoisesrc=color=brown:amplitude=0.08", 0),
-    ("music", "music", 0),
+    ("none", None),
+    ("pink", "anoisesrc=color=pink:sample_rate=16000"),
+    ("brown", "anoisesrc=color=brown:sample_rate=16000"),
+    ("music", "music"),
 ]
+SNRS = (20, 15, 10)
 
 
 def _pick(name: str, salt: str, n: int) -> int:
@@ -64,31 +67,38 @@ def voices(split: str) -> dict[str, list[Path]]:
     return out
 
 
+def _pcm(cmd: list[str]) -> np.ndarray:
+    raw = subprocess.run(cmd, check=True, capture_output=True).stdout
+    return np.frombuffer(raw, "<f4").astype(np.float64)
+
+
 def render(src: Path, dst_dir: Path, salt: str) -> Path:
+    """``src`` with a bed at 10-20 dB under the speech, through a codec (by a hash)."""
     codec, opts, ext = CODECS[_pick(src.name, salt + "c", len(CODECS))]
     bed = BEDS[_pick(src.name, salt + "b", len(BEDS))]
+    snr = SNRS[_pick(src.name, salt + "s", len(SNRS))]
     dst = dst_dir / f"{src.stem}.{ext}"
     if dst.exists():
         return dst
-    cmd = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(src)]
-    if bed[1] is None:
-        graph = None
-    elif bed[1] == "music":
-        cmd += ["-stream_loop", "-1", "-i", str(MUSIC)]
-        graph = (
-            "[1:a]aresample=16000,pan=mono|c0=c0,volume=0.12[b];"
-            "[0:a][b]amix=inputs=2:duration=first:normalize=0"
-        )
-    else:
-        graph = f"{bed[1]}:sample_rate=16000[b];[0:a][b]amix=inputs=2:duration=first:normalize=0"
-    if graph:
-        if "-af" in opts:
-            k = opts.index("-af")
-            graph += "," + opts[k + 1]
-            opts = opts[:k] + opts[k + 2 :]
-        cmd += ["-filter_complex", graph]
-    cmd += ["-ac", "1", *opts, str(dst)]
-    subprocess.run(cmd, check=True)
+    raw = ["-f", "f32le", "-ac", "1", "-ar", "16000", "-"]
+    ff = ["ffmpeg", "-nostdin", "-loglevel", "error"]
+    x = _pcm([*ff, "-i", str(src), *raw])
+    if bed[1] is not None:
+        if bed[1] == "music":
+            b = _pcm(
+                [*ff, "-stream_loop", "-1", "-i", str(MUSIC), "-t", f"{len(x) / 16000:.3f}", *raw]
+            )
+        else:
+            b = _pcm([*ff, "-f", "lavfi", "-i", bed[1], "-t", f"{len(x) / 16000:.3f}", *raw])
+        b = np.resize(b, len(x))
+        rms = lambda a: float(np.sqrt(np.mean(a**2)) + 1e-12)  # noqa: E731
+        x = x + b * (rms(x) / rms(b)) * 10 ** (-snr / 20)
+        x = x / max(1.0, float(np.abs(x).max()) / 0.99)
+    subprocess.run(
+        [*ff, "-y", "-f", "f32le", "-ar", "16000", "-ac", "1", "-i", "-", *opts, str(dst)],
+        input=x.astype("<f4").tobytes(),
+        check=True,
+    )
     return dst
 
 
