@@ -72,6 +72,9 @@ def _pcm(cmd: list[str]) -> np.ndarray:
     return np.frombuffer(raw, "<f4").astype(np.float64)
 
 
+BEDS_ON = True
+
+
 def render(src: Path, dst_dir: Path, salt: str) -> Path:
     """``src`` with a bed at 10-20 dB under the speech, through a codec (by a hash)."""
     codec, opts, ext = CODECS[_pick(src.name, salt + "c", len(CODECS))]
@@ -83,7 +86,7 @@ def render(src: Path, dst_dir: Path, salt: str) -> Path:
     raw = ["-f", "f32le", "-ac", "1", "-ar", "16000", "-"]
     ff = ["ffmpeg", "-nostdin", "-loglevel", "error"]
     x = _pcm([*ff, "-i", str(src), *raw])
-    if bed[1] is not None:
+    if bed[1] is not None and BEDS_ON:
         if bed[1] == "music":
             b = _pcm(
                 [*ff, "-stream_loop", "-1", "-i", str(MUSIC), "-t", f"{len(x) / 16000:.3f}", *raw]
@@ -155,8 +158,11 @@ def main() -> None:
     ap.add_argument("work", type=Path)
     ap.add_argument("--split", default="dev", choices=("dev", "test", "all"))
     ap.add_argument("--merge-threshold", default="auto")
+    ap.add_argument("--no-beds", action="store_true", help="codecs only, no noise or music")
     args = ap.parse_args()
-    base = args.work / args.split
+    global BEDS_ON
+    BEDS_ON = not args.no_beds
+    base = args.work / (args.split + ("-nobeds" if args.no_beds else ""))
     named = SPLITS[args.split][0] if args.split in SPLITS else "1688"
     refs = sorted((OTHER / named).glob("*.flac"))[:3]
     refdir = base / "refs"
