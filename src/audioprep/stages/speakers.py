@@ -656,9 +656,11 @@ def _report_section(out_dir: Path) -> str | None:
     esc = html.escape
     speakers = [s for s in data.get("speakers", []) if s["id"] != UNKNOWN]
     unknown = [s for s in data.get("speakers", []) if s["id"] == UNKNOWN]
+    wanted = {i.split("#")[0] for s in speakers[:REPORT_SPEAKERS] for i in s["samples"][:3]}
+    wanted |= {b["id"].split("#")[0] for b in (data.get("boundary") or [])[:REPORT_BOUNDARY]}
     records: dict[str, Record] = {}
-    if (out_dir / MANIFEST).exists():
-        records = {r["id"]: r for r in read_manifest(out_dir)}
+    if (out_dir / MANIFEST).exists():  # streamed: only the clips the section plays
+        records = {r["id"]: r for r in read_manifest(out_dir) if r["id"] in wanted}
 
     def label(s: dict[str, Any]) -> str:
         return s["id"] + (f" ({s['name']})" if s.get("name") else "")
