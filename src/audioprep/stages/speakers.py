@@ -31,6 +31,8 @@ TURN_SIMILARITY = 0.7
 TURN_MIN_WINDOWS = 3
 #: A reference names the cluster nearest to it when they are at least this similar.
 NAME_SIMILARITY = 0.7
+#: ... and the name goes to the voice with most hours among those this close to the nearest.
+NAME_SLACK = 0.05
 #: Rows clustered by average linkage; the others are assigned to the nearest centroid.
 CLUSTER_SAMPLE = 4000
 #: Speakers in speakers.json's similarity matrix (the ones with most hours).
@@ -360,7 +362,11 @@ class SpeakersStage(CorpusStage):
         refs = self._reference_voices()
         for name, voice in refs.items():
             s = cents @ voice
-            best = int(np.argmax(s))
+            # the voice's largest cluster among those nearly as near as the nearest (a voice
+            # split by channels has fragments; the name goes to its main cluster)
+            close = np.flatnonzero(s >= max(NAME_SIMILARITY, float(s.max()) - NAME_SLACK))
+            close = [int(c) for c in close if int(c) not in names]
+            best = max(close, key=lambda c: totals[c]) if close else int(np.argmax(s))
             references[name] = {"similarity": round(float(s[best]), 4), "speaker": None}
             if s[best] >= NAME_SIMILARITY and best not in names:
                 names[best] = name
@@ -684,8 +690,8 @@ def _report_section(out_dir: Path) -> str | None:
         + f"; clustering stopped at similarity {c.get('stop_similarity')} "
         f"({esc(str(c.get('stopping')))})"
         f" over {c.get('units')} embeddings.</p>",
-        "<h3>Hours per speaker</h3>",
-        bars_svg([label(s) for s in speakers], [s["hours"] for s in speakers], unit="h"),
+        f"<h3>Hours per speaker{' (the 30 with most)' if len(speakers) > 30 else ''}</h3>",
+        bars_svg([label(s) for s in speakers[:30]], [s["hours"] for s in speakers[:30]], unit="h"),
     ]
     m = data.get("similarity_matrix") or {}
     if len(m.get("speakers", [])) > 1:
