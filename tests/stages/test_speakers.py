@@ -223,3 +223,72 @@ def test_one_voice_one_clip_and_clips_too_short(tmp_path):
     assert read_jsonl(tmp_path / "o2" / "manifest.jsonl") == []
     (rejected,) = read_jsonl(tmp_path / "o2" / "rejected.jsonl")
     assert "unknown voice" in rejected["reason"]
+
+
+# -- the decision on synthetic embeddings (no encoder needed without references) -------------
+
+
+def _measurements(rng, voices: dict[str, tuple[np.ndarray, int, float]]) -> dict[str, dict]:
+    """id -> measurement, like the workers write: base64 float16 embeddings."""
+    from audioprep.stages.speakers import _pack
+
+    out = {}
+    for name, (centre, n, seconds) in voices.items():
+        for i in range(n):
+            e = centre + rng.normal(scale=0.02, size=centre.shape)
+            out[f"{name}-{i}"] = {
+                "embedding": _pack(e / np.linalg.norm(e)),
+                "voiced_seconds": seconds,
+            }
+    return out
+
+
+def _finish(st, measurements, decision, tmp_path):
+    from audioprep.core.stage import ItemContext
+
+    rows = {}
+    for item_id, m in measurements.items():
+        ctx = ItemContext(stage_name="speakers", in_dir=tmp_path, out_dir=tmp_path)
+        ctx.input_audio = lambda record: tmp_path / "x.wav"  # noqa: ARG005 - no audio here
+        ctx.link = lambda src, name: f"audio/{name}"  # noqa: ARG005
+        out = st.finish({"id": item_id, "audio": "audio/x.wav"}, m, decision, ctx)
+        rows[item_id] = out[0] if out else {"rejected": ctx.rejected}
+    return rows
+
+
+def test_ids_by_hours_unknown_and_against_keep_ids_and_give_new_ones(tmp_path):
+    from audioprep.core.stage import DecideContext
+
+    rng = np.random.default_rng(7)
+    base = np.abs(rng.normal(size=256))
+    a, b, c, d = (base + 1.5 * rng.normal(size=256) for _ in range(4))
+    first = _measurements(rng, {"a": (a, 3, 5.0), "b": (b, 6, 5.0), "c": (c, 1, 2.0)})
+    run1 = tmp_path / "run1"
+    run1.mkdir()
+    st = stage(min_seconds=4.0)
+    decision = st.decide(first, DecideContext(out_dir=run1))
+    rows = _finish(st, first, decision, tmp_path)
+    assert {rows[f"b-{i}"]["speaker"] for i in range(6)} == {"spk00"}  # most hours
+    assert {rows[f"a-{i}"]["speaker"] for i in range(3)} == {"spk01"}
+    assert rows["c-0"]["speaker"] == "unknown"  # 2 s of speech, under --min-seconds 4
+    conf = rows["a-0"]["speaker_confidence"]
+    assert conf["similarity"] > 0.9 and conf["margin"] > 0.1
+    summary = json.loads((run1 / SPEAKERS_FILE).read_text())
+    assert [s["id"] for s in summary["speakers"]] == ["spk00", "spk01", "unknown"]
+    assert summary["speakers"][0]["clips"] == 6 and summary["speakers"][0]["nearest"]
+    assert summary["similarity_matrix"]["speakers"] == ["spk00", "spk01"]
+    # episode two: a now speaks most, b a little, d is new
+    second = _measurements(rng, {"a": (a, 8, 5.0), "b": (b, 1, 5.0), "d": (d, 2, 5.0)})
+    run2 = tmp_path / "run2"
+    run2.mkdir()
+    st2 = stage(against=str(run1))
+    decision2 = st2.decide(second, DecideContext(out_dir=run2))
+    rows2 = _finish(st2, second, decision2, tmp_path)
+    assert rows2["a-0"]["speaker"] == "spk01" and rows2["b-0"]["speaker"] == "spk00"
+    assert {rows2["d-0"]["speaker"], rows2["d-1"]["speaker"]} == {"spk02"}  # new, next free id
+    # --drop-unknown rejects the unknown voice's clips with the reason
+    st3 = stage(min_seconds=4.0, drop_unknown=True)
+    run3 = tmp_path / "run3"
+    run3.mkdir()
+    rows3 = _finish(st3, first, st3.decide(first, DecideContext(out_dir=run3)), tmp_path)
+    assert "unknown voice" in rows3["c-0"]["rejected"][0]["reason"]
