@@ -73,11 +73,12 @@ def _pcm(cmd: list[str]) -> np.ndarray:
 
 
 BEDS_ON = True
+CODECS_ON = True
 
 
 def render(src: Path, dst_dir: Path, salt: str) -> Path:
     """``src`` with a bed at 10-20 dB under the speech, through a codec (by a hash)."""
-    codec, opts, ext = CODECS[_pick(src.name, salt + "c", len(CODECS))]
+    codec, opts, ext = CODECS[_pick(src.name, salt + "c", len(CODECS))] if CODECS_ON else CODECS[0]
     bed = BEDS[_pick(src.name, salt + "b", len(BEDS))]
     snr = SNRS[_pick(src.name, salt + "s", len(SNRS))]
     dst = dst_dir / f"{src.stem}.{ext}"
@@ -159,10 +160,13 @@ def main() -> None:
     ap.add_argument("--split", default="dev", choices=("dev", "test", "all"))
     ap.add_argument("--merge-threshold", default="auto")
     ap.add_argument("--no-beds", action="store_true", help="codecs only, no noise or music")
+    ap.add_argument("--clean", action="store_true", help="no beds, no codecs: wav")
     args = ap.parse_args()
-    global BEDS_ON
-    BEDS_ON = not args.no_beds
-    base = args.work / (args.split + ("-nobeds" if args.no_beds else ""))
+    global BEDS_ON, CODECS_ON
+    BEDS_ON = not (args.no_beds or args.clean)
+    CODECS_ON = not args.clean
+    tag = "-clean" if args.clean else "-nobeds" if args.no_beds else ""
+    base = args.work / (args.split + tag)
     named = SPLITS[args.split][0] if args.split in SPLITS else "1688"
     refs = sorted((OTHER / named).glob("*.flac"))[:3]
     refdir = base / "refs"
