@@ -27,6 +27,7 @@ STAGES = [
     "08-denoise",
     "09-speaker-filter",
     "10-loudness",
+    "11-speakers",
 ]
 LAST = STAGES[-1]
 
@@ -98,12 +99,19 @@ def test_demo_runs_the_preset_and_every_stage_did_its_part(demo: Path) -> None:
     assert len(theirs) >= 0.8 * len(all_1688)
     rejected = read_jsonl(demo / "09-speaker-filter" / "rejected.jsonl")
     assert len(rejected) + len(kept) == len(denoised)
-    _, loud = _stage(demo, LAST)
+    _, loud = _stage(demo, "10-loudness")
     assert [r["id"] for r in loud] == [r["id"] for r in kept]
     for r in loud:
         info = r["loudness"]
         assert info["output_true_peak_db"] <= -1.0
         assert info["limited"] or abs(info["output_lufs"] - -23.0) < 0.01
+    # speakers: the host's voice is spk00 and carries the reference's name
+    _, voiced = _stage(demo, LAST)
+    assert [r["id"] for r in voiced] == [r["id"] for r in loud]
+    host = [r for r in voiced if r["id"].startswith("1688-")]
+    assert {r["speaker"] for r in host} == {"spk00"}
+    assert {r.get("speaker_name") for r in host} == {"host"}
+    assert (demo / LAST / "speakers.json").is_file()
 
 
 @pytest.mark.slow
@@ -168,9 +176,12 @@ def test_the_demo_report_renders_in_a_real_browser(demo: Path, tmp_path: Path) -
     dom, console = render(page, tmp_path)
     assert console == [], console
     assert 'data-rendered="ok"' in dom
-    samples = dom[dom.index("<h2>Samples") :]
-    assert samples.count("<audio") == 6 and dom.count('src="data:image/png;base64,') == 6
+    # six samples, and three players per voice in the speakers section (each with its picture)
+    voices = json.loads((demo / LAST / "speakers.json").read_text())["speakers"]
+    players = 6 + sum(min(3, len(v["samples"])) for v in voices)
+    assert dom.count('src="data:image/png;base64,') == players
     assert "Speaker similarity" in dom and "Hours per label" in dom and "<h2>Loudness</h2>" in dom
+    assert "<h2>Speakers</h2>" in dom
     # issue 27: the explorer is there, and none of the defects the demo's report showed
     assert 'data-ready="ok"' in dom and 'data-score="quality.snr_db"' in dom
     assert "threshold (red line): 0.75" in dom and "(red line): None" not in dom
@@ -183,6 +194,7 @@ def test_the_demo_report_renders_in_a_real_browser(demo: Path, tmp_path: Path) -
     dom, console = render(demo / "report.html", tmp_path)
     assert console == [] and 'data-rendered="ok"' in dom
     assert dom.count('<tr class="step">') == len(STAGES) and "<h2>Quality</h2>" in dom
+    assert "<h2>Loudness</h2>" in dom
 
 
 @pytest.mark.slow

@@ -257,7 +257,8 @@ def export(
         typer.Option(
             "--format",
             "-f",
-            help="hf (audiofolder), nemo, ljspeech, csv or spectrogram-captions (imagefolder).",
+            help="hf (audiofolder), nemo, ljspeech, csv, spectrogram-captions (imagefolder), "
+            "lhotse, webdataset or vctk (wav/<speaker>/).",
         ),
     ] = "hf",
     caption: Annotated[
@@ -275,6 +276,16 @@ def export(
             show_default=False,
         ),
     ] = None,
+    split_by: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            help="hf, lhotse: OUT/train, dev, test; speaker: each speaker's clips in one "
+            "split; within-speaker: each speaker's clips split by --split-ratio."
+        ),
+    ] = None,
+    split_ratio: Annotated[
+        str, typer.Option(help="With --split-by: train,dev,test shares.")
+    ] = "0.8,0.1,0.1",
     overwrite: Overwrite = False,
 ) -> None:
     """Export a manifest directory as a HF audiofolder, a NeMo manifest, LJSpeech or a CSV.
@@ -288,7 +299,14 @@ def export(
 
     try:
         stats = do_export(
-            in_dir, out, fmt=format, overwrite=overwrite, caption=caption, shard_size=shard_size
+            in_dir,
+            out,
+            fmt=format,
+            overwrite=overwrite,
+            caption=caption,
+            shard_size=shard_size,
+            split_by=split_by,
+            split_ratio=split_ratio,
         )
     except AudioprepError as exc:
         _fail("export", exc)

@@ -93,6 +93,7 @@ class ExportJob:
         self.out = out
         self.format = fmt
         self.skip_reason = lambda record: None  # set by export() from the format module
+        self.only: set[str] | None = None  # --split-by: the ids of this split
         self.skipped: list[dict[str, Any]] = []
         self._skipped_lines: set[int] = set()
         self._names: set[str] = set()
@@ -111,6 +112,9 @@ class ExportJob:
     def scan(self) -> None:
         """First pass (nothing written yet): find the lines that cannot be exported."""
         for lineno, record, problem in iter_checked(self.in_dir):
+            if record is not None and self.only is not None and record["id"] not in self.only:
+                self._skipped_lines.add(lineno)  # another split's record
+                continue
             if record is not None:
                 problem = self._problem(record)
                 if problem:
@@ -199,3 +203,70 @@ class ExportJob:
             with self.atomic_text(SKIPPED_FILE) as fh:
                 for entry in self.skipped:
                     fh.write(dumps(entry) + "\n")
+
+
+# -- --split-by -------------------------------------------------------------------------------
+SPLITS = ("train", "dev", "test")
+
+
+def parse_ratios(text: str) -> tuple[float, float, float]:
+    """``--split-ratio``: three non-negative numbers for train, dev, test, scaled to sum to 1.
+
+    >>> parse_ratios("8,1,1")
+    (0.8, 0.1, 0.1)
+    """
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 3 or min(values) < 0 or sum(values) <= 0:
+        raise ValueError(f"--split-ratio {text!r}: give three numbers, e.g. 0.8,0.1,0.1")
+    total = sum(values)
+    return tuple(round(v / total, 6) for v in values)  # type: ignore[return-value]
+
+
+def _key(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def assign_splits(
+    records: list[tuple[str, str, float]], by: str, ratios: tuple[float, float, float]
+) -> dict[str, str]:
+    """Item id -> train, dev or test, from ``(id, speaker, seconds)`` triples; stable (a hash
+    order, no random state).
+
+    ``by="speaker"``: each speaker's clips all in one split, speakers dealt to the split
+    furthest below its share of the hours; ``by="within-speaker"``: each speaker's clips
+    split by the ratios (by count), so every speaker is in every split it has clips for.
+
+    >>> rows = [(f"{s}{i}", s, 1.0) for s in "abcdefghij" for i in range(4)]
+    >>> out = assign_splits(rows, "speaker", (0.8, 0.1, 0.1))
+    >>> all(len({out[f"{s}{i}"] for i in range(4)}) == 1 for s in "abcdefghij")
+    True
+    >>> sorted(set(assign_splits(rows, "within-speaker", (0.5, 0.25, 0.25)).values()))
+    ['dev', 'test', 'train']
+    """
+    groups: dict[str, list[tuple[str, float]]] = {}
+    for item_id, speaker, seconds in records:
+        groups.setdefault(speaker, []).append((item_id, seconds))
+    out: dict[str, str] = {}
+    if by == "speaker":
+        total = sum(sec for _, _, sec in records) or 1.0
+        have = [0.0, 0.0, 0.0]
+        for speaker in sorted(groups, key=_key):
+            seconds = sum(sec for _, sec in groups[speaker])
+            want = [r * total - h for r, h in zip(ratios, have, strict=True)]
+            k = max(range(3), key=lambda i: (want[i] if ratios[i] > 0 else float("-inf"), -i))
+            have[k] += seconds
+            out.update({item_id: SPLITS[k] for item_id, _ in groups[speaker]})
+        return out
+    if by != "within-speaker":
+        raise ValueError(f"--split-by must be speaker or within-speaker, not {by!r}")
+    for items in groups.values():
+        ordered = sorted(items, key=lambda it: _key(it[0]))
+        n = len(ordered)
+        # round half up: a speaker's one clip goes to train
+        bounds = [int(n * ratios[0] + 0.5), int(n * (ratios[0] + ratios[1]) + 0.5)]
+        for i, (item_id, _) in enumerate(ordered):
+            out[item_id] = SPLITS[0 if i < bounds[0] else 1 if i < bounds[1] else 2]
+    return out

@@ -20,6 +20,8 @@ def write(job: ExportJob) -> None:
     declared = job.stage_fields()
     fields = ["file", "item_id", "duration", *ASMR_FIELDS]
     fields += [c for c in columns(declared) if c not in fields]
+    if any(isinstance(r.get("speaker"), str) for r in job.records()):
+        fields += ["speaker", "speaker_name"]  # audioprep speakers
     with job.atomic_text("metadata.csv") as fh:
         writer = _csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
@@ -28,5 +30,6 @@ def write(job: ExportJob) -> None:
             row = {k: ("" if v is None else v) for k, v in asmr_row(record).items()}
             row = {**field_row(declared, record), **row}
             row = {**row, "file": name, "duration": record["duration"]}
+            row.update({k: record.get(k) or "" for k in ("speaker", "speaker_name")})
             writer.writerow({k: spreadsheet_safe(scalar(v)) for k, v in row.items()})
             job.count(record)

@@ -20,6 +20,7 @@ HELP = "HF audiofolder: audio/ and metadata.jsonl (file_name plus scalar columns
 def write(job: ExportJob) -> None:
     extra = sorted({k for r in job.records() for k in source_of(r) if k not in ASMR_FIELDS})
     declared = job.stage_fields(skip=("language",))  # language has its own column
+    speakers = any(isinstance(r.get("speaker"), str) for r in job.records())
     with job.atomic_text("metadata.jsonl") as fh:
         for record in job.records():
             name = job.place_audio(record)
@@ -28,6 +29,9 @@ def write(job: ExportJob) -> None:
             text = record.get("text")
             row["transcription"] = text if isinstance(text, str) else None
             row["language"] = scalar(record.get("language"))
+            if speakers:  # audioprep speakers: the corpus-wide id and any name
+                row["speaker_id"] = scalar(record.get("speaker"))
+                row["speaker_name"] = scalar(record.get("speaker_name"))
             source = source_of(record)
             row.update({f"source_{k}": scalar(source.get(k)) for k in ASMR_FIELDS})
             row.update({f"source_{k}": scalar(source.get(k)) for k in extra})

@@ -21,6 +21,8 @@ def write(job: ExportJob) -> None:
             }
             if isinstance(record.get("text"), str) and record["text"]:
                 line["text"] = record["text"]
+            if isinstance(record.get("speaker"), str) and record["speaker"]:
+                line["speaker"] = record["speaker"]
             if isinstance(record.get("label"), str) and record["label"]:
                 line["label"] = record["label"]
             fh.write(dumps(line) + "\n")
