@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from audioprep.core.stage import DecideContext
 from audioprep.dsp.speaker_clusters import assign, cluster_corpus, stopping_point
 from audioprep.errors import UsageError
 from audioprep.manifests.layout import ManifestDir
