@@ -113,6 +113,14 @@ def models(model_dir: ModelDir = None) -> None:
         typer.echo(f"  {state:8} {spec.engine}/{spec.name:38} used by: {spec.used_by}")
         if state == "missing":
             typer.echo(f"           get it from {spec.origin}")
+    from audioprep.engines.asr import whisper  # set-up's models: model directory, then setup_dir
+
+    for w in whisper.weights():
+        where = next((d for d in (directory, whisper.setup_dir()) if w.present(d)), None)
+        state = "present" if where else "missing"
+        place = f"in {where / w.path}" if where else "run `make setup`"
+        typer.echo(f"  {state:8} {w.path:47} {place}")
+        typer.echo(f"           from {w.origin}")
 
 
 @app.command()
