@@ -266,13 +266,20 @@ class WhisperEngine:
         max_new_tokens: int | None = None,
     ) -> None:
         fw = _import()
-        self.model = fw.WhisperModel(
-            str(path),
-            device=device,
-            compute_type=compute_type,
-            cpu_threads=max(1, threads),
-            local_files_only=True,
-        )
+        try:
+            self.model = fw.WhisperModel(
+                str(path),
+                device=device,
+                compute_type=compute_type,
+                cpu_threads=max(1, threads),
+                local_files_only=True,
+            )
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise AudioprepError(
+                f"Whisper model folder {path} cannot be loaded (CTranslate2: {exc}); its "
+                "model.bin is corrupt or incomplete: reinstall it (make setup) or pass another "
+                "--model"
+            ) from None
         self.pipeline = fw.BatchedInferencePipeline(self.model) if batch_size > 1 else None
         self.batch_size = batch_size
         self.beam_size = beam_size
