@@ -23,7 +23,9 @@ SR = 44100
 MODELS = ("spleeter:2stems", "spleeter:4stems", "spleeter:5stems")
 
 
-def _encoder(path: Path, sr: int, channels: int, codec: str) -> subprocess.Popen[bytes]:
+def _encoder(
+    path: Path, sr: int, channels: int, codec: str, in_sr: int = SR, in_channels: int = 2
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             "ffmpeg",
@@ -34,9 +36,9 @@ def _encoder(path: Path, sr: int, channels: int, codec: str) -> subprocess.Popen
             "-f",
             "f32le",
             "-ar",
-            str(SR),
+            str(in_sr),
             "-ac",
-            "2",
+            str(in_channels),
             "-i",
             "pipe:0",
             "-ar",
@@ -79,6 +81,12 @@ class SeparateStage(MapStage):
         overlap: float = param(2.0, help="Seconds cross-faded between windows.")
         device: str = param("cpu", help="cpu or cuda.", choices=("cpu", "cuda"))
         model_dir: str = param("", help=MODEL_DIR_HELP, path=True)
+        engine: str = param(
+            "spleeter",
+            help="spleeter (--model, own TensorFlow environment) or dfn3 (DeepFilterNet3: speech "
+            "kept, no TensorFlow).",
+            metavar="ENGINE",
+        )
 
     def _model_dir(self) -> Path:
         return model_dir(self.params.model_dir or None)
@@ -87,6 +95,14 @@ class SeparateStage(MapStage):
         from audioprep.engines.separate.spleeter import check_model, spleeter_python
 
         p = self.params
+        if p.engine != "spleeter":  # engines on the engine seam (Spleeter's own checks below)
+            from audioprep.engines.base import info
+
+            info("separate", p.engine)  # UsageError naming the engines
+            if not 5 <= p.window <= 600 or not 0 <= p.overlap < p.window / 2:
+                raise UsageError("--window must be 5 to 600 s and --overlap under half of it.")
+            require_ffmpeg()
+            return
         if p.model not in MODELS:
             raise UsageError(f"--model must be one of {', '.join(MODELS)}.")
         if not 5 <= p.window <= 600 or not 0 <= p.overlap < p.window / 2:
@@ -102,6 +118,14 @@ class SeparateStage(MapStage):
 
     def setup(self, ctx: WorkerContext) -> None:
         from audioprep.engines.separate.spleeter import SpleeterWorker
+
+        if self.params.engine != "spleeter":
+            from audioprep.engines.base import Settings, load
+
+            settings = Settings(device=self.params.device, threads=ctx.threads)
+            self.worker = load("separate", self.params.engine, settings)
+            atexit.register(self.worker.close)
+            return
 
         self.worker = SpleeterWorker(
             model_dir=self._model_dir(),
@@ -130,11 +154,13 @@ class SeparateStage(MapStage):
         tmp = {s: ctx.tmp_dir / f"{record['id']}.{s}.44k.wav" for s in stems}
         ctx.tmp_dir.mkdir(parents=True, exist_ok=True)
         codec = "pcm_s16le"
-        encoders = {s: _encoder(tmp[s], sr, channels, codec) for s in stems}
+        rate = getattr(self.worker, "SR", SR)  # the engine's own rate and channels
+        ch = getattr(self.worker, "CHANNELS", 2)
+        encoders = {s: _encoder(tmp[s], sr, channels, codec, rate, ch) for s in stems}
         blocks = decode_chunks(
-            src, chunk_frames=SR * 10, sample_rate=SR, channels=2, sample_format="f32"
+            src, chunk_frames=rate * 10, sample_rate=rate, channels=ch, sample_format="f32"
         )
-        window, overlap = int(p.window * SR), int(p.overlap * SR)
+        window, overlap = int(p.window * rate), int(p.overlap * rate)
 
         def run(x: Any) -> Any:
             result = self.worker.separate(x)
@@ -146,9 +172,9 @@ class SeparateStage(MapStage):
         try:
             for out in crossfade_windows(blocks, run, window=window, overlap=overlap):
                 out = out.astype("<f4")
-                encoders["vocals"].stdin.write(out[:, :2].tobytes())
+                encoders["vocals"].stdin.write(out[:, :ch].tobytes())
                 if p.keep_accompaniment:
-                    encoders["accompaniment"].stdin.write(out[:, 2:].tobytes())
+                    encoders["accompaniment"].stdin.write(out[:, ch:].tobytes())
         finally:  # a decoding failure raises here, after the encoders are closed
             blocks.close()
             for enc in encoders.values():
@@ -183,7 +209,11 @@ class SeparateStage(MapStage):
             "sample_rate": sr,
             "channels": channels,
             **codec_fields("wav", "PCM_16"),
-            "separate": {"model": p.model, "stem": "vocals"},
+            "separate": {
+                "model": p.model if p.engine == "spleeter" else p.engine,
+                "stem": "vocals",
+                "engine": p.engine,
+            },
         }
         if p.keep_accompaniment:
             out_record["accompaniment"] = result["accompaniment"]
@@ -195,4 +225,8 @@ class SeparateStage(MapStage):
         return data
 
     def tool_versions(self) -> dict[str, str]:
+        if self.params.engine != "spleeter":
+            from audioprep.engines.base import engine_class
+
+            return engine_class("separate", self.params.engine).versions()
         return {"spleeter": "2.4.2 (own environment)"}
