@@ -17,7 +17,7 @@ TORCH := torch==2.13.0
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check '$(TORCH)'
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,segment,speaker,report,ray,quality,transcribe,features]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,segment,speaker,report,ray,quality,transcribe,features,enhance]'
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps '$(INA)' '$(SILERO)'
 	@touch $@
 

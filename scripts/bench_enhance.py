@@ -33,7 +33,9 @@ TRAIN = DATA / "librispeech-train-clean-100"
 
 
 def load16(path: Path) -> np.ndarray:
-    blocks = decode_chunks(path, chunk_frames=SR * 10, sample_rate=SR, channels=1)
+    blocks = decode_chunks(
+        path, chunk_frames=SR * 10, sample_rate=SR, channels=1, sample_format="f32"
+    )
     return np.concatenate([b[:, 0] for b in blocks]).astype(np.float64)
 
 
