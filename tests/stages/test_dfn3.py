@@ -67,6 +67,11 @@ def test_separate_refuses_an_unknown_engine() -> None:
 
     with pytest.raises(UsageError, match="unknown separate engine 'nope'"):
         SeparateStage(SeparateStage.Params(engine="nope")).check()
+    with pytest.raises(UsageError, match="chooses Spleeter's model: add --engine spleeter"):
+        SeparateStage(SeparateStage.Params(model="spleeter:4stems")).check()
+    with pytest.raises(UsageError, match="--device cuda: the dfn3 engine runs on the CPU only"):
+        SeparateStage(SeparateStage.Params(device="cuda")).check()
+    assert SeparateStage.Params().engine == "dfn3"  # the default: docs/stages/separate.md
 
 
 # -- the stream ---------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
-"""separate: Remove background music: keep the vocals of every item with Spleeter.
+"""separate: Remove background music: keep the speech (or vocals) of every item.
 
-Spleeter's pretrained model in its own environment, windowed with cross-fades, output at the
-item's own format, at any length.
+DeepFilterNet3 in-process (default) or Spleeter's pretrained model in its own environment,
+windowed with cross-fades, output at the item's own format, at any length.
 """
 
 from __future__ import annotations
@@ -82,9 +82,9 @@ class SeparateStage(MapStage):
         device: str = param("cpu", help="cpu or cuda.", choices=("cpu", "cuda"))
         model_dir: str = param("", help=MODEL_DIR_HELP, path=True)
         engine: str = param(
-            "spleeter",
-            help="spleeter (--model, own TensorFlow environment) or dfn3 (DeepFilterNet3: speech "
-            "kept, no TensorFlow).",
+            "dfn3",
+            help="dfn3 (DeepFilterNet3: speech kept, no TensorFlow; default, see the docs) or "
+            "spleeter (--model, its own TensorFlow environment).",
             metavar="ENGINE",
         )
 
@@ -96,9 +96,17 @@ class SeparateStage(MapStage):
 
         p = self.params
         if p.engine != "spleeter":  # engines on the engine seam (Spleeter's own checks below)
-            from audioprep.engines.base import info
+            from audioprep.engines.base import engine_class, info
 
             info("separate", p.engine)  # UsageError naming the engines
+            if p.model != MODELS[0]:
+                raise UsageError(
+                    f"--model {p.model} chooses Spleeter's model: add --engine spleeter."
+                )
+            if p.device not in engine_class("separate", p.engine).devices:
+                raise UsageError(
+                    f"--device {p.device}: the {p.engine} engine runs on the CPU only."
+                )
             if not 5 <= p.window <= 600 or not 0 <= p.overlap < p.window / 2:
                 raise UsageError("--window must be 5 to 600 s and --overlap under half of it.")
             require_ffmpeg()
