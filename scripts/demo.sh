@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The demo on real audio from ../shared: `audioprep run configs/demo.yaml` (ingest -> convert
 # 22.05 kHz mono -> dedupe -> trim -> segment -> slice speech 1.5-15 s -> quality -> denoise ->
-# speaker-filter -> loudness), then a Hugging Face audiofolder export, an HTML report of the
-# result and the chain's funnel.
+# speaker-filter -> loudness -> transcribe with Whisper tiny.en), then a Hugging Face
+# audiofolder export (with the text), an HTML report of the result and the chain's funnel.
 set -euo pipefail
 SHARED=${AUDIOPREP_SHARED:-../shared}
 OUT=${DEMO_OUT:-demo-out}

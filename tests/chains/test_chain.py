@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -27,7 +28,8 @@ STAGES = [
     "08-denoise",
     "09-speaker-filter",
     "10-loudness",
-    "11-speakers",
+    "11-transcribe",
+    "12-speakers",
 ]
 LAST = STAGES[-1]
 
@@ -105,9 +107,14 @@ def test_demo_runs_the_preset_and_every_stage_did_its_part(demo: Path) -> None:
         info = r["loudness"]
         assert info["output_true_peak_db"] <= -1.0
         assert info["limited"] or abs(info["output_lufs"] - -23.0) < 0.01
+    # transcribe (tiny.en, English, annotate-only): every clip kept, nearly all with text
+    stage, texts = _stage(demo, "11-transcribe")
+    assert [r["id"] for r in texts] == [r["id"] for r in loud]
+    assert all(r["language"] == "en" and isinstance(r["text"], str) for r in texts)
+    assert sum(1 for r in texts if len(r["text"].split()) >= 2) >= 0.9 * len(texts)
     # speakers: the host's voice is spk00 and carries the reference's name
     _, voiced = _stage(demo, LAST)
-    assert [r["id"] for r in voiced] == [r["id"] for r in loud]
+    assert [r["id"] for r in voiced] == [r["id"] for r in texts]
     host = [r for r in voiced if r["id"].startswith("1688-")]
     assert {r["speaker"] for r in host} == {"spk00"}
     assert {r.get("speaker_name") for r in host} == {"host"}
@@ -126,6 +133,9 @@ def test_the_demo_export_loads_with_datasets(demo: Path) -> None:
     expected = next(r for r in kept if r["id"] == row["id"])
     assert len(row["audio"]["array"]) == pytest.approx(expected["duration"] * 22050, abs=2)
     assert row["speaker_similarity"] == pytest.approx(expected["speaker_similarity"])
+    # the demo transcribes: its export carries the text
+    assert "transcription" in ds.column_names
+    assert sorted(ds["transcription"]) == sorted(r["text"] for r in kept)
 
 
 def _chromium() -> str:
@@ -214,10 +224,14 @@ def test_other_export_formats(demo: Path, tmp_path: Path) -> None:
     lines = read_jsonl(tmp_path / "nemo" / "manifest.json")
     assert [ln["duration"] for ln in lines] == [r["duration"] for r in kept]
     assert all((tmp_path / "nemo" / ln["audio_filepath"]).is_file() for ln in lines)
-    assert all(ln["offset"] == 0.0 and "text" not in ln for ln in lines)
+    assert all(ln["offset"] == 0.0 for ln in lines)
+    assert [ln["text"] for ln in lines] == [r["text"] for r in kept]
     cli("export", src, tmp_path / "lj", "--format", "ljspeech")
-    rows = (tmp_path / "lj" / "metadata.csv").read_text().splitlines()
-    assert [r.split("|")[0] for r in rows] == [r["id"] for r in kept]
+    with open(tmp_path / "lj" / "metadata.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh, delimiter="|"))  # a plain CSV reader: three columns
+    assert all(len(r) == 3 for r in rows)
+    assert [r[0] for r in rows] == [r["id"] for r in kept]
+    assert [r[1] for r in rows] == [" ".join(r["text"].split()) for r in kept]
     assert all((tmp_path / "lj" / "wavs" / f"{r['id']}.wav").is_file() for r in kept)
     cli("export", src, tmp_path / "csv", "--format", "csv")
     header = (tmp_path / "csv" / "metadata.csv").read_text().splitlines()[0]

@@ -52,6 +52,8 @@ def test_vocals_beat_the_mixture_and_windows_match_a_whole_run(mixture, tmp_path
         "separate",
         d,
         tmp_path / "w",
+        "--engine",
+        "spleeter",
         "--window",
         "8",
         "--overlap",
@@ -59,7 +61,7 @@ def test_vocals_beat_the_mixture_and_windows_match_a_whole_run(mixture, tmp_path
         "-q",
         "--keep-accompaniment",
     )
-    cli("separate", d, tmp_path / "whole", "--window", "60", "-q")
+    cli("separate", d, tmp_path / "whole", "--engine", "spleeter", "--window", "60", "-q")
     rec = read_jsonl(tmp_path / "w" / "manifest.jsonl")[0]
     vocals, sr = sf.read(str(tmp_path / "w" / rec["audio"]))
     whole, _ = sf.read(
@@ -95,7 +97,7 @@ def test_longer_than_600_seconds_comes_out_complete(tmp_path) -> None:
         )
         + "\n"
     )
-    cli("separate", d, tmp_path / "out", "-q", "--window", "60")
+    cli("separate", d, tmp_path / "out", "--engine", "spleeter", "-q", "--window", "60")
     rec = read_jsonl(tmp_path / "out" / "manifest.jsonl")[0]
     out, sr = sf.read(str(tmp_path / "out" / rec["audio"]))
     assert len(out) == len(long) and rec["duration"] == 666.0
@@ -107,14 +109,26 @@ def test_longer_than_600_seconds_comes_out_complete(tmp_path) -> None:
 def test_missing_environment_model_or_checkpoint_are_clear_errors(mixture, tmp_path, monkeypatch):
     d, _, _ = mixture
     env = {"AUDIOPREP_SPLEETER_PYTHON": str(tmp_path / "nowhere" / "python")}
-    proc = cli("separate", d, tmp_path / "a", check=False, env={**__import__("os").environ, **env})
+    proc = cli(
+        "separate",
+        d,
+        tmp_path / "a",
+        "--engine",
+        "spleeter",
+        check=False,
+        env={**__import__("os").environ, **env},
+    )
     assert proc.returncode == 3 and "make spleeter" in proc.stderr
     empty = tmp_path / "models"
     (empty / "spleeter" / "2stems").mkdir(parents=True)  # a folder without a checkpoint
-    proc = cli("separate", d, tmp_path / "b", "--model-dir", empty, check=False)
+    proc = cli(
+        "separate", d, tmp_path / "b", "--engine", "spleeter", "--model-dir", empty, check=False
+    )
     assert proc.returncode == 3 and "no checkpoint" in proc.stderr and "random" in proc.stderr
     shutil.rmtree(empty / "spleeter")
-    proc = cli("separate", d, tmp_path / "c", "--model-dir", empty, check=False)
+    proc = cli(
+        "separate", d, tmp_path / "c", "--engine", "spleeter", "--model-dir", empty, check=False
+    )
     assert proc.returncode == 3 and "no checkpoint" in proc.stderr
     for out in ("a", "b", "c"):
         assert not (tmp_path / out / "manifest.jsonl").exists()
@@ -123,6 +137,17 @@ def test_missing_environment_model_or_checkpoint_are_clear_errors(mixture, tmp_p
 
 def test_device_cuda_without_a_gpu_is_refused(mixture, tmp_path) -> None:
     d, _, _ = mixture
-    proc = cli("separate", d, tmp_path / "gpu", "--device", "cuda", "-j", "1", check=False)
+    proc = cli(
+        "separate",
+        d,
+        tmp_path / "gpu",
+        "--engine",
+        "spleeter",
+        "--device",
+        "cuda",
+        "-j",
+        "1",
+        check=False,
+    )
     assert proc.returncode == 3 and "sees no GPU" in proc.stderr
     assert not (tmp_path / "gpu" / "stage.json").exists()

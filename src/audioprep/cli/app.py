@@ -115,11 +115,17 @@ def models(model_dir: ModelDir = None) -> None:
     directory = resolve(model_dir)
     source = "--model-dir" if model_dir else (ENV if ENV in __import__("os").environ else "default")
     typer.echo(f"model directory: {directory} (from {source})")
+    from audioprep.engines import base as engines
+
     for engine, weights in known_weights():
-        state = "present" if weights.present(directory) else "missing"
+        dirs = engines.engine_class(engine.family, engine.name).weight_dirs(directory)
+        where = next((d for d in dirs if weights.present(d)), None)
+        state = "present" if where else "missing"
         used_by = weights.used_by or f"{engine.family} --engine {engine.name}"
         typer.echo(f"  {state:8} {weights.label:38} used by: {used_by}")
-        if state == "missing":
+        if where is not None and where != directory:
+            typer.echo(f"           in {where / weights.path}")
+        if where is None:
             typer.echo(f"           get it from {weights.origin}")
 
 

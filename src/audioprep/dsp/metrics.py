@@ -416,3 +416,18 @@ class SignalMeter:
 
 def _round_db(value: float) -> float | None:
     return round(value, 2) if math.isfinite(value) else None
+
+
+def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """Scale-invariant signal-to-distortion ratio in dB (Le Roux et al. 2019) of ``estimate``
+    against ``reference`` (both shape ``(n,)``, same length; means removed first).
+
+    >>> x = np.sin(np.arange(1000) / 7.0)
+    >>> si_sdr(x, 0.5 * x) > 100, round(si_sdr(x, x + 0.1 * x[::-1]), 1)
+    (True, 20.4)
+    """
+    ref = np.asarray(reference, dtype=np.float64) - np.mean(reference)
+    est = np.asarray(estimate, dtype=np.float64) - np.mean(estimate)
+    target = (est @ ref) / max(ref @ ref, 1e-20) * ref
+    noise = est - target
+    return float(10 * np.log10(max(target @ target, 1e-20) / max(noise @ noise, 1e-20)))

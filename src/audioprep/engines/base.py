@@ -181,6 +181,12 @@ class Engine:
         """The model files this engine needs (none for engines whose package ships them)."""
         return ()
 
+    @classmethod
+    def weight_dirs(cls, model_dir: Path) -> tuple[Path, ...]:
+        """Where its weights are looked for, in order: the model directory, and any folder
+        set-up installs them into (an engine that has one overrides this)."""
+        return (model_dir,)
+
     def __enter__(self: E) -> E:
         return self
 

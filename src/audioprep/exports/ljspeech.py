@@ -1,6 +1,15 @@
-"""ljspeech: ``wavs/ID.wav`` and ``metadata.csv`` (``ID|text|text``, no header; wav only)."""
+"""ljspeech: ``wavs/ID.wav`` and ``metadata.csv`` (``ID|text|text``, no header; wav only).
+
+``metadata.csv`` is written by Python's csv writer with ``|`` as the delimiter and minimal
+quoting: a text with a double quote is enclosed in quotes and its quotes doubled, so any CSV
+reader (``csv.reader(fh, delimiter="|")``, ``pandas.read_csv(sep="|", header=None)``) reads
+exactly three columns and the text as written. Texts without quotes are written bare, as in
+the original LJSpeech file.
+"""
 
 from __future__ import annotations
+
+import csv
 
 from audioprep.errors import UsageError
 from audioprep.exports._base import ExportJob
@@ -32,9 +41,10 @@ def check(job: ExportJob) -> None:
 
 def write(job: ExportJob) -> None:
     with job.atomic_text("metadata.csv") as fh:
+        rows = csv.writer(fh, delimiter="|", quotechar='"', lineterminator="\n")
         for record in job.records():
             name = job.place_audio(record, "wavs", ext=".wav")
             stem = name[len("wavs/") : -len(".wav")]
             text = clean_text(record.get("text"))
-            fh.write(f"{stem}|{text}|{normalise_for_tts(text)}\n")
+            rows.writerow([stem, text, normalise_for_tts(text)])
             job.count(record)

@@ -1,7 +1,8 @@
 """denoise: Filter hiss, rumble and tonal whine: low-pass, high-pass and notch filters in one pass.
 
 Butterworth low-pass / high-pass and IIR notches (scipy), zero-phase or causal, streamed in
-blocks, never clipping.
+blocks, never clipping. With ``--engine dfn3`` a neural enhancer (DeepFilterNet3) runs first,
+at 48 kHz (resampled there and back, streamed), and the filters, if any, after it.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from typing import Any
 
 from audioprep.core.media import codec_fields, output_format, sound_info
 from audioprep.core.params import param
-from audioprep.core.stage import ItemContext, MapStage
+from audioprep.core.stage import ItemContext, MapStage, WorkerContext
+from audioprep.engines import base as engines
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifests.records import MANIFEST, Record, iter_raw
 
 BLOCK_FRAMES = 1 << 16
 #: Items up to this many samples (all channels) are filtered as one array: same result, faster.
 IN_MEMORY_SAMPLES = 1 << 21
+#: Channels an enhancement engine is run on, one model state each.
+MAX_ENHANCE_CHANNELS = 2
 NOT_FINITE = (
     "the audio holds NaN or infinite samples (a broken float file), which cannot be filtered"
 )
@@ -72,12 +76,33 @@ class DenoiseStage(MapStage):
         notch_auto: int = param(
             0, help="Find and notch the N strongest tonal peaks per item.", min=0
         )
+        engine: str | None = param(
+            None,
+            help="Neural enhancement before the filters (engines: dfn3; default: none).",
+            choices=lambda: engines.names("enhance"),
+            metavar="ENGINE",
+        )
+        atten_limit: float | None = param(
+            None,
+            help="Most attenuation the enhancer applies, in dB (default: no limit).",
+            above=0.0,
+            max=100.0,
+        )
 
     def check(self) -> None:
         p = self.params
-        if p.lowpass is None and p.highpass is None and not p.notch and not p.notch_auto:
+        if not p.engine and p.atten_limit is not None:
+            raise UsageError("--atten-limit applies to an enhancement engine: add --engine dfn3.")
+        if (
+            not p.engine
+            and p.lowpass is None
+            and p.highpass is None
+            and not p.notch
+            and not p.notch_auto
+        ):
             raise UsageError(
-                "denoise needs at least one of --lowpass, --highpass, --notch, --notch-auto."
+                "denoise needs at least one of --engine, --lowpass, --highpass, --notch, "
+                "--notch-auto."
             )
         if p.lowpass is not None and p.highpass is not None and p.highpass >= p.lowpass:
             raise UsageError(
@@ -121,6 +146,78 @@ class DenoiseStage(MapStage):
             return None, []
         return chain_sos(sections, passes=p.passes), described
 
+    def setup(self, ctx: WorkerContext) -> None:
+        self.enhancer = None
+        if self.params.engine:
+            from audioprep.engines.base import Settings, load
+
+            options = {"atten_limit": self.params.atten_limit}
+            self.enhancer = load("enhance", self.params.engine, Settings(options=options))
+
+    def teardown(self) -> None:
+        enhancer = self.__dict__.pop("enhancer", None)
+        if enhancer is not None:
+            enhancer.close()
+
+    def _enhance(self, src: Path, ctx: ItemContext, info: Any, item: str) -> tuple[Path, Record]:
+        """Run the enhancement engine over ``src`` into a float scratch file at the item's own
+        rate and length: resampled to the engine's rate and back (dsp.resample), in blocks, one
+        model state per channel."""
+        import numpy as np
+        import soundfile as sf
+
+        from audioprep.dsp.resample import StreamResampler
+
+        sr, channels, n = info.samplerate, info.channels, info.frames
+        engine = self.enhancer
+        if channels > MAX_ENHANCE_CHANNELS:
+            raise ItemError(
+                f"the {self.params.engine} engine enhances mono or stereo speech, and this item "
+                f"has {channels} channels: downmix it first (e.g. ffmpeg -ac 1)"
+            )
+        up = StreamResampler(sr_in=sr, sr_out=engine.SR)
+        down = StreamResampler(sr_in=engine.SR, sr_out=sr)
+        streams = [engine.stream() for _ in range(channels)]
+        ctx.tmp_dir.mkdir(parents=True, exist_ok=True)
+        scratch = ctx.tmp_dir / f"{item}.{self.params.engine}.wav"
+        written = 0
+
+        def run(x: Any, fh: Any, last: bool = False) -> None:
+            nonlocal written
+            if x.shape[1] or last:
+                y = [s.feed(x[c]) for c, s in enumerate(streams)]
+                if last:
+                    y = [np.concatenate([a, s.flush()]) for a, s in zip(y, streams, strict=True)]
+                z = down.feed(np.stack(y).astype(np.float64))
+                if last:
+                    z = np.concatenate([z, down.flush()], axis=1)
+                z = z[:, : n - written]
+                fh.write(z.T.astype(np.float32))
+                written += z.shape[1]
+
+        try:
+            with sf.SoundFile(
+                str(scratch), "w", samplerate=sr, channels=channels, subtype="FLOAT", format="WAV"
+            ) as fh:
+                for block in _blocks(src):
+                    if not np.isfinite(block).all():
+                        raise ItemError(NOT_FINITE)
+                    run(up.feed(block), fh)
+                run(up.flush(), fh, last=True)
+                if written < n:
+                    fh.write(np.zeros((n - written, channels), np.float32))
+        finally:
+            for s in streams:
+                engine.release(s)
+        lsnr = [v for s in streams for v in s.frames_lsnr]
+        described = {
+            "engine": self.params.engine,
+            "rate_hz": engine.SR,
+            "atten_limit_db": self.params.atten_limit,
+            "mean_lsnr_db": round(float(np.mean(lsnr)), 2) if lsnr else None,
+        }
+        return scratch, described
+
     def process(self, record: Record, ctx: ItemContext) -> list[Record]:
         import numpy as np
         import soundfile as sf
@@ -131,6 +228,9 @@ class DenoiseStage(MapStage):
         src = ctx.input_audio(record)
         info = sound_info(src)
         sr, channels, n = info.samplerate, info.channels, info.frames
+        enhanced: Record | None = None
+        if getattr(self, "enhancer", None) is not None:
+            src, enhanced = self._enhance(src, ctx, info, str(record["id"]))
         found: list[tuple[float, float]] = []
         if p.notch_auto:
             spectrum = LongTermSpectrum(sr=sr)
@@ -160,6 +260,8 @@ class DenoiseStage(MapStage):
             peak, gain = self._filter_streamed(src, ctx, name, sos, info, fmt, subtype, limit)
             if not np.isfinite(peak):
                 raise ItemError(NOT_FINITE)
+        if enhanced is not None:
+            src.unlink(missing_ok=True)  # the enhancer's scratch file
         return [
             {
                 **record,
@@ -178,6 +280,7 @@ class DenoiseStage(MapStage):
                     "tonal_peaks": [
                         {"freq_hz": round(f, 2), "prominence_db": round(d, 1)} for f, d in found
                     ],
+                    **({"enhance": enhanced} if enhanced else {}),
                 },
             }
         ]
@@ -243,7 +346,12 @@ class DenoiseStage(MapStage):
     def tool_versions(self) -> dict[str, str]:
         from importlib.metadata import version
 
-        return {"scipy": version("scipy"), "soundfile": version("soundfile")}
+        versions = {"scipy": version("scipy"), "soundfile": version("soundfile")}
+        if self.params.engine:
+            from audioprep.engines.base import engine_class
+
+            versions.update(engine_class("enhance", self.params.engine).versions())
+        return versions
 
 
 def _enumerate_blocks(blocks: Iterator[Any]) -> Iterator[tuple[int, Any]]:

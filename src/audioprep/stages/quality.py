@@ -230,6 +230,7 @@ class QualityStage(MapStage):
         if isinstance(quality, str):
             ctx.reject(record, quality)
             return []
+        quality = with_before(quality, record.get("quality"))
         failed = self.failures(quality)
         if self.params.annotate_only:
             audio = ctx.link(src, f"{record['id']}{src.suffix}")
@@ -336,6 +337,7 @@ class QualityStage(MapStage):
             f"<th>mean {'OVRL' if rank == 'ovrl' else 'WADA-SNR (dB)'}</th><th>hours</th>"
             "<th>hours kept</th></tr>" + "".join(rows) + "</table>"
         )
+        parts.append(change_section(items))
         # worst and best clips
         ranked = sorted(
             (x for x in items if _num(x[0]["quality"].get(rank))),
@@ -392,3 +394,71 @@ def _num(value: Any) -> bool:
     import math
 
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+#: DNSMOS scores carried over from an earlier quality run, under ``quality.before``.
+BEFORE_KEYS = ("ovrl", "sig", "bak", "p808")
+#: Most clips listed in the report's before-and-after table (the largest changes first).
+CHANGE_ROWS = 200
+
+
+def with_before(quality: dict[str, Any], earlier: Any) -> dict[str, Any]:
+    """``quality`` with ``before``: the DNSMOS scores of an earlier quality run that the
+    input record still carries (what enhancement in between changed), when both have OVRL.
+
+    >>> with_before({"ovrl": 3.0}, {"ovrl": 2.1, "sig": 3.0, "snr_db": 9})
+    {'ovrl': 3.0, 'before': {'ovrl': 2.1, 'sig': 3.0}}
+    >>> with_before({"ovrl": 3.0}, None)
+    {'ovrl': 3.0}
+    """
+    if not isinstance(earlier, dict) or not _num(earlier.get("ovrl")) or "ovrl" not in quality:
+        return quality
+    return {**quality, "before": {k: earlier[k] for k in BEFORE_KEYS if _num(earlier.get(k))}}
+
+
+def change_section(items: list[tuple[Record, bool]]) -> str:
+    """The report's before-and-after table: per clip, DNSMOS from the earlier quality run and
+    from this one, and the change; empty when no clip carries an earlier score.
+
+    >>> clip = {"id": "a", "quality": {"ovrl": 3.0, "before": {"ovrl": 2.5}}}
+    >>> html = change_section([(clip, True)])
+    >>> "+0.50" in html and "<td>a</td>" in html
+    True
+    """
+    import html
+
+    rows = [
+        (r, k, r["quality"]["ovrl"] - r["quality"]["before"]["ovrl"])
+        for r, k in items
+        if isinstance(r["quality"].get("before"), dict)
+        and _num(r["quality"].get("ovrl"))
+        and _num(r["quality"]["before"].get("ovrl"))
+    ]
+    if not rows:
+        return ""
+    rows.sort(key=lambda x: -abs(x[2]))
+    mean = sum(d for _, _, d in rows) / len(rows)
+    better = sum(1 for _, _, d in rows if d > 0)
+
+    def cell(q: dict[str, Any], key: str) -> str:
+        return f"{q[key]:.2f}" if _num(q.get(key)) else ""
+
+    body = []
+    for r, kept, delta in rows[:CHANGE_ROWS]:
+        q, b = r["quality"], r["quality"]["before"]
+        sig = f"{q['sig'] - b['sig']:+.2f}" if _num(q.get("sig")) and _num(b.get("sig")) else ""
+        bak = f"{q['bak'] - b['bak']:+.2f}" if _num(q.get("bak")) and _num(b.get("bak")) else ""
+        body.append(
+            f"<tr><td>{html.escape(str(r['id']))}</td><td>{cell(b, 'ovrl')}</td>"
+            f"<td>{cell(q, 'ovrl')}</td><td>{delta:+.2f}</td><td>{sig}</td><td>{bak}</td>"
+            f"<td>{'' if kept else 'filtered out'}</td></tr>"
+        )
+    more = f" (the {CHANGE_ROWS} largest changes shown)" if len(rows) > CHANGE_ROWS else ""
+    return (
+        f"<h3>Before and after</h3><p data-change='{mean:+.3f}'>{len(rows)} clips carry DNSMOS "
+        f"from an earlier quality run: OVRL changed by {mean:+.2f} on average, {better} "
+        f"improved{more}.</p><table class=change><tr><th>clip</th><th>OVRL before</th>"
+        "<th>OVRL after</th><th>change</th><th>SIG change</th><th>BAK change</th><th></th></tr>"
+        + "".join(body)
+        + "</table>"
+    )

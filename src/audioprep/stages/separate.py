@@ -1,7 +1,7 @@
-"""separate: Remove background music: keep the vocals of every item with Spleeter.
+"""separate: Remove background music: keep the speech (or vocals) of every item.
 
-Spleeter's pretrained model in its own environment, windowed with cross-fades, output at the
-item's own format, at any length.
+DeepFilterNet3 in-process (default) or Spleeter's pretrained model in its own environment,
+windowed with cross-fades, output at the item's own format, at any length.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from audioprep.manifests.records import Record
 SR = 44100
 
 
-def _encoder(path: Path, sr: int, channels: int, codec: str) -> subprocess.Popen[bytes]:
+def _encoder(
+    path: Path, sr: int, channels: int, codec: str, in_sr: int = SR, in_channels: int = 2
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             "ffmpeg",
@@ -34,9 +36,9 @@ def _encoder(path: Path, sr: int, channels: int, codec: str) -> subprocess.Popen
             "-f",
             "f32le",
             "-ar",
-            str(SR),
+            str(in_sr),
             "-ac",
-            "2",
+            str(in_channels),
             "-i",
             "pipe:0",
             "-ar",
@@ -55,9 +57,9 @@ def _encoder(path: Path, sr: int, channels: int, codec: str) -> subprocess.Popen
 
 
 class SeparateStage(MapStage):
-    """Spleeter runs in its own environment (`make spleeter`), in windows cross-faded together, so
-    files of any length separate with bounded memory; the output has the item's own rate,
-    channels and length to the sample.
+    """The separator (DeepFilterNet3 in-process, or Spleeter in its own environment: `make
+    spleeter`) runs in windows cross-faded together, so files of any length separate with
+    bounded memory; the output has the item's own rate, channels and length to the sample.
 
     Example: `audioprep separate wav/ vocals/ --keep-accompaniment`
     """
@@ -76,18 +78,25 @@ class SeparateStage(MapStage):
             False, help="Also write the accompaniment.", flags=("--keep-accompaniment",)
         )
         window: float = param(
-            30.0, help="Seconds per Spleeter call (bounds memory).", min=5.0, max=600.0
+            30.0, help="Seconds per separator call (bounds memory).", min=5.0, max=600.0
         )
         overlap: float = param(2.0, help="Seconds cross-faded between windows.", min=0.0)
         device: str = device_param()
         model_dir: str = model_dir_option()
+        engine: str = param(
+            "dfn3",
+            help="dfn3 (DeepFilterNet3: speech kept, no TensorFlow; default, see the docs) or "
+            "spleeter (--model, its own TensorFlow environment).",
+            choices=lambda: engines.names("separate"),
+            metavar="ENGINE",
+        )
 
     def _model_dir(self) -> Path:
         return model_dir(self.params.model_dir or None)
 
     def _engine(self) -> str:
-        """The separator that ``--model ENGINE:MODEL`` names."""
-        return self.params.model.partition(":")[0]
+        """The separator ``--engine`` names (``--model ENGINE:MODEL`` is that engine's model)."""
+        return self.params.engine
 
     def settings(self, threads: int = 1) -> engines.Settings:
         p = self.params
@@ -100,6 +109,12 @@ class SeparateStage(MapStage):
 
     def check(self) -> None:
         p = self.params
+        default_model = type(self).Params.__dataclass_fields__["model"].default
+        if p.model != default_model and p.model.partition(":")[0] != p.engine:
+            raise UsageError(
+                f"--model {p.model} is a model of the {p.model.partition(':')[0]} engine: "
+                f"add --engine {p.model.partition(':')[0]}."
+            )
         if not p.overlap < p.window / 2:
             raise UsageError("--overlap must be under half of --window.")
         require_ffmpeg()
@@ -132,11 +147,13 @@ class SeparateStage(MapStage):
         tmp = {s: ctx.tmp_dir / f"{record['id']}.{s}.44k.wav" for s in stems}
         ctx.tmp_dir.mkdir(parents=True, exist_ok=True)
         codec = "pcm_s16le"
-        encoders = {s: _encoder(tmp[s], sr, channels, codec) for s in stems}
+        rate = int(self.worker.sample_rate)  # the engine's own rate and channels
+        ch = int(self.worker.channels)
+        encoders = {s: _encoder(tmp[s], sr, channels, codec, rate, ch) for s in stems}
         blocks = decode_chunks(
-            src, chunk_frames=SR * 10, sample_rate=SR, channels=2, sample_format="f32"
+            src, chunk_frames=rate * 10, sample_rate=rate, channels=ch, sample_format="f32"
         )
-        window, overlap = int(p.window * SR), int(p.overlap * SR)
+        window, overlap = int(p.window * rate), int(p.overlap * rate)
 
         def run(x: Any) -> Any:
             result = self.worker.separate(x)
@@ -148,9 +165,9 @@ class SeparateStage(MapStage):
         try:
             for out in crossfade_windows(blocks, run, window=window, overlap=overlap):
                 out = out.astype("<f4")
-                encoders["vocals"].stdin.write(out[:, :2].tobytes())
+                encoders["vocals"].stdin.write(out[:, :ch].tobytes())
                 if p.keep_accompaniment:
-                    encoders["accompaniment"].stdin.write(out[:, 2:].tobytes())
+                    encoders["accompaniment"].stdin.write(out[:, ch:].tobytes())
         finally:  # a decoding failure raises here, after the encoders are closed
             blocks.close()
             for enc in encoders.values():
@@ -185,7 +202,11 @@ class SeparateStage(MapStage):
             "sample_rate": sr,
             "channels": channels,
             **codec_fields("wav", "PCM_16"),
-            "separate": {"model": p.model, "stem": "vocals"},
+            "separate": {
+                "model": p.model if p.engine == "spleeter" else p.engine,
+                "stem": "vocals",
+                "engine": p.engine,
+            },
         }
         if p.keep_accompaniment:
             out_record["accompaniment"] = result["accompaniment"]

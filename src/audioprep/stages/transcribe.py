@@ -199,13 +199,14 @@ class TranscribeStage(CorpusStage):
     def decide(self, measurements: dict[str, dict[str, Any]], ctx: DecideContext) -> dict[str, Any]:
         """With ``--cps-range iqr``: each language's own letters-per-second fences
         (Q1 - 1.5 IQR, Q3 + 1.5 IQR) from every clip with text, as Emilia filters."""
-        from audioprep.text.checks import iqr_bounds, letters
+        from audioprep.text.checks import iqr_bounds, spoken_letters
 
         if self.params.cps_range != "iqr":
             return {"cps_range": "language"}
         rates: dict[str, list[float]] = {}
         for m in measurements.values():
-            n, duration = letters(m.get("text") or ""), float(m.get("duration") or 0)
+            n = spoken_letters(m.get("text") or "", m.get("language"))
+            duration = float(m.get("duration") or 0)
             if n and duration > 0:
                 rates.setdefault(m.get("language") or "", []).append(n / duration)
         bounds = {

@@ -19,6 +19,8 @@ import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from audioprep.text.spoken import spoken
+
 #: Characters per second (letters and digits, spaces and punctuation not counted) that speech
 #: of each language plausibly has: read and conversational speech sits well inside these;
 #: outside them the text does not fit the audio (a hallucination, a missed half, a wrong clip).
@@ -158,13 +160,28 @@ def cps_range(language: str | None) -> tuple[float, float]:
     return CPS_RANGES.get((language or "").split("-")[0], DEFAULT_CPS_RANGE)
 
 
-def check_rate(text: str, duration: float, *, bounds: tuple[float, float]) -> str | None:
-    """Characters per second outside ``bounds`` (low, high).
+def spoken_letters(text: str, language: str | None = None) -> int:
+    """Letters of ``text`` as spoken (:func:`audioprep.text.spoken.spoken`): what the rate
+    checks count, so that "In 1813." counts the 17 letters of "in eighteen thirteen".
+
+    >>> spoken_letters("In 1813.", "en"), letters("In 1813.")
+    (18, 6)
+    """
+    return letters(spoken(text, language))
+
+
+def check_rate(
+    text: str, duration: float, *, bounds: tuple[float, float], language: str | None = None
+) -> str | None:
+    """Characters per second outside ``bounds`` (low, high), counted on the text as spoken
+    in ``language`` (:func:`spoken_letters`: numbers, symbols, abbreviations written out).
 
     >>> check_rate("x" * 40, 0.5, bounds=(4, 30))
     '80.0 characters per second is outside 4-30 for this clip (0.50 s, 40 characters)'
+    >>> check_rate("In 1813.", 1.54, bounds=(4, 30), language="en") is None
+    True
     """
-    n = letters(text)
+    n = spoken_letters(text, language)
     if n == 0 or duration <= 0:
         return None  # the empty check says it
     cps = n / duration
@@ -391,7 +408,9 @@ def run_checks(
         return [] if "empty" in skip else [("empty", reason)]
     lang = language or asked_language
     checks = {
-        "rate": lambda: check_rate(text, duration, bounds=cps_bounds or cps_range(lang)),
+        "rate": lambda: check_rate(
+            text, duration, bounds=cps_bounds or cps_range(lang), language=lang
+        ),
         "loop": lambda: check_loop(text, lang),
         "hallucination": lambda: check_hallucination(text),
         "language": lambda: check_language(

