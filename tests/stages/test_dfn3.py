@@ -67,7 +67,7 @@ def test_separate_refuses_an_unknown_engine() -> None:
 
     with pytest.raises(UsageError, match="--engine 'nope' is not one of: dfn3, spleeter"):
         SeparateStage(SeparateStage.Params(engine="nope")).check()
-    with pytest.raises(UsageError, match="is a model of the spleeter engine: add --engine spleeter"):
+    with pytest.raises(UsageError, match="model of the spleeter engine: add --engine spleeter"):
         SeparateStage(SeparateStage.Params(model="spleeter:4stems")).check()
     with pytest.raises(UsageError, match="--device cuda: the dfn3 engine runs on the CPU only"):
         SeparateStage(SeparateStage.Params(device="cuda")).check()
