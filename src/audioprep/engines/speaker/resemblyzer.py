@@ -21,6 +21,35 @@ WINDOW_FRAMES = 160
 HOP_SAMPLES = 160
 RATE = 1.3
 MIN_COVERAGE = 0.75
+#: The impostor bank shipped with the package (data/README.md): float16 embeddings of other voices.
+BANK_FILE = Path(__file__).parent / "data" / "impostors.npy"
+BANK_SPEAKERS = Path(__file__).parent / "data" / "impostors.json"
+
+
+def load_bank() -> Any:
+    """The impostor bank ``(n, 256)`` float64 (rows of unit length); ``(0, 256)`` when absent."""
+    import numpy as np
+
+    if not BANK_FILE.exists():
+        return np.zeros((0, 256))
+    bank = np.load(BANK_FILE, allow_pickle=False).astype(np.float64)
+    return bank / np.linalg.norm(bank, axis=1, keepdims=True)
+
+
+def encoder_version() -> str:
+    """What the embeddings depend on: resemblyzer's version and its weights file's size and
+    modification time (a cache of embeddings is valid only for the same encoder)."""
+    from importlib.metadata import version
+
+    try:
+        import resemblyzer
+
+        weights = Path(resemblyzer.__file__).parent / "pretrained.pt"
+        stat = weights.stat()
+        tag = f"{stat.st_size}-{int(stat.st_mtime)}"
+    except (ImportError, OSError):
+        tag = "unknown"
+    return f"resemblyzer-{version('resemblyzer')}-{tag}-window{WINDOW_FRAMES}-rate{RATE}"
 
 
 def quiet_imports() -> None:
@@ -61,8 +90,6 @@ def voiced(wav: Any) -> tuple[Any, Any]:
     >>> len(v) == len(where) <= 16000
     True
     """
-    import struct
-
     import numpy as np
 
     quiet_imports()
@@ -84,7 +111,9 @@ def voiced(wav: Any) -> tuple[Any, Any]:
 
     win = (vad_window_length * SR) // 1000
     wav = wav[: len(wav) - (len(wav) % win)]
-    pcm = struct.pack(f"{len(wav)}h", *(np.round(wav * 32767)).astype(np.int16))
+    # the bytes struct.pack(f"{n}h", *ints) gives, without a Python int per sample (a 3-hour
+    # item took 17 GB that way)
+    pcm = np.round(wav * 32767).astype("<i2").tobytes()
     vad = webrtcvad.Vad(mode=3)
     flags = np.array(
         [
