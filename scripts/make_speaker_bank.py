@@ -40,7 +40,7 @@ def main() -> int:
     for spk, v in voices.items():
         wav, _ = voiced(decode(v["file"]))
         half = len(wav) // 2
-        for (emb, _) in embed_batch(encoder, [wav, wav[:half], wav[half:]]):
+        for emb, _ in embed_batch(encoder, [wav, wav[:half], wav[half:]]):
             rows.append(emb)
             who.append(spk)
     bank = np.array(rows, dtype=np.float16)
