@@ -543,3 +543,71 @@ def test_benchmark_smallest_show_female_host_female_guests(tmp_path) -> None:
     assert got["purity"] >= 0.98, got
     assert got["of_sliced"] >= 0.9, got
     assert got["false_splits"] == 0 and got["single"] > 0, got
+
+
+def _long_item(path, hours):
+    """A FLAC of ``hours``: silence with one LibriSpeech utterance every five minutes, written
+    block by block (the test itself holds no hour of audio)."""
+    import soundfile as sf
+
+    utts = [_load(u) for u in utterances(HOST)[3:6]]
+    block = SR * 300
+    with sf.SoundFile(str(path), "w", SR, 1, subtype="PCM_16", format="FLAC") as f:
+        for k in range(int(hours * 12)):
+            x = np.zeros(block)
+            u = utts[k % len(utts)]
+            x[SR : SR + len(u)] = u / _rms(u) * 0.05
+            f.write(x.astype(np.float32))
+
+
+_PEAK = """
+import resource, sys
+from audioprep.cli.app import app
+try:
+    app(sys.argv[1:], prog_name="audioprep")
+except SystemExit:
+    pass
+print("PEAK", max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+"""
+
+
+def test_memory_of_one_long_item_does_not_grow_with_its_length(tmp_path) -> None:
+    """Issue 28 item 6: 17.3 GB for one 3-hour file. Peak RSS of the whole run (the process and
+    its workers) on a 3-hour item stays within the 1-hour item's plus a constant."""
+    import sys
+
+    require_shared()
+    peaks = {}
+    for hours in (1, 3):
+        folder = tmp_path / f"h{hours}"
+        folder.mkdir()
+        _long_item(folder / f"long{hours}.flac", hours)
+        cli("ingest", folder, tmp_path / f"in{hours}", "-q")
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _PEAK,
+                "speaker-filter",
+                str(tmp_path / f"in{hours}"),
+                str(tmp_path / f"out{hours}"),
+                *map(str, host_refs()),
+                "--threshold",
+                "0.7",
+                "-q",
+                "-j",
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert "PEAK" in proc.stdout, proc.stderr[-2000:]
+        peaks[hours] = int(proc.stdout.split("PEAK")[1].split()[0]) / 1024  # MB
+        (f,) = (folder).glob("*.flac")
+        f.unlink()
+        kept = read_jsonl(tmp_path / f"out{hours}" / "manifest.jsonl")
+        assert len(kept) == 1 and kept[0]["voiced_seconds"] > 30 * hours, kept
+    print(peaks)
+    assert peaks[3] <= peaks[1] + 200, peaks

@@ -204,7 +204,9 @@ class SpeakerFilterStage(CorpusStage):
         """Measure several items with one forward pass over all their partial windows
         (``--window-batch`` windows at a time; ``--batch-size`` items per call); equal to
         measuring them one by one."""
-        from audioprep.engines.speaker.resemblyzer import decode, embed_batch, voiced
+        import numpy as np
+
+        from audioprep.engines.speaker.resemblyzer import decode, embed_batch, embed_long, voiced
 
         prepared: list[tuple[Any, Any, Any] | None] = []
         cached: list[dict[str, Any] | None] = []
@@ -221,6 +223,9 @@ class SpeakerFilterStage(CorpusStage):
                 prepared.append(None)
                 continue
             cached.append(None)
+            if _is_long(path, record):  # in blocks, in bounded memory
+                prepared.append(("long", embed_long(self.encoder, path), None))
+                continue
             wav = decode(path)
             v, where = voiced(wav)
             prepared.append((wav, v, where))
@@ -236,6 +241,15 @@ class SpeakerFilterStage(CorpusStage):
             else:
                 assert item is not None
                 wav, v, where = item
+                if isinstance(wav, str):  # "long"
+                    seconds = v["seconds"]
+                    enough = seconds >= self.params.min_voiced and v["embedding"] is not None
+                    m = _long_measurement(v) if enough else None
+                    _cache_write(ctx.out_dir, key, seconds, m)
+                    if m is not None:
+                        out.append(m)
+                        continue
+                    v = np.zeros(int(seconds * SR))  # for the rejection below
                 seconds = len(v) / SR
                 m = None
                 if seconds >= self.params.min_voiced:
@@ -748,6 +762,61 @@ def _cluster_number(enrol: str) -> int:
     if enrol.startswith("cluster:") and enrol[8:].isdigit():
         return int(enrol[8:])
     return -1
+
+
+def _is_long(path: Path, record: Record) -> bool:
+    """Whether an item is long enough to be measured in blocks (over ten minutes)."""
+    from audioprep.engines.speaker.resemblyzer import LONG_SAMPLES
+
+    try:
+        import soundfile as sf
+
+        info = sf.info(str(path))
+        return info.frames / info.samplerate * SR > LONG_SAMPLES
+    except (ImportError, RuntimeError, OSError, ValueError):
+        try:
+            return float(record.get("duration") or 0) * SR > LONG_SAMPLES
+        except (TypeError, ValueError):
+            return False
+
+
+def _long_measurement(r: dict[str, Any]) -> dict[str, Any]:
+    """:func:`_measurement` of a long item measured in blocks: the changes are placed at the
+    middle of the window where they were found (no sample-level search for the pause)."""
+    import numpy as np
+
+    from audioprep.dsp.speakers import centroid, turns
+
+    partials, starts = r["partials"], r["starts"]
+    m: dict[str, Any] = {
+        "embedding": [round(float(x), 7) for x in r["embedding"]],
+        "voiced_seconds": round(r["seconds"], 3),
+        "windows": len(partials),
+    }
+    runs = turns(partials, change_similarity=TURN_SIMILARITY, min_windows=TURN_MIN_WINDOWS)
+    if len(runs) < 2:
+        return m
+    bounds = [0.0]
+    for _, _, pos in runs[1:]:
+        at = starts[min(len(starts) - 1, max(0, int(np.floor(pos))))] + 0.8
+        bounds.append(max(bounds[-1], float(at)))
+    bounds.append(r["duration"])
+    n = len(partials)
+    m["turns"] = []
+    for (first, stop, _), start, end in zip(runs, bounds, bounds[1:], strict=False):
+        lo, hi = first + (first > 0), stop - (stop < n)
+        m["turns"].append(
+            {
+                "start": round(start, 3),
+                "end": round(end, 3),
+                "windows": int(hi - lo if hi > lo else stop - first),
+                "embedding": [
+                    round(float(x), 7)
+                    for x in centroid(partials[lo:hi] if hi > lo else partials[first:stop])
+                ],
+            }
+        )
+    return m
 
 
 def _measurement(wav: Any, v: Any, where: Any, embedding: Any, partials: Any) -> dict[str, Any]:
