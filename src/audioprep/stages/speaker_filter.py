@@ -42,7 +42,7 @@ MIN_COHORT = 20
 CLUSTER_SIMILARITY = 0.7
 #: A cluster whose centroid is at least this similar to the adapted voice (or the references)
 #: is the target rendered another way and joins it (scripts/eval_speakers.py).
-JOIN_SIMILARITY = 0.75
+JOIN_SIMILARITY = 0.8
 #: A candidate change is confirmed when the side the decision rejects matches another voice
 #: (a cluster that did not join, or the impostor bank) better than the target by this much,
 #: and the two sides are different clusters; calibrated on the benchmark's single-voice clips.
