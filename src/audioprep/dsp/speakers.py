@@ -403,6 +403,10 @@ def voice_decision(
     top: int = 20,
     fixed: float = 0.75,
     rendering_clusters: bool = False,
+    join_low: float | None = None,
+    join_high: float = 0.9,
+    bank_margin: float = 0.12,
+    use_bank: bool = True,
 ) -> dict:
     """Which embeddings ``(n, d)`` are the target voice, the corpus's voices ``labels`` ``(n,)``
     (:func:`cluster_voices`) known.
@@ -412,7 +416,9 @@ def voice_decision(
        of the cluster nearest the voice scoring ``enrol_floor`` or more, with ``anchor`` (the
        references) as one more member; up to ``iterations`` rounds.
     2. Joining: every cluster whose centroid is at least ``join`` similar to the adapted voice or
-       to ``anchor`` is the target rendered another way (another episode, bed or codec): its
+       to ``anchor`` (with ``bank`` and ``join_low``: at least ``join_low`` similar and
+       ``bank_margin`` more similar than to any voice of the bank, or at least ``join_high``)
+       is the target rendered another way (another episode, bed or codec): its
        members never serve as impostors. A unit's score is its cosine with the adapted voice
        (with ``rendering_clusters``, with the nearest of the voice and the joined clusters'
        centroids: measured worse, it keeps clusters of two-voice clips whole).
@@ -445,10 +451,24 @@ def voice_decision(
     cents = cluster_centroids(x, labels) if n else np.zeros((0, x.shape[1]))
     sets: list[np.ndarray] = []
 
+    # with a bank: near the voice (join_low) and clearly nearer it than any other known voice
+    # (bank_margin), or very near it (join_high); measured on the benchmark's clusters, a
+    # same-gender guest's cluster can come 0.82-0.85 near the voice but stays within 0.11 of
+    # the bank, where the host's renderings stand 0.14-0.30 clear of it
+    b = unit(bank) if bank is not None and len(bank) and join_low is not None else None
+    clear_of_bank = (
+        np.zeros(len(cents)) if b is None or not len(cents) else (cents @ b.T).max(axis=1)
+    )
+
+    def near_to(sim: np.ndarray) -> np.ndarray:
+        if b is None:
+            return sim >= join
+        return ((sim >= join_low) & (sim - clear_of_bank >= bank_margin)) | (sim >= join_high)
+
     def joining(v: np.ndarray) -> np.ndarray:
-        near = cents @ v >= join
+        near = near_to(cents @ v)
         if anchor is not None and len(cents):
-            near |= cents @ unit(anchor) >= join
+            near |= near_to(cents @ unit(anchor))
         if len(cents) and not near.any() and float((cents @ v).max()) >= cohort_below:
             near[int(np.argmax(cents @ v))] = True  # at least the nearest cluster
         return near
@@ -487,7 +507,7 @@ def voice_decision(
         members = np.flatnonzero(np.isin(labels, other))
         cohort = x[members]
         from_bank = 0
-        if len(members) < min_cohort and bank is not None and len(bank):
+        if len(members) < min_cohort and bank is not None and len(bank) and use_bank:
             cohort = np.vstack([cohort, unit(bank)])
             from_bank = len(bank)
         calibration.update(
