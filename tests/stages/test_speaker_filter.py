@@ -517,6 +517,7 @@ def test_a_single_voice_clip_through_two_codecs_and_a_bed_is_never_split(tmp_pat
 
 def _eval_speakers():
     import importlib.util
+    import sys
 
     from audioprep.testing import REPO
 
@@ -524,6 +525,7 @@ def _eval_speakers():
         "eval_speakers", REPO / "scripts" / "eval_speakers.py"
     )
     module = importlib.util.module_from_spec(spec)
+    sys.modules["eval_speakers"] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 

@@ -56,6 +56,9 @@ JOIN_HIGH = 0.9
 SPLIT_MARGIN = 0.05
 #: ... or, in one cluster, by this much.
 SPLIT_STRONG = 0.15
+#: Both sides of a confirmed change are long enough to embed: at least this many partial
+#: windows each (2 lost a third of the benchmark's host recall: most changes have a short side).
+SPLIT_MIN_WINDOWS = 1
 #: A clip whose candidate turns the decision tells apart (one kept, one not) without a
 #: confirmed change is rejected whole ("in doubt"): measured on the benchmark, such clips held
 #: most of the other voices' seconds that whole-clip decisions kept.
@@ -449,7 +452,8 @@ class SpeakerFilterStage(CorpusStage):
                     "score_initial": round(float(initial[i]), 4),
                     "snorm": None if z is None else round(float(z[i]), 3),
                     "keep": bool(keep[i]),
-                    "other_voice": round(others(i), 4),
+                    "other_voice": _finite(others(i)[0]),
+                    "bank_voice": _finite(others(i)[1]),
                 }
                 for t, i in zip(turns, idx, strict=True)
             ]
@@ -480,9 +484,9 @@ class SpeakerFilterStage(CorpusStage):
 
     @staticmethod
     def _other_voices(x: Any, labels: Any, result: dict[str, Any], bank: Any) -> Any:
-        """``f(i)``: how much better unit ``i`` matches another voice than the target (the
-        nearest centroid of a cluster that did not join, leaving ``i`` out of its own, or a row
-        of the impostor bank, minus its score)."""
+        """``f(i)``: how much better unit ``i`` matches another voice than the target: the
+        nearest centroid of a cluster that did not join (leaving ``i`` out of its own), and the
+        nearest voice of the impostor bank, each minus its score (-inf where there is none)."""
         import numpy as np
 
         from audioprep.dsp.speakers import other_voice_evidence, unit
@@ -493,14 +497,15 @@ class SpeakerFilterStage(CorpusStage):
         counts = {c: int((labels == c).sum()) for c in sums}
         extra = unit(bank) if bank is not None and len(bank) else np.zeros((0, x.shape[1]))
 
-        def evidence(i: int) -> float:
+        def evidence(i: int) -> tuple[float, float]:
             rows = [
                 sums[c] - (u[i] if c == labels[i] else 0)
                 for c in sums
                 if counts[c] - (c == labels[i]) >= 1
             ]
-            pool = np.vstack([np.array(rows).reshape(-1, x.shape[1]), extra])
-            return other_voice_evidence(u[i], float(result["score"][i]), pool)
+            pool = np.array(rows).reshape(-1, x.shape[1])
+            s = float(result["score"][i])
+            return other_voice_evidence(u[i], s, pool), other_voice_evidence(u[i], s, extra)
 
         return evidence
 
@@ -713,6 +718,13 @@ def _cache_write(out_dir: Path, key: str | None, seconds: float, m: Any) -> None
         pass  # a cache that cannot be written is only slower next time
 
 
+def _finite(value: float) -> float | None:
+    """``value`` rounded for decision.json, None where it is not finite (no other voice)."""
+    import math
+
+    return round(value, 4) if math.isfinite(value) else None
+
+
 def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
@@ -726,17 +738,23 @@ def _confirmed_pieces(
     candidate change with both sides' scores and whether it was confirmed.
 
     A change between two candidate turns is confirmed when the decision keeps one side and
-    not the other, and the rejected side matches another voice better than the target (its
-    ``other_voice``) by ``margin`` where the two sides are different clusters, by
-    :data:`SPLIT_STRONG` where they are one. Turns between unconfirmed
+    not the other, both have :data:`SPLIT_MIN_WINDOWS` windows, and the rejected side matches
+    another voice of the corpus better than the target (its ``other_voice``) by ``margin``
+    where the two sides are different clusters, by :data:`SPLIT_STRONG` where they are one; or
+    a voice of the impostor bank (``bank_voice``) by :data:`SPLIT_STRONG`. Turns between unconfirmed
     changes join; a piece is kept when most of its seconds were kept.
     """
     checked, cuts = [], []
     for j, (a, b) in enumerate(zip(side, side[1:], strict=False)):
         other = b if a["keep"] else a
-        ok = a["keep"] != b["keep"] and (
-            (a["cluster"] != b["cluster"] and other["other_voice"] >= margin)
-            or other["other_voice"] >= SPLIT_STRONG
+        ok = (
+            a["keep"] != b["keep"]
+            and min(a.get("windows") or 0, b.get("windows") or 0) >= SPLIT_MIN_WINDOWS
+            and (
+                (a["cluster"] != b["cluster"] and (other["other_voice"] or -1.0) >= margin)
+                or (other["other_voice"] or -1.0) >= SPLIT_STRONG
+                or (other.get("bank_voice") or -1.0) >= SPLIT_STRONG
+            )
         )
         checked.append({"at": b["start"], "before": a, "after": b, "confirmed": bool(ok)})
         if ok:
