@@ -512,7 +512,9 @@ def test_a_single_voice_clip_through_two_codecs_and_a_bed_is_never_split(tmp_pat
     for i in single:
         assert i not in decision["turns"], decision["splits"].get(i)
     kept = [r for r in read_jsonl(out / "manifest.jsonl") if r["id"].startswith("single")]
-    assert kept and all("speaker_split" not in r for r in kept)
+    assert all("speaker_split" not in r for r in kept)
+    for r in read_jsonl(out / "rejected.jsonl"):
+        assert "contains another voice" not in r["reason"], r
 
 
 def _eval_speakers():

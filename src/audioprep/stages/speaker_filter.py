@@ -610,7 +610,26 @@ class SpeakerFilterStage(CorpusStage):
 
         from audioprep.core.media import codec_fields, exact_dtype, output_format, sound_info
 
-        info = sound_info(src)
+        try:
+            info = sound_info(src)
+        except ItemError:  # AAC, Opus ...: cut a lossless decode of it (its rate and channels)
+            import subprocess
+
+            ctx.tmp_dir.mkdir(parents=True, exist_ok=True)
+            wav = ctx.tmp_dir / f"{record['id']}.split.wav"
+            done = subprocess.run(
+                ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src), "-vn"]
+                + ["-c:a", "pcm_s16le", str(wav)],
+                capture_output=True,
+            )
+            if done.returncode != 0:
+                raise ItemError(
+                    "ffmpeg could not decode it to cut it at the speaker change"
+                ) from None
+            try:
+                return self._split(record, turns, fields, wav, ctx)
+            finally:
+                wav.unlink(missing_ok=True)
         sr, n = info.samplerate, info.frames
         fmt, subtype = output_format(info)
         # neighbouring kept turns join into one piece
