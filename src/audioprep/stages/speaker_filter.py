@@ -542,6 +542,12 @@ class SpeakerFilterStage(CorpusStage):
             if len(scores)
             else {},
             "clusters": decision.get("clusters"),
+            "curve": decision.get("curve"),
+            "splits": {
+                item: [c for c in checks if c["confirmed"]]
+                for item, checks in decision.get("splits", {}).items()
+                if any(c["confirmed"] for c in checks)
+            },
         }
         (out / "speaker_report.json").write_text(json.dumps(report, indent=2) + "\n")
 
