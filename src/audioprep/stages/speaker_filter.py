@@ -485,15 +485,18 @@ class SpeakerFilterStage(CorpusStage):
     @staticmethod
     def _other_voices(x: Any, labels: Any, result: dict[str, Any], bank: Any) -> Any:
         """``f(i)``: how much better unit ``i`` matches another voice than the target: the
-        nearest centroid of a cluster that did not join (leaving ``i`` out of its own), and the
+        nearest centroid of a clearly-other cluster (not joined, under :data:`COHORT_BELOW`
+        from the voice; leaving ``i`` out of its own), and the
         nearest voice of the impostor bank, each minus its score (-inf where there is none)."""
         import numpy as np
 
         from audioprep.dsp.speakers import other_voice_evidence, unit
 
         u = unit(x)
-        joined = result["joined"]
-        sums = {c: u[labels == c].sum(axis=0) for c in range(len(joined)) if not joined[c]}
+        # only clearly other voices: a cluster between the cohort's bound and the join (the
+        # target under a harsher rendering, as often as a guest) is evidence of nothing
+        other = ~result["joined"] & (result["cluster_similarity"] < COHORT_BELOW)
+        sums = {c: u[labels == c].sum(axis=0) for c in range(len(other)) if other[c]}
         counts = {c: int((labels == c).sum()) for c in sums}
         extra = unit(bank) if bank is not None and len(bank) else np.zeros((0, x.shape[1]))
 
