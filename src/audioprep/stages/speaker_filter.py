@@ -471,10 +471,9 @@ class SpeakerFilterStage(CorpusStage):
                 # a turn the decision rejects but no evidence cut away: in doubt, the clip
                 # is kept only when it scores as the voice without that turn's seconds too
                 doubt = [t for t in side if not t["keep"]]
-                decision["keep"][item_id] = bool(wkeep[j]) and not (
-                    DOUBT_REJECTS and doubt and any(t["keep"] for t in side)
-                )
-                if doubt and any(t["keep"] for t in side):
+                flip = DOUBT_REJECTS and bool(wkeep[j]) and doubt and any(t["keep"] for t in side)
+                decision["keep"][item_id] = bool(wkeep[j]) and not flip
+                if flip:
                     decision["doubt"][item_id] = [[t["start"], t["end"]] for t in doubt]
             decision["scores_initial"][item_id] = round(float(winit[j]), 4)
         decision["curve"] = _curve(decision, measurements)
@@ -579,9 +578,7 @@ class SpeakerFilterStage(CorpusStage):
                 else f"not the target voice: normalised score {fields['speaker_snorm']:.2f} is "
                 f"below {decision['calibration']['z_threshold']:g} (similarity {score:.3f})"
             )
-            if doubt and (fields["speaker_snorm"] or 0) >= decision["calibration"].get(
-                "z_threshold", float("inf")
-            ):
+            if doubt:  # the clip as a whole passed, one of its turns did not
                 where = ", ".join(f"{a:.2f} to {b:.2f} s" for a, b in doubt)
                 why = (
                     f"may hold another voice ({where} scores apart from the target, but the "
