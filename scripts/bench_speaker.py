@@ -1,4 +1,4 @@
-"""speaker-filter beside Resemblyzer's own loop, on the same clips, in one run (``make bench-speaker``).
+"""speaker-filter beside Resemblyzer's own loop, on the same clips, in one run (make bench-speaker).
 
 Times, in this one process, one torch thread each:
 
@@ -100,8 +100,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| Resemblyzer `preprocess_wav` + `embed_utterance` | {alone:.1f} | 1.00 |")
     print(f"| speaker-filter (whole stage) | {ours:.1f} | {ours / alone:.2f} |")
     print(f"| speaker-filter again, --threshold 0.7 (cached) | {again:.1f} | {again / alone:.2f} |")
-    print(json.dumps({"clips": len(clips), "alone": alone, "stage": ours, "cached": again,
-                      "kept_at_0.7": kept}))
+    print(
+        json.dumps(
+            {
+                "clips": len(clips),
+                "alone": alone,
+                "stage": ours,
+                "cached": again,
+                "kept_at_0.7": kept,
+            }
+        )
+    )
     return 0
 
 

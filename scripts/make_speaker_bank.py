@@ -21,8 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from eval_speakers import pool_voices  # noqa: E402
-
 from audioprep.engines.speaker.resemblyzer import (  # noqa: E402
     BANK_FILE,
     BANK_SPEAKERS,
@@ -31,6 +29,7 @@ from audioprep.engines.speaker.resemblyzer import (  # noqa: E402
     load_encoder,
     voiced,
 )
+from eval_speakers import pool_voices  # noqa: E402
 
 
 def main() -> int:
