@@ -12,7 +12,7 @@ SILERO := silero-vad==6.2.3
 # a pinned torch: 2.13.0 has a CPU build on local disk here, an unpinned one pulls GBs of CUDA
 TORCH := torch==2.13.0
 
-.PHONY: setup setup-gpu ffmpeg espeak chromium spleeter whisper-models testdata test test-fast demo bench bench-ray docs lint format clean
+.PHONY: setup setup-gpu ffmpeg espeak chromium spleeter whisper-models testdata test test-fast demo bench bench-ray eval-speakers bench-speaker docs lint format clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -99,6 +99,15 @@ demo: setup
 
 bench: setup
 	$(BIN)/python scripts/bench.py
+
+# speaker-filter on synthetic shows with exact truth (purity, recall, splits, threshold curve);
+# EVAL_ARGS=--small for one show in a few minutes
+eval-speakers: setup
+	nice $(BIN)/python scripts/eval_speakers.py $(EVAL_ARGS)
+
+# speaker-filter beside Resemblyzer's own preprocess_wav + embed_utterance loop, same clips
+bench-speaker: setup
+	$(BIN)/python scripts/bench_speaker.py
 
 # the Ray executor against the local pool (starts throw-away Ray nodes on 127.0.0.1)
 bench-ray: setup

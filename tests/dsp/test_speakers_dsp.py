@@ -45,3 +45,35 @@ def test_auto_threshold_finds_the_valley_and_says_when_there_is_none() -> None:
     t, d = auto_threshold(np.array([0.5, 0.9]))
     assert np.isnan(t) and d == 0.0
     assert auto_threshold(np.array([0.1, 0.1, 0.9, 0.9]))[0] == pytest.approx(0.5)
+
+
+def test_change_point_from_running_sums_equals_the_direct_computation() -> None:
+    from audioprep.dsp.speakers import change_point
+
+    rng = np.random.default_rng(3)
+    a, b = unit(rng.standard_normal((2, 32)))
+    x = np.vstack([voices(rng, a, 7, 0.08), voices(rng, b, 5, 0.08)])
+    k, sim, pos = change_point(x, min_windows=1)
+    direct = [float(centroid(x[: j - 1]) @ centroid(x[j + 1 :])) for j in range(2, len(x) - 1)]
+    assert sim == pytest.approx(min(direct)) and k == 2 + int(np.argmin(direct))
+    assert k in (7, 8) and 6.0 <= pos <= 7.5  # the change: between windows 6 and 7
+
+
+def test_the_target_rendered_another_way_joins_it_and_is_no_impostor() -> None:
+    """Three renderings of the host (a shift each, as a codec or bed would make), guests far
+    away: the renderings near the voice join, never serve in the cohort, and are kept."""
+    from audioprep.dsp.speakers import cluster_voices, voice_decision
+
+    rng = np.random.default_rng(4)
+    host = unit(rng.standard_normal(64))
+    shift = unit(rng.standard_normal((3, 64)))
+    renders = [voices(rng, unit(host + 0.45 * s), 8, 0.03) for s in shift]
+    guests = [voices(rng, g, 6, 0.03) for g in unit(rng.standard_normal((4, 64)))]
+    x = np.vstack(renders + guests)
+    labels = cluster_voices(x, stop_similarity=0.8)
+    r = voice_decision(x, host, labels, anchor=host, join=0.8, cohort_below=0.75)
+    host_clusters = set(labels[:24].tolist())
+    assert all(r["joined"][c] for c in host_clusters)
+    assert not any(r["joined"][c] for c in set(labels[24:].tolist()))
+    assert r["keep"][:24].all() and not r["keep"][24:].any()
+    assert r["calibration"]["cohort"] == 24  # the guests, not the host's renderings

@@ -69,7 +69,7 @@ def test_separate_refuses_an_unknown_engine() -> None:
         SeparateStage(SeparateStage.Params(engine="nope")).check()
     with pytest.raises(UsageError, match="model of the spleeter engine: add --engine spleeter"):
         SeparateStage(SeparateStage.Params(model="spleeter:4stems")).check()
-    with pytest.raises(UsageError, match="--device cuda: the dfn3 engine runs on the CPU only"):
+    with pytest.raises(UsageError, match="--device cuda: the dfn3 engine runs on cpu only"):
         SeparateStage(SeparateStage.Params(device="cuda")).check()
     assert SeparateStage.Params().engine == "dfn3"  # the default: docs/stages/separate.md
 

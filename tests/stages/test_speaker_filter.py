@@ -360,10 +360,15 @@ def test_a_clip_with_two_voices_is_split_or_rejected(tmp_path, mixed) -> None:
     assert len(kept) == 1, kept
     part = kept[0]
     assert part["speaker_split"]["start"] == 0.0
-    assert abs(part["speaker_split"]["end"] - change) <= 0.5, (part["speaker_split"], change)
+    assert abs(part["speaker_split"]["end"] - change) <= 0.3, (part["speaker_split"], change)
     assert part["source_offset"] == 0.0 and part["parent"].startswith("two-voices")
     other = rejected[0]["record"]
-    assert abs(other["source_offset"] - change) <= 0.5
+    assert abs(other["source_offset"] - change) <= 0.3
+    # the split, with both sides' scores, is in decision.json
+    decision = json.loads((out / "decision.json").read_text())
+    (split,) = [c for c in decision["splits"][part["parent"]] if c["confirmed"]]
+    assert split["before"]["keep"] and not split["after"]["keep"]
+    assert split["before"]["score"] > split["after"]["score"]
 
 
 def test_dominant_voice_without_references(tmp_path) -> None:
@@ -406,6 +411,13 @@ def test_bad_options(tmp_path) -> None:
         "speaker-filter", tmp_path / "raw", tmp_path / "o", "--enrol", "cluster:7", check=False
     )
     assert proc.returncode == 2 and "only 1 clusters" in proc.stderr
+    # the sentence's "see decision.json" holds: the clusters are there to choose from
+    decision = json.loads((tmp_path / "o" / "decision.json").read_text())
+    assert len(decision["clusters"]) == 1 and "only 1 clusters" in decision["error"]
+    # and the embeddings were kept: the next --enrol does not embed again
+    cli("speaker-filter", tmp_path / "raw", tmp_path / "o", "--enrol", "cluster:0", "--overwrite")
+    measured = read_jsonl(tmp_path / "o" / ".measure.jsonl")[1:]
+    assert measured and all(m["records"][0].get("cached") for m in measured), measured
 
 
 def test_enrol_from_clips_of_a_manifest(tmp_path) -> None:
@@ -444,3 +456,162 @@ def test_enrol_from_clips_of_a_manifest(tmp_path) -> None:
         check=False,
     )
     assert proc.returncode == 2 and "nope" in proc.stderr
+
+
+def _render(src, dst, seed):
+    """``src`` through mp3 then AAC at bitrates chosen by ``seed``, under a music bed."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    x = _load(src)
+    x = x / _rms(x) * 0.05
+    bed = np.resize(_load(MUSANMIX)[: int(22.4 * SR)], len(x))
+    start = int(rng.integers(0, len(bed)))
+    bed = np.roll(bed, -start)
+    x = x + bed / _rms(bed) * 0.05 * 10 ** (rng.uniform(-20, -10) / 20)
+    wav = dst.with_suffix(".in.wav")
+    sf.write(str(wav), x.astype(np.float32), SR, subtype="FLOAT")
+    mp3 = dst.with_suffix(".mp3")
+    rate = int(rng.choice([64, 96, 128]))
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(wav), "-b:a", f"{rate}k", str(mp3)],
+        check=True,
+    )
+    rate = int(rng.choice([64, 96, 160]))
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(mp3), "-c:a", "aac"]
+        + ["-b:a", f"{rate}k", str(dst)],
+        check=True,
+    )
+    wav.unlink()
+    mp3.unlink()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_single_voice_clip_through_two_codecs_and_a_bed_is_never_split(tmp_path, seed) -> None:
+    """A property over seeds (three: each is a speaker-filter run): one voice, mp3 then AAC,
+    a music bed at -10 ... -20 dB; the corpus around it holds other voices to calibrate on."""
+    require_shared()
+    rng = np.random.default_rng(seed)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    host = utterances(HOST)
+    for i in (3, 4, 5, 6):
+        _render(host[i], corpus / f"host-{i}.m4a", seed * 10 + i)
+    for s in ("1998", "2033", "2414", "3005"):
+        for f in utterances(s)[int(rng.integers(3, 8)) :][:2]:
+            shutil.copy(f, corpus / f.name)
+    target = host[int(rng.integers(7, 10))]
+    _render(target, corpus / "single.m4a", seed)
+    cli("ingest", corpus, tmp_path / "raw", "-q")
+    out = tmp_path / "out"
+    cli("speaker-filter", tmp_path / "raw", out, *host_refs(), "-q", "-j", "1")
+    decision = json.loads((out / "decision.json").read_text())
+    single = [i for i in decision["scores"] if i.startswith("single")]
+    assert single
+    for i in single:
+        assert i not in decision["turns"], decision["splits"].get(i)
+    kept = [r for r in read_jsonl(out / "manifest.jsonl") if r["id"].startswith("single")]
+    assert all("speaker_split" not in r for r in kept)
+    for r in read_jsonl(out / "rejected.jsonl"):
+        assert "contains another voice" not in r["reason"], r
+
+
+def _eval_speakers():
+    import importlib.util
+    import sys
+
+    from audioprep.testing import REPO
+
+    spec = importlib.util.spec_from_file_location(
+        "eval_speakers", REPO / "scripts" / "eval_speakers.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["eval_speakers"] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_smallest_show_female_host_female_guests(tmp_path) -> None:
+    """scripts/eval_speakers.py --small: a female host, female guests, two episodes rendered
+    differently under beds, through trim -> segment -> slice -> speaker-filter (defaults)."""
+    require_shared()
+    ev = _eval_speakers()
+    (show,) = ev.plan(small=True, separate_shows=0)
+    assert show.host == ev.FEMALE_HOST
+    voices = ev.pool_voices()
+    assert all(voices[g]["gender"] == "F" for ep in show.episodes for g in ep.guests)
+    out = ev.run_chain(show, tmp_path, voices)
+    got = ev.summarise(ev.score_show(tmp_path, out, show.host)["episodes"])
+    print(got)
+    assert got["purity"] >= 0.98, got
+    assert got["of_sliced"] >= 0.9, got
+    assert got["false_splits"] == 0 and got["single"] > 0, got
+
+
+def _long_item(path, hours):
+    """A FLAC of ``hours``: silence with one LibriSpeech utterance every five minutes, written
+    block by block (the test itself holds no hour of audio)."""
+    import soundfile as sf
+
+    utts = [_load(u) for u in utterances(HOST)[3:6]]
+    block = SR * 300
+    with sf.SoundFile(str(path), "w", SR, 1, subtype="PCM_16", format="FLAC") as f:
+        for k in range(int(hours * 12)):
+            x = np.zeros(block)
+            u = utts[k % len(utts)]
+            x[SR : SR + len(u)] = u / _rms(u) * 0.05
+            f.write(x.astype(np.float32))
+
+
+_PEAK = """
+import resource, sys
+from audioprep.cli.app import app
+try:
+    app(sys.argv[1:], prog_name="audioprep")
+except SystemExit:
+    pass
+print("PEAK", max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+"""
+
+
+def test_memory_of_one_long_item_does_not_grow_with_its_length(tmp_path) -> None:
+    """Issue 28 item 6: 17.3 GB for one 3-hour file. Peak RSS of the whole run (the process and
+    its workers) on a 3-hour item stays within the 1-hour item's plus a constant."""
+    import sys
+
+    require_shared()
+    peaks = {}
+    for hours in (1, 3):
+        folder = tmp_path / f"h{hours}"
+        folder.mkdir()
+        _long_item(folder / f"long{hours}.flac", hours)
+        cli("ingest", folder, tmp_path / f"in{hours}", "-q")
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _PEAK,
+                "speaker-filter",
+                str(tmp_path / f"in{hours}"),
+                str(tmp_path / f"out{hours}"),
+                *map(str, host_refs()),
+                "--threshold",
+                "0.7",
+                "-q",
+                "-j",
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert "PEAK" in proc.stdout, proc.stderr[-2000:]
+        peaks[hours] = int(proc.stdout.split("PEAK")[1].split()[0]) / 1024  # MB
+        (f,) = (folder).glob("*.flac")
+        f.unlink()
+        kept = read_jsonl(tmp_path / f"out{hours}" / "manifest.jsonl")
+        assert len(kept) == 1 and kept[0]["voiced_seconds"] > 30 * hours, kept
+    print(peaks)
+    assert peaks[3] <= peaks[1] + 200, peaks

@@ -184,6 +184,9 @@ class Output:
     help: str
     folder: bool = False
     pruned: bool = False
+    #: a cache keyed by what made each entry (an input's identity and a model's version): kept
+    #: by ``--overwrite`` so a re-run with other options reuses it; a link there is still removed
+    cache: bool = False
 
 
 class ManifestDir:
@@ -221,9 +224,12 @@ class ManifestDir:
     # -- clearing ---------------------------------------------------------------------------
     def clear(self) -> None:
         """Remove everything a previous run wrote (``--overwrite``): the run's files and
-        folders, executors' logs and the declared outputs; links are removed, not followed."""
+        folders, executors' logs and the declared outputs but caches; links are removed, not
+        followed."""
+        kept = {name for name, out in self.outputs.items() if out.cache}
         for name in (*RUN_FILES, *EXECUTOR_FILES, *RUN_DIRS, *self.outputs):
-            _remove(self.path / name)
+            if name not in kept or (self.path / name).is_symlink():
+                _remove(self.path / name)
 
     def unlink_links(self) -> None:
         """Remove declared outputs that are symlinks (written in their place, never through)."""

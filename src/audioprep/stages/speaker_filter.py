@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ from audioprep.core.stage import (
     WorkerContext,
 )
 from audioprep.errors import AudioprepError, ItemError, UsageError
+from audioprep.manifests.layout import DECISION_FILE
 from audioprep.manifests.offsets import child_offset
-from audioprep.manifests.records import Record, read_manifest, resolve_audio
+from audioprep.manifests.records import Record, atomic_write_text, read_manifest, resolve_audio
 
 SR = 16000
 #: The speaker embedder (a name in the engine registry, family "speaker").
@@ -45,10 +47,33 @@ ENROL_ABOVE = 0.8
 #: Units scoring below this against the first voice form the impostor cohort ("clearly other":
 #: other speakers score 0.45-0.70 against clean references); fewer than MIN_COHORT of them and
 #: the decision falls back to the fixed threshold.
-COHORT_BELOW = 0.6
-MIN_COHORT = 5
+COHORT_BELOW = 0.75
+MIN_COHORT = 20
 #: Dominant voice: agglomerative clustering stops merging groups less similar than this.
 CLUSTER_SIMILARITY = 0.7
+#: A cluster whose centroid is at least this similar to the adapted voice (or the references)
+#: is the target rendered another way and joins it (scripts/eval_speakers.py).
+JOIN_SIMILARITY = 0.8
+#: With the impostor bank: a cluster joins at JOIN_LOW when its centroid is JOIN_BANK_MARGIN
+#: more similar to the voice than to any voice of the bank, or at JOIN_HIGH regardless. Off
+#: (None): measured on the whole benchmark at 0.75 / 0.12 / 0.9, purity 0.899 and recall 0.779
+#: against 0.908 and 0.788 for the plain JOIN_SIMILARITY.
+JOIN_LOW: float | None = None
+JOIN_BANK_MARGIN = 0.12
+JOIN_HIGH = 0.9
+#: A candidate change is confirmed when the side the decision rejects matches another voice
+#: (a cluster that did not join, or the impostor bank) better than the target by this much,
+#: and the two sides are different clusters; calibrated on the benchmark's single-voice clips.
+SPLIT_MARGIN = 0.05
+#: ... or, in one cluster, by this much.
+SPLIT_STRONG = 0.15
+#: Both sides of a confirmed change are long enough to embed: at least this many partial
+#: windows each (2 lost a third of the benchmark's host recall: most changes have a short side).
+SPLIT_MIN_WINDOWS = 1
+#: A clip whose candidate turns the decision tells apart (one kept, one not) without a
+#: confirmed change is rejected whole ("in doubt"): measured on the benchmark, such clips held
+#: most of the other voices' seconds that whole-clip decisions kept.
+DOUBT_REJECTS = True
 
 
 def _threshold(text: str) -> float | None:
@@ -82,7 +107,7 @@ class SpeakerFilterStage(CorpusStage):
     """
 
     name = "speaker-filter"
-    version = "2"
+    version = "3"
     # one torch thread per worker: measured here, one thread embeds faster than two even with
     # a single worker (README, make bench); AUDIOPREP_THREADS overrides it
     resources = Resources(threads=1)
@@ -97,6 +122,12 @@ class SpeakerFilterStage(CorpusStage):
     outputs = (
         Output("speaker_report.png", "--report: histogram of the scores with the threshold"),
         Output("speaker_report.json", "--report: the numbers and quantiles behind it"),
+        Output(
+            ".speaker-embeddings",
+            "every clip's embedding, keyed by the input file and the encoder's version",
+            folder=True,
+            cache=True,
+        ),
     )
 
     @dataclasses.dataclass(frozen=True)
@@ -225,34 +256,93 @@ class SpeakerFilterStage(CorpusStage):
         """Measure several items with one forward pass over all their partial windows
         (``--window-batch`` windows at a time; ``--batch-size`` items per call); equal to
         measuring them one by one."""
-        from audioprep.engines.speaker.resemblyzer import decode, embed_batch, voiced
+        import numpy as np
+
+        from audioprep.engines.speaker.resemblyzer import decode, embed_batch, embed_long, voiced
 
         prepared: list[tuple[Any, Any, Any] | None] = []
+        cached: list[dict[str, Any] | None] = []
+        keys: list[str | None] = []
         for record, ctx in zip(records, ctxs, strict=True):
-            wav = decode(ctx.input_audio(record))
+            path = ctx.input_audio(record)
+            key = self._cache_key(path)
+            hit = _cache_read(ctx.out_dir, key)
+            keys.append(key)
+            if hit is not None and (
+                hit["measurement"] is not None or hit["voiced_seconds"] < self.params.min_voiced
+            ):
+                cached.append(hit)
+                prepared.append(None)
+                continue
+            cached.append(None)
+            if _is_long(path, record):  # in blocks, in bounded memory
+                prepared.append(("long", embed_long(self.encoder, path), None))
+                continue
+            wav = decode(path)
             v, where = voiced(wav)
-            seconds = len(v) / SR
-            if seconds < self.params.min_voiced:
+            prepared.append((wav, v, where))
+        todo = [
+            p[1] for p in prepared if p is not None and len(p[1]) / SR >= self.params.min_voiced
+        ]
+        embedded = iter(embed_batch(self.encoder, todo, batch_windows=self.params.window_batch))
+        out: list[dict[str, Any]] = []
+        for record, ctx, item, hit, key in zip(records, ctxs, prepared, cached, keys, strict=True):
+            if hit is not None:
+                seconds, m = hit["voiced_seconds"], hit["measurement"]
+                m = None if m is None else {**m, "cached": True}
+            else:
+                assert item is not None
+                wav, v, where = item
+                if isinstance(wav, str):  # "long"
+                    seconds = v["seconds"]
+                    enough = seconds >= self.params.min_voiced and v["embedding"] is not None
+                    m = _long_measurement(v) if enough else None
+                    _cache_write(ctx.out_dir, key, seconds, m)
+                    if m is not None:
+                        out.append(m)
+                        continue
+                    v = np.zeros(int(seconds * SR))  # for the rejection below
+                seconds = len(v) / SR
+                m = None
+                if seconds >= self.params.min_voiced:
+                    embedding, partials = next(embedded)
+                    m = _measurement(wav, v, where, embedding, partials)
+                _cache_write(ctx.out_dir, key, seconds, m)
+            if seconds < self.params.min_voiced or m is None:
                 ctx.reject(
                     record,
                     f"too short to embed reliably: {seconds:.2f} s of voiced audio "
                     f"(--min-voiced {self.params.min_voiced:g} s)",
                     voiced_seconds=round(seconds, 3),
                 )
-                prepared.append(None)
-            else:
-                prepared.append((wav, v, where))
-        todo = [p[1] for p in prepared if p is not None]
-        embedded = iter(embed_batch(self.encoder, todo, batch_windows=self.params.window_batch))
-        out: list[dict[str, Any]] = []
-        for item in prepared:
-            if item is None:
                 out.append({})
                 continue
-            wav, v, where = item
-            embedding, partials = next(embedded)
-            out.append(_measurement(wav, v, where, embedding, partials))
+            out.append(m)
         return out
+
+    def _cache_key(self, path: Path) -> str | None:
+        """The embeddings' cache key: the input file's identity (resolved path, size, mtime)
+        and what the measurement depends on (encoder, window analysis)."""
+        import hashlib
+
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        if not hasattr(self, "_encoder_tag"):
+            from audioprep.engines.speaker.resemblyzer import encoder_version
+
+            self._encoder_tag = encoder_version()
+        ident = [
+            str(path.resolve()),
+            st.st_size,
+            st.st_mtime_ns,
+            self._encoder_tag,
+            self.version,
+            TURN_SIMILARITY,
+            TURN_MIN_WINDOWS,
+        ]
+        return hashlib.sha256(json.dumps(ident).encode()).hexdigest()
 
     # -- decide: once, in the main process -----------------------------------------------
 
@@ -279,17 +369,29 @@ class SpeakerFilterStage(CorpusStage):
         return np.array([e for e, _ in embed_batch(encoder, wavs)])
 
     def decide(self, measurements: dict[str, dict[str, Any]], ctx: DecideContext) -> dict[str, Any]:
+        """The voice, its clusters, every unit's score and keep, and the confirmed changes.
+
+        Units are the clips without a candidate change and the candidate turns of the others;
+        they are clustered into the corpus's voices, the voice is enrolled and adapted, the
+        clusters near it join it, and each unit is scored against its nearest rendering. A
+        clip with candidate turns is cut only at changes confirmed by evidence (see
+        :meth:`_confirmed_pieces`); otherwise it is decided whole, on its own embedding.
+        """
         import numpy as np
 
-        from audioprep.dsp.speakers import calibrated_decision, centroid, cluster_voices
+        from audioprep.dsp.speakers import centroid, cluster_voices, score_more, voice_decision
+        from audioprep.engines.speaker.resemblyzer import load_bank
 
         p = self.params
         units: list[tuple[str, int | None]] = []  # (item id, turn index or None)
         embs, seconds = [], []
+        whole_ids, whole_embs = [], []  # clips with candidate turns: their own embedding
         for item_id, m in measurements.items():
             if not m:
                 continue
             if m.get("turns"):
+                whole_ids.append(item_id)
+                whole_embs.append(m["embedding"])
                 for k, turn in enumerate(m["turns"]):
                     units.append((item_id, k))
                     embs.append(turn["embedding"])
@@ -299,50 +401,56 @@ class SpeakerFilterStage(CorpusStage):
                 embs.append(m["embedding"])
                 seconds.append(m["voiced_seconds"])
         x = np.array(embs, dtype=np.float64).reshape(len(embs), -1)
-        cohort = None
         decision: dict[str, Any] = {"enrol": p.enrol}
-        anchor = target = None
         labels = cluster_voices(x, stop_similarity=CLUSTER_SIMILARITY, weights=np.array(seconds))
         clusters = _describe_clusters(x, labels, units, seconds)
         decision["clusters"] = clusters
+        anchor = None
         if p.enrol == "reference":
             refs = self._reference_embeddings()
-            anchor = centroid(refs)
-            voice = anchor
+            anchor = voice = centroid(refs)
             decision["references"] = [str(f) for f in self._reference_files()]
-            if len(units):  # the cluster nearest the references: the voice in this corpus
-                near = [float(centroid(x[labels == c]) @ voice) for c in range(len(clusters))]
-                best = int(np.argmax(near))
-                decision["nearest_cluster"] = {"cluster": best, "similarity": round(near[best], 4)}
-                if near[best] >= COHORT_BELOW:
-                    target, cohort = labels == best, labels != best
         else:
-            if not len(units):
-                raise AudioprepError(f"--enrol {p.enrol}: no item could be embedded.")
             wanted = 0 if p.enrol == "dominant" else _cluster_number(p.enrol)
-            if wanted >= len(clusters):
+            if not len(units) or wanted >= len(clusters):
+                decision["error"] = f"--enrol {p.enrol}: " + (
+                    "no item could be embedded"
+                    if not len(units)
+                    else f"only {len(clusters)} clusters were found "
+                    f"(numbered 0 to {len(clusters) - 1})"
+                )
+                atomic_write_text(
+                    Path(ctx.out_dir) / DECISION_FILE, json.dumps(decision, indent=1) + "\n"
+                )
                 raise UsageError(
-                    f"--enrol {p.enrol}: only {len(clusters)} clusters were found "
-                    f"(numbered 0 to {len(clusters) - 1}); see decision.json"
+                    decision["error"] + f"; their sizes are in {ctx.out_dir}/decision.json. "
+                    "The embeddings are kept: run again with another --enrol and --overwrite."
                 )
             voice = centroid(x[labels == wanted])
-            cohort = labels != wanted  # the other voices are the impostors
             decision["cluster"] = wanted
             decision["dominant_cluster_size"] = clusters[wanted]["size"]
-        result = calibrated_decision(
+        bank = load_bank()
+        result = voice_decision(
             x,
             voice,
+            labels,
             anchor=anchor,
             adapt=p.adapt and p.enrol == "reference",  # a cluster is the corpus's voice already
             threshold=p.threshold,
-            enrol_above=ENROL_ABOVE,
             auto_z=AUTO_Z,
+            join=JOIN_SIMILARITY,
+            join_low=JOIN_LOW,
+            join_high=JOIN_HIGH,
+            bank_margin=JOIN_BANK_MARGIN,
             cohort_below=COHORT_BELOW,
-            cohort=cohort,
-            target=target,
+            bank=bank,
             min_cohort=MIN_COHORT,
+            enrol_above=ENROL_ABOVE,
         )
         keep, score, initial, z = result["keep"], result["score"], result["initial"], result["z"]
+        for c, info in enumerate(clusters):
+            info["similarity"] = round(float(result["cluster_similarity"][c]), 4)
+            info["joined"] = bool(result["joined"][c])
 
         def unit_id(u: tuple[str, int | None]) -> str:
             return u[0] if u[1] is None else f"{u[0]}#{u[1]}"
@@ -355,11 +463,12 @@ class SpeakerFilterStage(CorpusStage):
             "enrolment": [[unit_id(units[i]) for i in s] for s in result["enrolment"]],
         }
         decision["voice"] = [round(float(v), 7) for v in result["voice"]]
-        decision["scores"] = {}
-        decision["scores_initial"] = {}
-        decision["snorm"] = {}
-        decision["keep"] = {}
-        decision["turns"] = {}
+        decision["renderings"] = len(result["renderings"])
+        decision["cluster_of"] = {unit_id(u): int(labels[i]) for i, u in enumerate(units)}
+        decision["scores"], decision["scores_initial"] = {}, {}
+        decision["snorm"], decision["keep"] = {}, {}
+        decision["turns"], decision["splits"], decision["doubt"] = {}, {}, {}
+        rows: dict[str, list[int]] = {}
         for i, (item_id, k) in enumerate(units):
             if k is None:
                 decision["scores"][item_id] = round(float(score[i]), 4)
@@ -367,26 +476,83 @@ class SpeakerFilterStage(CorpusStage):
                 decision["snorm"][item_id] = None if z is None else round(float(z[i]), 3)
                 decision["keep"][item_id] = bool(keep[i])
             else:
-                turn = measurements[item_id]["turns"][k]
-                decision["turns"].setdefault(item_id, []).append(
-                    {
-                        "start": turn["start"],
-                        "end": turn["end"],
-                        "score": round(float(score[i]), 4),
-                        "score_initial": round(float(initial[i]), 4),
-                        "snorm": None if z is None else round(float(z[i]), 3),
-                        "keep": bool(keep[i]),
-                    }
-                )
-        for item_id, turns in decision["turns"].items():  # a clip's score: its best turn
-            best = max(turns, key=lambda t: t["score"])
-            decision["scores"][item_id] = best["score"]
-            decision["scores_initial"][item_id] = max(t["score_initial"] for t in turns)
-            decision["snorm"][item_id] = best["snorm"]
-            decision["keep"][item_id] = any(t["keep"] for t in turns)
+                rows.setdefault(item_id, []).append(i)
+        if whole_ids:
+            w = np.array(whole_embs, dtype=np.float64)
+            wkeep, wscore, wz = score_more(result, w, auto_z=AUTO_Z)
+            winit = w @ result["voice"] / np.linalg.norm(w, axis=1)
+        others = self._other_voices(x, labels, result, bank)
+        for j, item_id in enumerate(whole_ids):
+            turns = measurements[item_id]["turns"]
+            idx = rows[item_id]
+            side = [
+                {
+                    "start": t["start"],
+                    "end": t["end"],
+                    "windows": t.get("windows"),
+                    "cluster": int(labels[i]),
+                    "score": round(float(score[i]), 4),
+                    "score_initial": round(float(initial[i]), 4),
+                    "snorm": None if z is None else round(float(z[i]), 3),
+                    "keep": bool(keep[i]),
+                    "other_voice": _finite(others(i)[0]),
+                    "bank_voice": _finite(others(i)[1]),
+                }
+                for t, i in zip(turns, idx, strict=True)
+            ]
+            pieces, checked = _confirmed_pieces(side, SPLIT_MARGIN)
+            decision["splits"][item_id] = checked
+            if pieces is not None:
+                decision["turns"][item_id] = pieces
+                best = max(pieces, key=lambda t: t["score"])
+                decision["scores"][item_id] = best["score"]
+                decision["snorm"][item_id] = best["snorm"]
+                decision["keep"][item_id] = any(t["keep"] for t in pieces)
+            else:
+                decision["scores"][item_id] = round(float(wscore[j]), 4)
+                decision["snorm"][item_id] = None if wz is None else round(float(wz[j]), 3)
+                # a turn the decision rejects but no evidence cut away: in doubt, the clip
+                # is kept only when it scores as the voice without that turn's seconds too
+                doubt = [t for t in side if not t["keep"]]
+                flip = DOUBT_REJECTS and bool(wkeep[j]) and doubt and any(t["keep"] for t in side)
+                decision["keep"][item_id] = bool(wkeep[j]) and not flip
+                if flip:
+                    decision["doubt"][item_id] = [[t["start"], t["end"]] for t in doubt]
+            decision["scores_initial"][item_id] = round(float(winit[j]), 4)
+        decision["curve"] = _curve(decision, measurements)
         if p.report:
             self._report(ctx, np.array(list(decision["scores"].values())), decision)
         return decision
+
+    @staticmethod
+    def _other_voices(x: Any, labels: Any, result: dict[str, Any], bank: Any) -> Any:
+        """``f(i)``: how much better unit ``i`` matches another voice than the target: the
+        nearest centroid of a clearly-other cluster (not joined, under :data:`COHORT_BELOW`
+        from the voice; leaving ``i`` out of its own), and the
+        nearest voice of the impostor bank, each minus its score (-inf where there is none)."""
+        import numpy as np
+
+        from audioprep.dsp.speakers import other_voice_evidence, unit
+
+        u = unit(x)
+        # only clearly other voices: a cluster between the cohort's bound and the join (the
+        # target under a harsher rendering, as often as a guest) is evidence of nothing
+        other = ~result["joined"] & (result["cluster_similarity"] < COHORT_BELOW)
+        sums = {c: u[labels == c].sum(axis=0) for c in range(len(other)) if other[c]}
+        counts = {c: int((labels == c).sum()) for c in sums}
+        extra = unit(bank) if bank is not None and len(bank) else np.zeros((0, x.shape[1]))
+
+        def evidence(i: int) -> tuple[float, float]:
+            rows = [
+                sums[c] - (u[i] if c == labels[i] else 0)
+                for c in sums
+                if counts[c] - (c == labels[i]) >= 1
+            ]
+            pool = np.array(rows).reshape(-1, x.shape[1])
+            s = float(result["score"][i])
+            return other_voice_evidence(u[i], s, pool), other_voice_evidence(u[i], s, extra)
+
+        return evidence
 
     def _report(self, ctx: DecideContext, scores: Any, decision: dict[str, Any]) -> None:
         import matplotlib
@@ -422,6 +588,12 @@ class SpeakerFilterStage(CorpusStage):
             if len(scores)
             else {},
             "clusters": decision.get("clusters"),
+            "curve": decision.get("curve"),
+            "splits": {
+                item: [c for c in checks if c["confirmed"]]
+                for item, checks in decision.get("splits", {}).items()
+                if any(c["confirmed"] for c in checks)
+            },
         }
         ctx.write_text("speaker_report.json", json.dumps(report, indent=2) + "\n")
 
@@ -455,12 +627,19 @@ class SpeakerFilterStage(CorpusStage):
                 }
             ]
         if not decision["keep"][item_id]:
+            doubt = decision.get("doubt", {}).get(item_id)
             why = (
                 f"speaker similarity {score:.3f} is below the threshold {decision['threshold']:.3f}"
                 if decision["calibration"]["method"] == "fixed"
                 else f"not the target voice: normalised score {fields['speaker_snorm']:.2f} is "
                 f"below {decision['calibration']['z_threshold']:g} (similarity {score:.3f})"
             )
+            if doubt:  # the clip as a whole passed, one of its turns did not
+                where = ", ".join(f"{a:.2f} to {b:.2f} s" for a, b in doubt)
+                why = (
+                    f"may hold another voice ({where} scores apart from the target, but the "
+                    "change is not confirmed): rejected whole"
+                )
             ctx.reject(record, why, **fields)
             return []
         src = ctx.input_audio(record)
@@ -493,7 +672,26 @@ class SpeakerFilterStage(CorpusStage):
 
         from audioprep.core.media import codec_fields, exact_dtype, output_format, sound_info
 
-        info = sound_info(src)
+        try:
+            info = sound_info(src)
+        except ItemError:  # AAC, Opus ...: cut a lossless decode of it (its rate and channels)
+            import subprocess
+
+            ctx.tmp_dir.mkdir(parents=True, exist_ok=True)
+            wav = ctx.tmp_dir / f"{record['id']}.split.wav"
+            done = subprocess.run(
+                ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src), "-vn"]
+                + ["-c:a", "pcm_s16le", str(wav)],
+                capture_output=True,
+            )
+            if done.returncode != 0:
+                raise ItemError(
+                    "ffmpeg could not decode it to cut it at the speaker change"
+                ) from None
+            try:
+                return self._split(record, turns, fields, wav, ctx)
+            finally:
+                wav.unlink(missing_ok=True)
         sr, n = info.samplerate, info.frames
         fmt, subtype = output_format(info)
         # neighbouring kept turns join into one piece
@@ -558,10 +756,190 @@ class SpeakerFilterStage(CorpusStage):
         return engines.engine_class("speaker", ENGINE).versions()
 
 
+#: Embeddings cached in OUT_DIR (a declared cache output): a re-run with another --threshold,
+#: --enrol or --mixed (and --overwrite) reads them instead of embedding again.
+CACHE_DIR = ".speaker-embeddings"
+
+
+def _cache_path(out_dir: Path, key: str | None) -> Path | None:
+    if key is None:
+        return None
+    root = Path(out_dir) / CACHE_DIR
+    if root.is_symlink():  # never read or write through a link out of OUT_DIR
+        return None
+    return root / key[:2] / f"{key}.json"
+
+
+def _cache_read(out_dir: Path, key: str | None) -> dict[str, Any] | None:
+    path = _cache_path(out_dir, key)
+    if path is None or path.is_symlink() or path.parent.is_symlink():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        float(data["voiced_seconds"])
+        if data["measurement"] is not None and "embedding" not in data["measurement"]:
+            return None
+        return data
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # absent or damaged: embed again
+
+
+def _cache_write(out_dir: Path, key: str | None, seconds: float, m: Any) -> None:
+    path = _cache_path(out_dir, key)
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent.is_symlink():
+            return
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"voiced_seconds": seconds, "measurement": m}), "utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a cache that cannot be written is only slower next time
+
+
+def _finite(value: float) -> float | None:
+    """``value`` rounded for decision.json, None where it is not finite (no other voice)."""
+    import math
+
+    return round(value, 4) if math.isfinite(value) else None
+
+
+def _confirmed_pieces(
+    side: list[dict[str, Any]], margin: float
+) -> tuple[list[dict[str, Any]] | None, list[dict[str, Any]]]:
+    """The pieces of a clip cut at its confirmed changes, or None (decide it whole), and every
+    candidate change with both sides' scores and whether it was confirmed.
+
+    A change between two candidate turns is confirmed when the decision keeps one side and
+    not the other, both have :data:`SPLIT_MIN_WINDOWS` windows, and the rejected side matches
+    another voice of the corpus better than the target (its ``other_voice``) by ``margin``
+    where the two sides are different clusters, by :data:`SPLIT_STRONG` where they are one; or
+    a voice of the impostor bank (``bank_voice``) by :data:`SPLIT_STRONG`. Turns between unconfirmed
+    changes join; a piece is kept when most of its seconds were kept.
+    """
+    checked, cuts = [], []
+    for j, (a, b) in enumerate(zip(side, side[1:], strict=False)):
+        other = b if a["keep"] else a
+        ok = (
+            a["keep"] != b["keep"]
+            and min(a.get("windows") or 0, b.get("windows") or 0) >= SPLIT_MIN_WINDOWS
+            and (
+                (a["cluster"] != b["cluster"] and (other["other_voice"] or -1.0) >= margin)
+                or (other["other_voice"] or -1.0) >= SPLIT_STRONG
+                or (other.get("bank_voice") or -1.0) >= SPLIT_STRONG
+            )
+        )
+        checked.append({"at": b["start"], "before": a, "after": b, "confirmed": bool(ok)})
+        if ok:
+            cuts.append(j + 1)
+    if not cuts:
+        return None, checked
+    pieces = []
+    for lo, hi in zip([0, *cuts], [*cuts, len(side)], strict=True):
+        group = side[lo:hi]
+        kept = sum(t["end"] - t["start"] for t in group if t["keep"])
+        total = sum(t["end"] - t["start"] for t in group)
+        best = max(group, key=lambda t: t["score"])
+        pieces.append(
+            {
+                "start": group[0]["start"],
+                "end": group[-1]["end"],
+                "score": best["score"],
+                "score_initial": max(t["score_initial"] for t in group),
+                "snorm": best["snorm"],
+                "keep": kept >= total / 2,
+            }
+        )
+    if len({t["keep"] for t in pieces}) < 2:
+        return None, checked
+    return pieces, checked
+
+
+def _curve(decision: dict[str, Any], measurements: dict[str, Any]) -> list[dict[str, Any]]:
+    """Seconds of voiced audio kept at each cosine threshold (clips and cut pieces)."""
+    units = []
+    for item_id, s in decision["scores"].items():
+        if item_id in decision["turns"]:
+            units += [(t["score"], t["end"] - t["start"]) for t in decision["turns"][item_id]]
+        else:
+            units.append((s, measurements[item_id]["voiced_seconds"]))
+    total = sum(sec for _, sec in units) or 1.0
+    out = []
+    for k in range(0, 19):
+        th = round(0.5 + 0.025 * k, 3)
+        kept = sum(sec for s, sec in units if s >= th)
+        out.append(
+            {
+                "threshold": th,
+                "seconds": round(kept, 2),
+                "share": round(kept / total, 4),
+                "units": sum(1 for s, _ in units if s >= th),
+            }
+        )
+    return out
+
+
 def _cluster_number(enrol: str) -> int:
     if enrol.startswith("cluster:") and enrol[8:].isdigit():
         return int(enrol[8:])
     return -1
+
+
+def _is_long(path: Path, record: Record) -> bool:
+    """Whether an item is long enough to be measured in blocks (over ten minutes)."""
+    from audioprep.engines.speaker.resemblyzer import LONG_SAMPLES
+
+    try:
+        import soundfile as sf
+
+        info = sf.info(str(path))
+        return info.frames / info.samplerate * SR > LONG_SAMPLES
+    except (ImportError, RuntimeError, OSError, ValueError):
+        try:
+            return float(record.get("duration") or 0) * SR > LONG_SAMPLES
+        except (TypeError, ValueError):
+            return False
+
+
+def _long_measurement(r: dict[str, Any]) -> dict[str, Any]:
+    """:func:`_measurement` of a long item measured in blocks: the changes are placed at the
+    middle of the window where they were found (no sample-level search for the pause)."""
+    import numpy as np
+
+    from audioprep.dsp.speakers import centroid, turns
+
+    partials, starts = r["partials"], r["starts"]
+    m: dict[str, Any] = {
+        "embedding": [round(float(x), 7) for x in r["embedding"]],
+        "voiced_seconds": round(r["seconds"], 3),
+        "windows": len(partials),
+    }
+    runs = turns(partials, change_similarity=TURN_SIMILARITY, min_windows=TURN_MIN_WINDOWS)
+    if len(runs) < 2:
+        return m
+    bounds = [0.0]
+    for _, _, pos in runs[1:]:
+        at = starts[min(len(starts) - 1, max(0, int(np.floor(pos))))] + 0.8
+        bounds.append(max(bounds[-1], float(at)))
+    bounds.append(r["duration"])
+    n = len(partials)
+    m["turns"] = []
+    for (first, stop, _), start, end in zip(runs, bounds, bounds[1:], strict=False):
+        lo, hi = first + (first > 0), stop - (stop < n)
+        m["turns"].append(
+            {
+                "start": round(start, 3),
+                "end": round(end, 3),
+                "windows": int(hi - lo if hi > lo else stop - first),
+                "embedding": [
+                    round(float(x), 7)
+                    for x in centroid(partials[lo:hi] if hi > lo else partials[first:stop])
+                ],
+            }
+        )
+    return m
 
 
 def _measurement(wav: Any, v: Any, where: Any, embedding: Any, partials: Any) -> dict[str, Any]:
@@ -587,7 +965,8 @@ def _measurement(wav: Any, v: Any, where: Any, embedding: Any, partials: Any) ->
     bounds = [0.0]
     for _, _, pos in runs[1:]:
         at = int(min(len(where) - 1, max(0, pos * step + 0.8 * SR)))
-        bounds.append(quietest(wav, sr=SR, around=where[at] / SR, radius=1.0))
+        # changes in order: two estimates within a second of each other can cross
+        bounds.append(max(bounds[-1], quietest(wav, sr=SR, around=where[at] / SR, radius=1.0)))
     bounds.append(len(wav) / SR)
     n = len(partials)
     m["turns"] = []
@@ -597,6 +976,7 @@ def _measurement(wav: Any, v: Any, where: Any, embedding: Any, partials: Any) ->
             {
                 "start": round(start, 3),
                 "end": round(end, 3),
+                "windows": int(hi - lo if hi > lo else stop - first),
                 "embedding": rounded(
                     centroid(partials[lo:hi] if hi > lo else partials[first:stop])
                 ),
