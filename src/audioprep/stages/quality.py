@@ -102,6 +102,13 @@ class QualityParams:
     dnsmos: bool = param(
         True, help="Score with DNSMOS (--no-dnsmos: the signal metrics only, far faster)."
     )
+    dnsmos_hop: float = param(
+        1.0,
+        help="Seconds between DNSMOS windows of 9.01 s: 1 as the reference (Emilia, speechmos); "
+        "longer is faster (9.01: each second scored once, see docs/stages/quality.md).",
+        min=0.1,
+        max=60.0,
+    )
     device: str = param("cpu", help="Where the DNSMOS models run.", choices=("cpu", "cuda"))
 
 
@@ -139,6 +146,8 @@ class QualityStage(MapStage):
             raise UsageError(f"--max-dc-offset must be 0 or more, not {p.max_dc_offset:g}.")
         if p.device not in ("cpu", "cuda"):
             raise UsageError(f"--device must be cpu or cuda, not {p.device!r}.")
+        if not 0.1 <= p.dnsmos_hop <= 60:
+            raise UsageError(f"--dnsmos-hop must be 0.1 to 60 seconds, not {p.dnsmos_hop:g}.")
         if p.dnsmos:
             from audioprep.engines.quality.dnsmos import check_device, model_dir
 
@@ -167,7 +176,7 @@ class QualityStage(MapStage):
         sr, channels, _, _ = audio_format(src, record)
         meter = SignalMeter(sr=sr, channels=channels)
         engine = getattr(self, "engine", None)
-        stream = engine.stream() if engine is not None else None
+        stream = engine.stream(self.params.dnsmos_hop) if engine is not None else None
         resampler = StreamResampler(sr_in=sr, sr_out=SR) if stream is not None else None
         for block in audio_blocks(src, record):
             if not np.isfinite(block).all():
