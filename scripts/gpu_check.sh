@@ -2,7 +2,9 @@
 # GPU check: every stage whose engine runs on torch, ONNX or TensorFlow, with --device cpu and
 # --device cuda on the same few files, printing x real time side by side. Installs nothing and
 # reaches no network (--no-download for Whisper). Without a GPU (no `nvidia-smi -L`, or
-# GPU_CHECK_CPU_ONLY=1) it runs the CPU half only, quick enough for CI (~1-2 minutes idle).
+# GPU_CHECK_CPU_ONLY=1) it runs the CPU half only, quick enough for CI (about 1-2 minutes on
+# an idle 2-core machine; 6 minutes for 4 clips when this one was shared by eight sessions).
+# GPU_CHECK_DEVICES="cpu cuda" forces the devices (on a CPU machine: each cuda refusal's line).
 #
 #   bash scripts/gpu_check.sh            # from the repository root
 #   PYTHON=.venv/bin/python ITEMS=8 bash scripts/gpu_check.sh
@@ -35,6 +37,9 @@ if [ "${GPU_CHECK_CPU_ONLY:-0}" != 1 ] && nvidia-smi -L >/dev/null 2>&1; then
 else
   gpu="none (CPU half only)"
 fi
+if [ -n "${GPU_CHECK_DEVICES:-}" ]; then  # e.g. "cpu cuda" on a CPU machine: the refusals
+  devices=$GPU_CHECK_DEVICES
+fi
 echo "gpu_check $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, GPU: $gpu, $ITEMS clips"
 
 ap() { "$PY" -m audioprep "$@" -q --overwrite -j 1; }
@@ -44,7 +49,7 @@ src="$WORK/src"
 mkdir -p "$src" "$WORK/ref"
 ls "$AUDIOPREP_SHARED"/data/librispeech-test-other/1688/*.flac | head -3 | xargs -I{} cp {} "$WORK/ref/"
 ls "$AUDIOPREP_SHARED"/data/librispeech-test-other/*/*.flac | grep -v /1688/ | head -"$ITEMS" \
-  | xargs -I{} ln -s {} "$src/"
+  | xargs -I{} cp {} "$src/"
 ap ingest "$src" "$WORK/in" || exit 1
 ap convert "$WORK/in" "$WORK/wav" -r 16000 -c 1 || exit 1
 secs=$("$PY" -c "import json,sys; print(sum(json.loads(l)['duration'] for l in open(sys.argv[1])))" "$WORK/wav/manifest.jsonl")
