@@ -172,15 +172,22 @@ def build_shows(folder: Path, n_shows: int, seconds: float) -> Path:
     g = 0
     for s in range(n_shows):
         parts, n, h = [music[: 5 * 16000] * 0.5], 0, 0
+        # each show its own: the host's utterances in another order and 4 % faster or slower per
+        # show (the same recordings in every show would make dedupe drop all but one), the bed
+        # from another point of the song
+        rate = 1 + 0.04 * (s - (n_shows - 1) / 2)
+        hosts = [np.interp(np.arange(0, len(u) - 1, rate), np.arange(len(u)), u) for u in host_utts]
+        hosts = hosts[s % len(hosts) :] + hosts[: s % len(hosts)]
         while n < (seconds - 10) * 16000:  # host and guests take turns
-            utt = host_utts[h % len(host_utts)] if h % 2 == 0 else load16k(pool[g % len(pool)])
+            utt = hosts[(h // 2) % len(hosts)] if h % 2 == 0 else load16k(pool[g % len(pool)])
             if h % 2:
                 g += 1
             h += 1
             parts += [utt, gap]
             n += len(utt) + len(gap)
         speech = np.concatenate(parts[1:])
-        bed = np.resize(music, len(speech)) * 0.05 * rng.uniform(0.7, 1.3)
+        bed = np.resize(np.roll(music, int(rng.integers(len(music)))), len(speech))
+        bed = bed * 0.05 * rng.uniform(0.7, 1.3)
         show = np.concatenate([parts[0], speech + bed, music[-5 * 16000 :] * 0.5])
         show = (show / max(1.0, float(np.abs(show).max()) / 0.95)).astype("<f4")
         raw = folder / "show.f32"
@@ -346,6 +353,10 @@ def main() -> None:
                 for a, b in zip(ours_runs, eng_runs, strict=True)
             ]
         rows.append(row)
+        line = f"  {stage}: {r.wall:.1f} s wall, {r.cpu:.1f} CPU-s, {r.peak_mb:.0f} MB"
+        if "engine" in row:
+            line += f"; pairs (ours, engine) wall s: {row['pairs']}"
+        print(line, flush=True)
     chain_wall = sum(r["ours"].wall for r in rows)
     chain_cpu = sum(r["ours"].cpu for r in rows)
     date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
