@@ -1,7 +1,7 @@
 """make bench-chain: the speech-tts chain, stage by stage, beside the engines it wraps.
 
 Builds synthetic shows from ../shared (default 3 shows of about 200 s: a music jingle, a host,
-LibriSpeech speaker 1688, talking with guests over a quiet music bed, an outro; 44.1 kHz stereo
+LibriSpeech speaker 1688, talking with guests over a quiet bed of random chords, an outro; 44.1 kHz stereo
 mp3), then runs configs/speech-tts.yaml with ingest instead of crawl, one stage at a time as its
 own `python -m audioprep` process, measuring for each stage: wall seconds, x real time (of the
 chain's input audio), CPU seconds (the process tree's user + system), peak memory (largest
@@ -144,6 +144,19 @@ def load16k(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype="<f4").copy()
 
 
+def chords(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` samples (16 kHz) of a synthetic music bed: a new random three-note chord every 2 s
+    with a short fade, different for every show (a looped song would make dedupe match any two
+    shows through their beds)."""
+    t = np.arange(2 * 16000) / 16000
+    fade = np.minimum(1, np.minimum(t, t[::-1]) / 0.05)
+    out = []
+    for _ in range(n // len(t) + 1):
+        notes = 220 * 2 ** (rng.integers(0, 24, 3) / 12)
+        out.append(sum(np.sin(2 * np.pi * f * t) for f in notes) / 3 * fade)
+    return np.concatenate(out)[:n].astype(np.float32)
+
+
 def build_shows(folder: Path, n_shows: int, seconds: float) -> Path:
     """``n_shows`` mp3 shows of about ``seconds`` each (44.1 kHz stereo) in ``folder/shows``,
     and the host's three reference utterances (kept out of the shows) in ``folder/reference``."""
@@ -186,8 +199,7 @@ def build_shows(folder: Path, n_shows: int, seconds: float) -> Path:
             parts += [utt, gap]
             n += len(utt) + len(gap)
         speech = np.concatenate(parts[1:])
-        bed = np.resize(np.roll(music, int(rng.integers(len(music)))), len(speech))
-        bed = bed * 0.05 * rng.uniform(0.7, 1.3)
+        bed = chords(len(speech), rng) * 0.05
         show = np.concatenate([parts[0], speech + bed, music[-5 * 16000 :] * 0.5])
         show = (show / max(1.0, float(np.abs(show).max()) / 0.95)).astype("<f4")
         raw = folder / "show.f32"
