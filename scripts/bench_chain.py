@@ -52,6 +52,10 @@ os.environ.setdefault("AUDIOPREP_SHARED", str(SHARED))
 os.environ.setdefault("AUDIOPREP_MODEL_DIR", str(SHARED / "models"))
 os.environ.setdefault("AUDIOPREP_SPLEETER_PYTHON", str(REPO / ".spleeter-venv" / "bin" / "python"))
 MODEL_DIR = Path(os.environ["AUDIOPREP_MODEL_DIR"])
+# the stages it starts run THIS checkout's code (a worktree's too, not an installed copy)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(REPO / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
+)
 OUT = REPO / "bench-out" / "chain"
 AUDIOPREP = [sys.executable, "-m", "audioprep"]
 HOST = "1688"
