@@ -1,11 +1,11 @@
 """make bench-chain: the speech-tts chain, stage by stage, beside the engines it wraps.
 
 Builds synthetic shows from ../shared (default 3 shows of about 200 s: a music jingle, a host,
-LibriSpeech speaker 1688, talking with guests over a quiet bed of random chords, an outro;
-44.1 kHz stereo mp3), then runs configs/speech-tts.yaml with ingest instead of crawl, one stage at a time as its
-own `python -m audioprep` process, measuring for each stage: wall seconds, x real time (of the
-chain's input audio), CPU seconds (the process tree's user + system), peak memory (largest
-summed RSS of the tree, sampled every 50 ms) and its share of the chain's wall time.
+LibriSpeech speaker 1688, talking with guests over a quiet bed of random chords, an outro; 44.1
+kHz stereo mp3), then runs configs/speech-tts.yaml with ingest instead of crawl, one stage at a
+time as its own `python -m audioprep` process, measuring for each stage: wall seconds, x real
+time (of the chain's input audio), CPU seconds (the process tree's user + system), peak memory
+(largest summed RSS of the tree, sampled every 50 ms) and its share of the chain's wall time.
 
 Then the engine alone on the same files where one exists, alternating with the stage (rerun into
 a scratch folder) --repeat times and keeping the median of each, so a shared machine's load falls
