@@ -383,7 +383,7 @@ def main() -> None:
     print(f"\n{date}, {machine}; chain input {total_in:.0f} s of audio ({args.shows} shows)\n")
     print(
         "| stage | its input (s of audio) | wall s | x real time | CPU s | peak MB | share of "
-        "chain | engine alone | wall s (median of ours / engine) | ratio |"
+        "chain | engine alone | wall s, median of ours / engine | ratio |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
@@ -401,7 +401,8 @@ def main() -> None:
             o, e = row["ours_median"], row["engine"]
             cells += [
                 row["label"],
-                f"{o.wall:.1f} / {e.wall:.1f} (CPU {o.cpu:.1f} / {e.cpu:.1f})",
+                f"{o.wall:.1f} / {e.wall:.1f} (CPU {o.cpu:.1f} / {e.cpu:.1f}, "
+                f"peak MB {o.peak_mb:.0f} / {e.peak_mb:.0f})",
                 f"{o.wall / e.wall:.2f}",
             ]
         else:
