@@ -259,6 +259,8 @@ def test_options_are_checked_before_any_work() -> None:
         QualityStage(QualityStage.Params(min_ovrl=7)).check()
     with pytest.raises(UsageError, match="drop --no-dnsmos"):
         QualityStage(QualityStage.Params(min_ovrl=3, dnsmos=False)).check()
+    with pytest.raises(UsageError, match="--dnsmos-hop must be 0.1 to 60"):
+        QualityStage(QualityStage.Params(dnsmos_hop=0.0)).check()
     import onnxruntime
 
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
