@@ -12,7 +12,7 @@ SILERO := silero-vad==6.2.3
 # a pinned torch: 2.13.0 has a CPU build on local disk here, an unpinned one pulls GBs of CUDA
 TORCH := torch==2.13.0
 
-.PHONY: setup setup-gpu ffmpeg espeak chromium spleeter whisper-models testdata test test-fast demo bench bench-ray eval-speakers bench-speaker docs lint format clean
+.PHONY: setup setup-gpu ffmpeg espeak chromium spleeter whisper-models testdata test test-fast demo bench bench-chain gpu-check bench-ray eval-speakers bench-speaker docs lint format clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -108,6 +108,13 @@ eval-speakers: setup
 # speaker-filter beside Resemblyzer's own preprocess_wav + embed_utterance loop, same clips
 bench-speaker: setup
 	$(BIN)/python scripts/bench_speaker.py
+# the speech-tts chain stage by stage on ~10 minutes of synthetic shows, beside each engine
+bench-chain: setup
+	$(BIN)/python scripts/bench_chain.py
+
+# each torch/ONNX/TensorFlow engine with --device cpu and cuda (the CPU half without a GPU)
+gpu-check: setup
+	PYTHON=$(BIN)/python bash scripts/gpu_check.sh
 
 # the Ray executor against the local pool (starts throw-away Ray nodes on 127.0.0.1)
 bench-ray: setup

@@ -6,7 +6,9 @@ stereo, and one 1-hour mp3), then times audioprep with --jobs 1 and --jobs 2 and
 inaSpeechSegmenter and spleeter CLIs) on the same files in the same run. Peak memory is the
 largest summed RSS of the whole process tree, sampled every 50 ms.
 
-Each figure is the best of --repeat runs (default 2). Usage:
+Every wrapper is measured beside its engine in the same run: the two commands alternate
+(wrapper, engine, wrapper, engine...) --repeat times (default 2) and each keeps its median, so a
+shared machine's load falls on both alike; nothing is carried over from an earlier day. Usage:
 python scripts/bench.py [--only ingest,convert,trim] [--quick] [--repeat N]
 """
 
@@ -33,6 +35,11 @@ SHARED = Path(os.environ.get("AUDIOPREP_SHARED", REPO.parent / "shared"))
 os.environ.setdefault("AUDIOPREP_SHARED", str(SHARED))
 os.environ.setdefault("AUDIOPREP_MODEL_DIR", str(SHARED / "models"))
 os.environ.setdefault("AUDIOPREP_SPLEETER_PYTHON", str(REPO / ".spleeter-venv" / "bin" / "python"))
+MODEL_DIR = Path(os.environ["AUDIOPREP_MODEL_DIR"])
+# the stages it starts run THIS checkout's code (a worktree's too, not an installed copy)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(REPO / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
+)
 OUT = REPO / "bench-out"
 CORPUS = OUT / "corpus"
 AUDIOPREP = [sys.executable, "-m", "audioprep"]
@@ -66,10 +73,26 @@ class Measure:
 REPEAT = 2
 
 
+def _median(runs: list[Measure]) -> Measure:
+    times = sorted(m.seconds for m in runs)
+    mid = len(times) // 2
+    seconds = times[mid] if len(times) % 2 else (times[mid - 1] + times[mid]) / 2
+    return Measure(seconds, max(m.peak_mb for m in runs))
+
+
 def measure(cmd: list[str] | str) -> Measure:
-    """Best wall time and largest peak tree RSS of ``REPEAT`` runs of ``cmd``."""
-    runs = [measure_once(cmd) for _ in range(REPEAT)]
-    return Measure(min(m.seconds for m in runs), max(m.peak_mb for m in runs))
+    """Median wall time and largest peak tree RSS of ``REPEAT`` runs of ``cmd``."""
+    return _median([measure_once(cmd) for _ in range(REPEAT)])
+
+
+def pair(ours: list[str] | str, engine: list[str] | str) -> tuple[Measure, Measure]:
+    """``ours`` and ``engine`` alternating ``REPEAT`` times; the median of each."""
+    a: list[Measure] = []
+    b: list[Measure] = []
+    for _ in range(REPEAT):
+        a.append(measure_once(ours))
+        b.append(measure_once(engine))
+    return _median(a), _median(b)
 
 
 def measure_once(cmd: list[str] | str) -> Measure:
@@ -277,12 +300,14 @@ def main() -> None:
             continue
         raw = work / f"{key}-raw"
         # ingest: probe + hard link, against ffprobe alone
-        m1 = measure(ap("ingest", src, raw, "-j", 1))
+        probe = 'ffprobe -v error -show_format -show_streams -of json "$1"'
+        if "ingest" in only:
+            m1, r1 = pair(ap("ingest", src, raw, "-j", 1), xargs(1, src, "*.mp3", probe))
+        else:
+            m1 = measure_once(ap("ingest", src, raw, "-j", 1))
         m2 = measure(ap("ingest", src, raw, "-j", 2))
         secs = audio_seconds(raw)
         if "ingest" in only:
-            probe = 'ffprobe -v error -show_format -show_streams -of json "$1"'
-            r1 = measure(xargs(1, src, "*.mp3", probe))
             r2 = measure(xargs(2, src, "*.mp3", probe))
             row("ingest", label, secs, ap_j1=m1, ap_j2=m2, ffprobe_j1=r1, ffprobe_j2=r2)
         # convert: mp3 44.1k stereo -> wav 16k mono, against the same ffmpeg command
@@ -293,10 +318,15 @@ def main() -> None:
             'ffmpeg -nostdin -v error -y -i "$1" -map 0:a:0 -ar 16000 -ac 1 -c:a pcm_s16le '
             f'"{raw_out}/$(basename "$1").wav"'
         )
-        c1 = measure(ap("convert", raw, wav, "-r", 16000, "-c", 1, "-j", 1))
+        if "convert" in only:
+            c1, f1 = pair(
+                ap("convert", raw, wav, "-r", 16000, "-c", 1, "-j", 1),
+                xargs(1, src, "*.mp3", conv),
+            )
+        else:
+            c1 = measure_once(ap("convert", raw, wav, "-r", 16000, "-c", 1, "-j", 1))
         c2 = measure(ap("convert", raw, wav, "-r", 16000, "-c", 1, "-j", 2))
         if "convert" in only:
-            f1 = measure(xargs(1, src, "*.mp3", conv))
             f2 = measure(xargs(2, src, "*.mp3", conv))
             row("convert", label, secs, ap_j1=c1, ap_j2=c2, ffmpeg_j1=f1, ffmpeg_j2=f2)
         if "features" in only or "tone" in only:
@@ -309,9 +339,11 @@ def main() -> None:
                 'ffmpeg -nostdin -v error -y -i "$1" -af atrim=start=0.5 '
                 f'-c:a pcm_s16le "{ff_trim}/$(basename "$1")"'
             )
-            t1 = measure(ap("trim", wav, trimmed, "--head", 0.5, "-j", 1))
+            t1, g1 = pair(
+                ap("trim", wav, trimmed, "--head", 0.5, "-j", 1),
+                xargs(1, wav / "audio", "*.wav", tcmd),
+            )
             t2 = measure(ap("trim", wav, trimmed, "--head", 0.5, "-j", 2))
-            g1 = measure(xargs(1, wav / "audio", "*.wav", tcmd))
             g2 = measure(xargs(2, wav / "audio", "*.wav", tcmd))
             row("trim", label, secs, ap_j1=t1, ap_j2=t2, ffmpeg_j1=g1, ffmpeg_j2=g2)
 
@@ -321,14 +353,15 @@ def main() -> None:
             ffnorm = Path(sys.executable).parent / "ffmpeg-normalize"
             loud = work / f"{key}-loud"
             n1 = measure(ap("loudness", wav, loud, "-j", 1))
-            n2 = measure(ap("loudness", wav, loud, "-j", 2))
             ff_dir = work / f"{key}-ffnorm"
             ff_dir.mkdir()
             ncmd = (
                 f'"{ffnorm}" "$1" -f -q -nt ebu -t -23 -tp -1 -c:a pcm_s16le -ar 16000 '
                 f'-o "{ff_dir}/$(basename "$1")"'
             )
-            e2 = measure(xargs(2, wav / "audio", "*.wav", ncmd))
+            n2, e2 = pair(
+                ap("loudness", wav, loud, "-j", 2), xargs(2, wav / "audio", "*.wav", ncmd)
+            )
             row("loudness", label, secs, ap_j1=n1, ap_j2=n2, ffmpeg_normalize_j2=e2)
 
         if "quality" in only:
@@ -346,15 +379,40 @@ def main() -> None:
                 for r in keep:
                     os.link(wav / r["audio"], sub_in / r["audio"])
                 (sub_in / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in keep))
-                q1 = measure(ap("quality", sub_in, work / "quality-out", "-j", 1))
-                ref = measure(
+                q1, ref = pair(
+                    ap("quality", sub_in, work / "quality-out", "-j", 1),
                     [
                         sys.executable,
                         str(REPO / "scripts" / "raw_dnsmos.py"),
                         str(sub_in / "audio"),
                         str(work / "speechmos.jsonl"),
-                    ]
+                    ],
                 )
+                whisper = next(
+                    (
+                        MODEL_DIR / "whisper" / n
+                        for n in ("base", "tiny.en", "base.en", "tiny")
+                        if (MODEL_DIR / "whisper" / n / "model.bin").is_file()
+                    ),
+                    None,
+                )
+                if whisper is None:
+                    print(f"transcribe: skipped, no Whisper model in {MODEL_DIR / 'whisper'}")
+                else:  # the same 10 files through faster-whisper alone, same model
+                    listing = work / "transcribe-files.txt"
+                    listing.write_text("".join(f"{sub_in / r['audio']}\n" for r in keep))
+                    w1, w0 = pair(
+                        ap("transcribe", sub_in, work / "transcribe-out", "--model", whisper)
+                        + ["--no-download", "--language", "en", "-j", "1"],
+                        [
+                            sys.executable,
+                            str(REPO / "scripts" / "raw_whisper.py"),
+                            listing,
+                            whisper,
+                        ],
+                    )
+                    row(f"transcribe {whisper.name}", "10 short", audio_seconds(sub_in),
+                        ap_j1=w1, faster_whisper=w0)  # fmt: skip
                 q0 = measure(ap("quality", sub_in, work / "quality-sig", "--no-dnsmos", "-j", 1))
                 row(
                     "quality",
@@ -374,14 +432,14 @@ def main() -> None:
             d2 = measure(
                 ap("denoise", wav, clean, "--lowpass", 5000, "--rolloff", 36, "--causal", "-j", 2)
             )
-            z1 = measure(ap("denoise", wav, clean, "--lowpass", 5000, "--rolloff", 36, "-j", 1))
-            s1 = measure(
+            z1, s1 = pair(
+                ap("denoise", wav, clean, "--lowpass", 5000, "--rolloff", 36, "-j", 1),
                 [
                     sys.executable,
                     str(REPO / "scripts" / "raw_scipy_filter.py"),
                     str(wav / "audio"),
                     str(work / f"{key}-scipy"),
-                ]
+                ],
             )
             row(
                 "denoise",
@@ -397,7 +455,8 @@ def main() -> None:
             seg = work / f"{key}-seg"
             ina_cli = Path(sys.executable).parent / "ina_speech_segmenter.py"
             files = " ".join(f"'{p}'" for p in sorted((wav / "audio").glob("*.wav")))
-            i1 = measure(ap("segment", wav, seg, "-j", 1))
+            if "segment" not in only:
+                i1 = measure_once(ap("segment", wav, seg, "-j", 1))
             if "segment" in only:
                 i2 = measure(ap("segment", wav, seg, "-j", 2))
                 s1 = measure(ap("segment", wav, work / f"{key}-sil", "--engine", "silero", "-j", 1))
@@ -409,7 +468,7 @@ def main() -> None:
                     f"KERAS_HOME='{model_dir}' '{sys.executable}' '{ina_cli}' -g false "
                     f"-d smn -s 256 -o '{raw_seg}' -i {files}"
                 )
-                c1 = measure(cli_cmd)
+                i1, c1 = pair(ap("segment", wav, seg, "-j", 1), cli_cmd)
                 made = len(list(raw_seg.glob("*.csv")))
                 if made != len(list((wav / "audio").glob("*.wav"))):
                     raise SystemExit(f"bench: ina_speech_segmenter.py wrote {made} CSV files")
@@ -460,7 +519,19 @@ def main() -> None:
             runs["ap_t1_j1_no_adapt"] = measure(
                 ap("speaker-filter", wav, spk, *refs, "--no-adapt", "-j", 1)
             )
-            os.environ.pop("AUDIOPREP_THREADS")
+            # against Resemblyzer's own loop on the same files (preprocess_wav + embed_utterance)
+            listing = work / f"{key}-spk-files.txt"
+            listing.write_text("".join(f"{f}\n" for f in sorted((wav / "audio").glob("*.wav"))))
+            ref_dir = work / "spk-ref"
+            ref_dir.mkdir(exist_ok=True)
+            for r in ref:
+                if not (ref_dir / r.name).exists():
+                    os.symlink(r, ref_dir / r.name)
+            os.environ.pop("AUDIOPREP_THREADS")  # both with the machine's threads
+            runs["ap_j1_beside"], runs["resemblyzer_loop"] = pair(
+                ap("speaker-filter", wav, spk, *refs, "-j", 1),
+                [sys.executable, str(REPO / "scripts" / "raw_resemblyzer.py"), listing, ref_dir],
+            )
             row("speaker-filter", label, secs, **runs)
 
         if "separate" in only:
@@ -490,14 +561,14 @@ def main() -> None:
                 measure(ap("ingest", twenty, sub_in))
                 files = [twenty]
                 label_sep = "1 x 20 minutes"
-            p1 = measure(ap("separate", sub_in, work / f"{key}-sep", "-j", 1))
-            p2 = measure(ap("separate", sub_in, work / f"{key}-sep", "-j", 2))
             names = " ".join(f"'{f}'" for f in files)
             raw_dir = work / f"{key}-spleeter-cli"
-            r1 = measure(
+            p1, r1 = pair(
+                ap("separate", sub_in, work / f"{key}-sep", "-j", 1),
                 f"MODEL_PATH='{model_dir}/spleeter' '{spl_cli}' separate -p "
-                f"spleeter:2stems -o '{raw_dir}' {names}"
+                f"spleeter:2stems -o '{raw_dir}' {names}",
             )
+            p2 = measure(ap("separate", sub_in, work / f"{key}-sep", "-j", 2))
             row("separate", label_sep, audio_seconds(sub_in), ap_j1=p1, ap_j2=p2, spleeter_cli=r1)
 
     meta = {

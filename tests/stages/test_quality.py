@@ -153,6 +153,36 @@ def test_streamed_windows_equal_the_reference_windows() -> None:
         assert [s[0] for s in stream._scores] == expected
 
 
+@pytest.mark.parametrize("hop", [1.0, 3.0, 9.01])
+def test_a_longer_dnsmos_hop_takes_every_hop_th_window(hop: float) -> None:
+    """--dnsmos-hop: windows start at i * hop seconds and end by the last whole second, as the
+    reference's do at hop 1 (written out here without the module's helpers; like the reference,
+    a clip of 9.0x s still gets its first window)."""
+    from audioprep.dsp import dnsmos as d
+    from audioprep.engines.quality.dnsmos import DnsmosStream
+
+    class Fake:
+        def window(self, seg):
+            return float(seg[0]), 0.0, 0.0, 0.0
+
+    for seconds in (5.0, 9.5, 18.0, 20.5, 33.3, 61.0):
+        n = int(seconds * 16000)
+        x = np.arange(n, dtype=np.float32)
+        audio = d.repeat_to_window(x)
+        last_second = audio.size // 16000
+        starts, i = [], 0
+        while i * hop <= max(last_second - 9.01, 0.0) + 1e-9:
+            a, b = int(i * hop * 16000), int((i * hop + 9.01) * 16000)
+            if b - a == 144160:
+                starts.append(audio[a])
+            i += 1
+        stream = DnsmosStream(Fake(), hop=hop)
+        for a in range(0, n, 5003):
+            stream.feed(x[a : a + 5003])
+        assert stream.result()["windows"] == len(starts) >= 1
+        assert [s[0] for s in stream._scores] == starts
+
+
 def test_bandwidth_clipping_and_filters_name_metric_value_threshold(tmp_path: Path) -> None:
     x, sr = libri("1688-142285-0000")
     lowpass = signal.ellip(10, 0.1, 90, 4000, fs=sr, output="sos")
@@ -229,6 +259,8 @@ def test_options_are_checked_before_any_work() -> None:
         QualityStage(QualityStage.Params(min_ovrl=7))
     with pytest.raises(UsageError, match="drop --no-dnsmos"):
         QualityStage(QualityStage.Params(min_ovrl=3, dnsmos=False)).check()
+    with pytest.raises(UsageError, match="--dnsmos-hop 0.0 is below the minimum 0.1"):
+        QualityStage(QualityStage.Params(dnsmos_hop=0.0)).check()
     import onnxruntime
 
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():

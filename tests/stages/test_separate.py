@@ -151,3 +151,41 @@ def test_device_cuda_without_a_gpu_is_refused(mixture, tmp_path) -> None:
     )
     assert proc.returncode == 3 and "sees no GPU" in proc.stderr
     assert not (tmp_path / "gpu" / "stage.json").exists()
+
+
+def test_worker_graph_built_once_equals_spleeter_separate(tmp_path) -> None:
+    """The worker's one-session runner gives Separator.separate's output to the bit, for windows
+    of two lengths run one after the other in the same session (no rebuild per shape)."""
+    require_shared()
+    from audioprep.engines.separate.spleeter import WORKER, spleeter_python
+
+    if not spleeter_python().is_file():
+        pytest.skip("Spleeter's environment is missing (make spleeter)")
+    script = f"""
+import os, sys
+os.environ["MODEL_PATH"] = {str(MODELS / "spleeter")!r}
+os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+import importlib.util
+import numpy as np
+from spleeter.separator import Separator
+spec = importlib.util.spec_from_file_location("spleeter_worker", {str(WORKER)!r})
+worker = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(worker)
+_session_runner = worker._session_runner
+rng = np.random.default_rng(0)
+sep = Separator("spleeter:2stems", multiprocess=False)
+run = _session_runner(sep, ["vocals", "accompaniment"])
+for n in (44100 * 3 + 17, 44100 * 5):
+    x = (rng.standard_normal((n, 2)) * 0.1).astype("float32")
+    ours, theirs = run(x), sep.separate(x)
+    for s in ("vocals", "accompaniment"):
+        assert ours[s].shape == (n, 2), ours[s].shape
+        assert np.array_equal(ours[s], theirs[s]), (s, float(np.abs(ours[s] - theirs[s]).max()))
+print("same")
+"""
+    import subprocess
+
+    out = subprocess.run(
+        [str(spleeter_python()), "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0 and out.stdout.strip().endswith("same"), out.stderr[-2000:]

@@ -1,7 +1,8 @@
 """DNSMOS windowing and features, written to match Microsoft's published ``dnsmos_local.py``
 (and the PyPI package speechmos, which copies it) number for number, without librosa.
 
-DNSMOS P.835 takes 16 kHz audio in windows of 9.01 s (144160 samples), hop 1 s; its models
+DNSMOS P.835 takes 16 kHz audio in windows of 9.01 s (144160 samples), hop 1 s (``hop`` below
+chooses a longer one: 9.01 s scores every second once instead of about nine times); its models
 give SIG, BAK and OVRL per window (mapped through fixed polynomials), and P.808 takes a
 120-band log-mel spectrogram of the same window less its last 10 ms. The clip's scores are the
 means over windows. Windows, as the reference computes them:
@@ -39,23 +40,30 @@ POLY_BAK = (-0.13166888, 1.60915514, -0.39604546)
 POLY_OVRL = (-0.06766283, 1.11546468, 0.04602535)
 
 
-def n_windows(n: int, *, sr: int = SR) -> int:
+def n_windows(n: int, *, sr: int = SR, hop: float = 1.0) -> int:
     """How many windows the reference scores for ``n`` samples (after repetition, see
-    :func:`repeat_to_window`).
+    :func:`repeat_to_window`). ``hop`` (seconds between window starts) is 1 in the reference;
+    a longer hop scores windows ``i * hop`` that end by the same last whole second.
 
     >>> n_windows(20 * 16000 + 8000), n_windows(9 * 16000 + 200), n_windows(10 * 16000)
     (11, 1, 1)
+    >>> n_windows(20 * 16000 + 8000, hop=3.0), n_windows(40 * 16000, hop=9.01)
+    (4, 4)
     """
-    return int(np.floor(n / sr) - INPUT_LENGTH) + 1
+    if hop == 1.0:  # the reference's own expression, kept verbatim
+        return int(np.floor(n / sr) - INPUT_LENGTH) + 1
+    return int((np.floor(n / sr) - INPUT_LENGTH) / hop) + 1
 
 
-def window_bounds(i: int, *, sr: int = SR) -> tuple[int, int]:
+def window_bounds(i: int, *, sr: int = SR, hop: float = 1.0) -> tuple[int, int]:
     """``(start, stop)`` samples of window ``i``, rounded as the reference rounds them.
 
-    >>> window_bounds(3)
-    (48000, 192160)
+    >>> window_bounds(3), window_bounds(2, hop=3.0)
+    ((48000, 192160), (96000, 240160))
     """
-    return int(i * sr), int((i + INPUT_LENGTH) * sr)
+    if hop == 1.0:
+        return int(i * sr), int((i + INPUT_LENGTH) * sr)
+    return int(i * hop * sr), int((i * hop + INPUT_LENGTH) * sr)
 
 
 def repeat_to_window(audio: np.ndarray, *, sr: int = SR) -> np.ndarray:

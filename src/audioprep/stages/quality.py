@@ -120,6 +120,13 @@ class QualityParams:
     dnsmos: bool = param(
         True, help="Score with DNSMOS (--no-dnsmos: the signal metrics only, far faster)."
     )
+    dnsmos_hop: float = param(
+        1.0,
+        help="Seconds between DNSMOS windows of 9.01 s: 1 as the reference (Emilia, speechmos); "
+        "longer is faster (9.01: each second scored once, see docs/stages/quality.md).",
+        min=0.1,
+        max=60.0,
+    )
     device: str = device_param("Where the DNSMOS models run.")
     annotate_only: bool = param(
         False,
@@ -162,7 +169,11 @@ class QualityStage(MapStage):
         if self.params.dnsmos:
             from audioprep.engines import base as engines
 
-            settings = engines.Settings(device=self.params.device, threads=ctx.threads)
+            settings = engines.Settings(
+                device=self.params.device,
+                threads=ctx.threads,
+                options={"hop": self.params.dnsmos_hop},
+            )
             self.engine = engines.load("quality", ENGINE, settings)
 
     def teardown(self) -> None:

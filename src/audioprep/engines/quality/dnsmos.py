@@ -68,9 +68,14 @@ class DnsmosEngine(ScorerEngine):
     summary = "DNSMOS P.835 (SIG, BAK, OVRL) and P.808, ONNX models from the speechmos package"
     sample_rate = d.SR
 
+    options = ("hop",)
+
     @classmethod
     def from_settings(cls, settings: Settings) -> DnsmosEngine:
-        return cls(device=settings.device, threads=settings.threads)
+        """Settings option ``hop``: seconds between windows (1.0, the reference's)."""
+        return cls(
+            device=settings.device, threads=settings.threads, hop=settings.option("hop", 1.0)
+        )
 
     @classmethod
     def check(cls, settings: Settings) -> None:
@@ -89,8 +94,9 @@ class DnsmosEngine(ScorerEngine):
         self.__dict__.pop("primary", None)
         self.__dict__.pop("p808", None)
 
-    def __init__(self, *, device: str = "cpu", threads: int = 1) -> None:
+    def __init__(self, *, device: str = "cpu", threads: int = 1, hop: float = 1.0) -> None:
         check_device(device)
+        self.hop = float(hop)
         import onnxruntime as ort
 
         folder = model_dir()
@@ -112,12 +118,14 @@ class DnsmosEngine(ScorerEngine):
         sig, bak, ovrl = d.polyfit(float(raw[0]), float(raw[1]), float(raw[2]))
         return sig, bak, ovrl, p808
 
-    def stream(self) -> DnsmosStream:
-        return DnsmosStream(self)
+    def stream(self, hop: float | None = None) -> DnsmosStream:
+        """A stream scoring windows ``hop`` seconds apart (default: the engine's hop, set by
+        the ``hop`` option; 1.0, the reference's)."""
+        return DnsmosStream(self, hop=self.hop if hop is None else hop)
 
-    def score(self, audio: np.ndarray) -> dict[str, Any]:
+    def score(self, audio: np.ndarray, hop: float | None = None) -> dict[str, Any]:
         """Scores of a whole 16 kHz mono clip, shape ``(n,)``."""
-        s = self.stream()
+        s = self.stream(hop)
         s.feed(audio)
         return s.result()
 
@@ -126,8 +134,11 @@ class DnsmosStream:
     """Scores 16 kHz mono audio fed in blocks ``(m,)``; windows are scored as soon as the
     reference would certainly include them, and the audio before the next window is dropped."""
 
-    def __init__(self, engine: DnsmosEngine) -> None:
+    def __init__(self, engine: DnsmosEngine, *, hop: float = 1.0) -> None:
+        if not hop > 0:
+            raise ValueError("the DNSMOS hop must be above 0 s")
         self.engine = engine
+        self.hop = hop
         self._buf = np.zeros(0, dtype=np.float32)
         self._offset = 0  # absolute index of _buf[0]
         self.n = 0
@@ -137,7 +148,7 @@ class DnsmosStream:
     def _run(self, audio: np.ndarray, offset: int, upto: int) -> None:
         """Score windows ``_next .. upto - 1`` from ``audio`` (whose first sample is ``offset``)."""
         while self._next < upto:
-            start, stop = d.window_bounds(self._next)
+            start, stop = d.window_bounds(self._next, hop=self.hop)
             seg = audio[start - offset : stop - offset]
             if seg.size == d.WINDOW:
                 self._scores.append(self.engine.window(seg))
@@ -150,10 +161,10 @@ class DnsmosStream:
         if self.n < d.WINDOW:
             return
         # a window is certain once the audio so far already counts it
-        upto = d.n_windows(self.n)
-        if upto > self._next and d.window_bounds(upto - 1)[1] <= self.n:
+        upto = d.n_windows(self.n, hop=self.hop)
+        if upto > self._next and d.window_bounds(upto - 1, hop=self.hop)[1] <= self.n:
             self._run(self._buf, self._offset, upto)
-            keep = d.window_bounds(self._next)[0]
+            keep = d.window_bounds(self._next, hop=self.hop)[0]
             self._buf = self._buf[keep - self._offset :]
             self._offset = keep
 
@@ -161,9 +172,9 @@ class DnsmosStream:
         """``{"sig", "bak", "ovrl", "p808", "windows"}``; ValueError for an empty clip."""
         if self.n < d.WINDOW:
             audio = d.repeat_to_window(self._buf)  # raises for an empty clip
-            self._run(audio, 0, d.n_windows(audio.size))
+            self._run(audio, 0, d.n_windows(audio.size, hop=self.hop))
         else:
-            self._run(self._buf, self._offset, d.n_windows(self.n))
+            self._run(self._buf, self._offset, d.n_windows(self.n, hop=self.hop))
         if not self._scores:
             raise ValueError("no DNSMOS window could be scored")
         sig, bak, ovrl, p808 = (float(np.mean(v)) for v in zip(*self._scores, strict=True))
