@@ -101,3 +101,64 @@ def test_27_a_spec_that_does_not_fit_a_value_gives_its_text() -> None:
 
     rec = {"id": "a", "duration": 1.5, "title": "Rain"}
     assert render_caption("{title:.2f} {duration:d} {duration:>6.2f}", rec)[0] == "Rain 1.5 1.50"
+
+
+def nan_tone(seconds: float = 1.0) -> np.ndarray:
+    y = tone(seconds)
+    y[len(y) // 2 : len(y) // 2 + 50] = np.nan
+    return y
+
+
+def float_manifest(root: Path, items: dict[str, np.ndarray], sr: int = 16000) -> Path:
+    from audioprep.testing import arrays_manifest_dir
+
+    return arrays_manifest_dir(root, {k: (v, sr) for k, v in items.items()}, subtype="FLOAT")
+
+
+# -- 19, 22: NaN audio is said to hold NaN, and features rejects it ------------------------------
+@pytest.mark.parametrize("stage_name", ["dedupe", "repeats", "tone", "features"])
+def test_19_22_nan_audio_is_named_as_such(tmp_path: Path, stage_name: str) -> None:
+    from audioprep.core.registry import load
+    from audioprep.run.runner import run_stage
+
+    src = float_manifest(
+        tmp_path / "in", {"good": tone(2.0), "good2": tone(2.0, freq=300), "nan": nan_tone(2.0)}
+    )
+    cls = load(stage_name)
+    stage = cls(cls.Params(clusters=2)) if stage_name == "tone" else cls()
+    run_stage(stage, tmp_path / "out", in_dir=src, jobs=1)
+    out = tmp_path / "out"
+    lines = read_jsonl(out / "errors.jsonl") + read_jsonl(out / "rejected.jsonl")
+    reasons = [e["reason"] for e in lines if e["id"] == "nan"]
+    assert reasons and "NaN" in reasons[0] and "JSON" not in reasons[0], lines
+    if stage_name == "features":  # rejected with the reason, never an array of NaN
+        assert [e["id"] for e in read_jsonl(out / "rejected.jsonl")] == ["nan"]
+        assert [r["id"] for r in read_jsonl(out / "manifest.jsonl")] == ["good", "good2"]
+        assert sorted(p.name for p in (out / "arrays").glob("*.npy")) == ["good.npy", "good2.npy"]
+
+
+# -- 21: loudness --mode peak on 8 channels ------------------------------------------------------
+def test_21_peak_mode_takes_eight_channels(tmp_path: Path) -> None:
+    from audioprep.run.runner import run_stage
+    from audioprep.stages.loudness import LoudnessStage
+
+    y = np.repeat(tone(1.0)[:, None], 8, axis=1) * 0.5
+    src = float_manifest(tmp_path / "in", {"eight": y})
+    stage = LoudnessStage(LoudnessStage.Params(mode="peak", peak=-3.0))
+    summary = run_stage(stage, tmp_path / "out", in_dir=src, jobs=1)
+    assert summary.items_ok == 1, read_jsonl(tmp_path / "out" / "errors.jsonl")
+    rec = read_jsonl(tmp_path / "out" / "manifest.jsonl")[0]
+    out, _ = sf.read(tmp_path / "out" / rec["audio"])
+    assert out.shape[1] == 8 and abs(20 * np.log10(np.abs(out).max()) + 3.0) < 0.05
+    # the LUFS mode still refuses it, with its own reason
+    run_stage(LoudnessStage(), tmp_path / "lufs", in_dir=src, jobs=1)
+    assert "5 channels" in read_jsonl(tmp_path / "lufs" / "errors.jsonl")[0]["reason"]
+
+
+# -- 9: features --pad-to has a bound computed before any work ------------------------------------
+def test_9_pad_to_a_huge_length_is_refused_up_front(tmp_path: Path) -> None:
+    from audioprep.stages.features import FeaturesStage
+
+    with pytest.raises(UsageError, match="--pad-to .* at most"):
+        FeaturesStage(FeaturesStage.Params(pad_to=1e12)).check()
+    FeaturesStage(FeaturesStage.Params(pad_to=30.0)).check()  # an ordinary length is fine

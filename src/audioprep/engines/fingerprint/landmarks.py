@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from audioprep.errors import ItemError
+from audioprep.errors import ItemError, NonFiniteAudio
 
 FINGERPRINT_DIR = "fingerprints"
 BLOCK_SECONDS = 30
@@ -36,6 +36,8 @@ def _resample_blocks(blocks: Any, sr: int, stats: dict[str, float]) -> Any:
     carry = np.zeros(0, np.float32)
     prev_tail = np.zeros(0, np.float32)
     for block in blocks:
+        if not np.isfinite(block).all():
+            raise NonFiniteAudio()
         stats["in_power"] += float(np.square(block, dtype=np.float64).sum())
         stats["in_n"] += len(block)
         carry = np.concatenate([carry, block])

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from audioprep.errors import AudioprepError, UsageError
+from audioprep.errors import AudioprepError, NonFiniteAudio, UsageError
 
 MODEL_FORMAT = "audioprep-tone-model"
 MODEL_VERSION = 1
@@ -81,6 +81,8 @@ def mono_blocks(path: Path, *, sample_rate: int, block: int = 1 << 16) -> Iterat
                 last = len(data) < block
                 mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
                 mono = np.ascontiguousarray(mono)
+                if not np.isfinite(mono).all():
+                    raise NonFiniteAudio()
                 if resampler is not None:
                     mono = resampler.resample_chunk(mono, last=last)
                 if len(mono):
@@ -92,6 +94,8 @@ def mono_blocks(path: Path, *, sample_rate: int, block: int = 1 << 16) -> Iterat
     for chunk in decode_chunks(
         Path(path), chunk_frames=block, sample_rate=sample_rate, channels=1, sample_format="f32"
     ):
+        if not np.isfinite(chunk).all():
+            raise NonFiniteAudio()
         yield chunk[:, 0]
 
 
