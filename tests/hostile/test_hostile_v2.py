@@ -162,3 +162,59 @@ def test_9_pad_to_a_huge_length_is_refused_up_front(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--pad-to .* at most"):
         FeaturesStage(FeaturesStage.Params(pad_to=1e12)).check()
     FeaturesStage(FeaturesStage.Params(pad_to=30.0)).check()  # an ordinary length is fine
+
+
+# -- 31 (slice part): a segment that ends past the audio ----------------------------------------
+def test_31_slice_segment_past_the_end_is_our_sentence(tmp_path: Path) -> None:
+    from audioprep.run.runner import run_stage
+    from audioprep.stages.slice import SliceStage
+
+    segs = [{"start": 0.0, "end": 100.0, "label": "speech"}]
+    src = manifest(tmp_path / "in", {"a": tone(20.0)}, a={"segments": segs})
+    summary = run_stage(SliceStage(), tmp_path / "out", in_dir=src, jobs=1)
+    errors = read_jsonl(tmp_path / "out" / "errors.jsonl")
+    assert not any("psf_fseek" in e["reason"] for e in errors), errors
+    clips = read_jsonl(tmp_path / "out" / "manifest.jsonl")
+    assert summary.items_failed == 0 and clips
+    for clip in clips:  # every clip within the 20 s of audio, its duration what it holds
+        assert clip["offset"] + clip["duration"] <= 20.0 + 1e-6
+        assert sf.info(tmp_path / "out" / clip["audio"]).frames == round(clip["duration"] * 16000)
+
+
+# -- 20: slice --random on a truncated mp3 --------------------------------------------------------
+def test_20_random_excerpts_of_a_truncated_mp3_hold_what_they_say(tmp_path: Path) -> None:
+    from audioprep.run.runner import run_stage
+    from audioprep.stages.slice import SliceStage
+    from audioprep.testing import ffmpeg
+
+    src = tmp_path / "in"
+    (src / "audio").mkdir(parents=True)
+    ffmpeg("-f", "lavfi", "-i", "sine=f=440:d=10", "-ar", "16000", str(tmp_path / "t.mp3"))
+    (src / "audio" / "t.mp3").write_bytes((tmp_path / "t.mp3").read_bytes()[:9000])
+    rec = {"id": "t", "audio": "audio/t.mp3", "duration": 10.0, "sample_rate": 16000}
+    (src / "manifest.jsonl").write_text(json.dumps({**rec, "channels": 1}) + "\n")
+    stage = SliceStage(SliceStage.Params(random=8, duration=0.5, seed=3))
+    run_stage(stage, tmp_path / "out", in_dir=src, jobs=1)
+    clips = read_jsonl(tmp_path / "out" / "manifest.jsonl")
+    rejected = read_jsonl(tmp_path / "out" / "rejected.jsonl")
+    assert len(clips) + len(rejected) == 8 and rejected
+    assert all("past the end" in r["reason"] for r in rejected)
+    for clip in clips:
+        frames = sf.info(tmp_path / "out" / clip["audio"]).frames
+        assert frames > 0 and abs(frames / 16000 - clip["duration"]) < 1e-3
+
+
+# -- 9: slice --random has a bound checked before any work (under ulimit, in a subprocess) --------
+def test_9_slice_random_huge_is_refused_up_front(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    src = manifest(tmp_path / "in", {"a": tone(1.0)})
+    out = tmp_path / "out"
+    args = "--random 100000000 --duration 0.001 --overlap-ok -q"
+    code = f'ulimit -v 4000000; exec "{sys.executable}" -m audioprep slice "{src}" "{out}" {args}'
+    proc = subprocess.run(["bash", "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "--random" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (out / "audio").exists() or not any((out / "audio").iterdir())
