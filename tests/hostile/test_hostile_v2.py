@@ -218,3 +218,25 @@ def test_9_slice_random_huge_is_refused_up_front(tmp_path: Path) -> None:
     assert "--random" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (out / "audio").exists() or not any((out / "audio").iterdir())
+
+
+# -- 31: run --dry-run runs each stage's own checks -----------------------------------------------
+@pytest.mark.parametrize(
+    ("stage", "needle"),
+    [
+        ("slice: {random: 2, chunk: 3}", "--random and --chunk"),
+        ('speaker-filter: {enrol: "cluster:abc"}', "--enrol"),
+        ("tone: {model: damaged.tonemodel}", "damaged.tonemodel"),
+    ],
+)
+def test_31_dry_run_refuses_what_the_run_refuses(tmp_path: Path, stage: str, needle: str) -> None:
+    from audioprep.chains.plan import load_chain, run_chain
+
+    src = manifest(tmp_path / "in", {"a": tone(0.5)})
+    (tmp_path / "damaged.tonemodel").write_bytes(b"PK\x03\x04 not a model")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"input: {src}\nstages:\n  - {stage}\n", encoding="utf-8")
+    with pytest.raises(UsageError, match="stage 1") as info:
+        run_chain(load_chain(config), tmp_path / "work", dry_run=True, echo=lambda _: None)
+    assert needle in str(info.value)
+    assert not (tmp_path / "work").exists()
