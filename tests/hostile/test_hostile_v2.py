@@ -240,3 +240,35 @@ def test_31_dry_run_refuses_what_the_run_refuses(tmp_path: Path, stage: str, nee
         run_chain(load_chain(config), tmp_path / "work", dry_run=True, echo=lambda _: None)
     assert needle in str(info.value)
     assert not (tmp_path / "work").exists()
+
+
+def melody(seconds: float, seed: int, sr: int = 16000) -> np.ndarray:
+    """Notes that change every 0.2 s (landmark fingerprints need spectral peaks)."""
+    rng = np.random.default_rng(seed)
+    step = int(0.2 * sr)
+    t = np.arange(step) / sr
+    notes = [
+        sum(np.sin(2 * np.pi * f * t) for f in rng.uniform(200, 3000, size=3))
+        for _ in range(int(seconds / 0.2))
+    ]
+    return (0.1 * np.concatenate(notes)).astype(np.float32)
+
+
+# -- 10: repeats, one record with a non-numeric offset ------------------------------------------
+@pytest.mark.parametrize("field", ["offset", "source_offset"])
+def test_10_a_bad_time_field_is_that_items_error(tmp_path: Path, field: str) -> None:
+    from audioprep.run.runner import run_stage
+    from audioprep.stages.repeats import RepeatsStage
+
+    jingle = melody(4.0, seed=1)
+    items = {f"ep{i}": np.concatenate([jingle, melody(8.0, seed=10 + i)]) for i in range(3)}
+    src = manifest(tmp_path / "in", items, ep1={field: "soon"})
+    stage = RepeatsStage(RepeatsStage.Params(group_by="all"))
+    summary = run_stage(stage, tmp_path / "out", in_dir=src, jobs=1)
+    out = tmp_path / "out"
+    assert (out / "stage.json").exists() and summary.items_failed == 1
+    (error,) = read_jsonl(out / "errors.jsonl")
+    assert error["id"] == "ep1" and field in error["reason"] and "number" in error["reason"]
+    kept = read_jsonl(out / "manifest.jsonl")
+    assert [r["id"] for r in kept] == ["ep0", "ep2"]
+    assert all(r["repeats"]["applied"] for r in kept)  # the jingle was cut from the others
