@@ -272,3 +272,32 @@ def test_10_a_bad_time_field_is_that_items_error(tmp_path: Path, field: str) -> 
     kept = read_jsonl(out / "manifest.jsonl")
     assert [r["id"] for r in kept] == ["ep0", "ep2"]
     assert all(r["repeats"]["applied"] for r in kept)  # the jingle was cut from the others
+
+
+# -- 5: ingest of a folder of symlinks gives a self-contained directory ---------------------------
+def test_5_ingest_follows_symlinks_into_audio(tmp_path: Path) -> None:
+    from audioprep.run.runner import run_stage
+    from audioprep.stages.ingest import IngestStage
+    from audioprep.stages.trim import TrimStage
+
+    real = tmp_path / "real"
+    real.mkdir()
+    sf.write(real / "a.wav", tone(1.0), 16000)
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "rel.wav").symlink_to("../real/a.wav")
+    (links / "abs.wav").symlink_to(real / "a.wav")
+    out = tmp_path / "out"
+    run_stage(IngestStage(IngestStage.Params(sources=(str(links),))), out, jobs=1)
+    recs = read_jsonl(out / "manifest.jsonl")
+    assert len(recs) == 2
+    for rec in recs:
+        audio = out / rec["audio"]
+        assert audio.is_file() and not audio.is_symlink()
+    # the next stage takes every item (none "points outside the manifest directory")
+    summary = run_stage(TrimStage(), tmp_path / "trimmed", in_dir=out, jobs=1)
+    assert summary.items_ok == 2, read_jsonl(tmp_path / "trimmed" / "errors.jsonl")
+    # and the directory moves: nothing in it depends on where it was made
+    moved = tmp_path / "elsewhere"
+    out.rename(moved)
+    assert all((moved / r["audio"]).is_file() for r in recs)
