@@ -301,3 +301,38 @@ def test_5_ingest_follows_symlinks_into_audio(tmp_path: Path) -> None:
     moved = tmp_path / "elsewhere"
     out.rename(moved)
     assert all((moved / r["audio"]).is_file() for r in recs)
+
+
+# -- 16: Vosk gives a clip the same text whatever its worker decoded before ----------------------
+KOREAN = [
+    "안녕하세요 오늘 날씨가 좋습니다",
+    "저는 학교에 갑니다 그리고 친구를 만납니다",
+    "도서관에서 책을 읽었습니다 아주 재미있었어요",
+]
+
+
+@pytest.mark.slow
+def test_16_vosk_text_does_not_depend_on_the_clips_before(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    pytest.importorskip("vosk")
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (make espeak, or apt-get install espeak-ng)")
+    from audioprep.stages.transcribe import CHECKS
+    from audioprep.testing import cli, make_manifest_dir
+
+    files = {}
+    for i, text in enumerate(KOREAN):
+        files[f"ko{i}"] = tmp_path / f"ko{i}.wav"
+        subprocess.run(["espeak-ng", "-v", "ko", "-w", str(files[f"ko{i}"]), text], check=True)
+    alone = make_manifest_dir(tmp_path / "alone", {"ko1": files["ko1"]})
+    after = make_manifest_dir(tmp_path / "after", {k: files[k] for k in ("ko0", "ko2", "ko1")})
+    texts = {}
+    skips = [a for c in CHECKS for a in ("--skip-checks", c)]
+    for name, src in (("alone", alone), ("after", after)):  # each run a process, as a resume
+        out = tmp_path / f"out-{name}"
+        cli("transcribe", src, out, "--engine", "vosk", "-j", "1", "-q", *skips)
+        recs = read_jsonl(out / "manifest.jsonl")
+        texts[name] = {r["id"]: r["text"] for r in recs}
+    assert texts["alone"]["ko1"] and texts["alone"]["ko1"] == texts["after"]["ko1"]

@@ -11,7 +11,7 @@ from typing import Any
 from audioprep.core.params import param
 from audioprep.core.stage import CorpusStage, DecideContext, ItemContext, WorkerContext
 from audioprep.engines.models import MODEL_DIR_HELP, model_dir
-from audioprep.errors import UsageError
+from audioprep.errors import ItemError, UsageError
 from audioprep.manifests.records import Record
 
 ENGINES = ("whisper", "vosk")
@@ -174,11 +174,18 @@ class TranscribeStage(CorpusStage):
         times as the engine gave them (the checks see them before they are clamped)."""
         from audioprep.engines.asr.base import load_audio
 
+        if self.params.engine == "vosk":  # streamed from the file, one clip at a time
+            out = []
+            for r, c in zip(records, ctxs, strict=True):
+                transcript, samples = self.engine.transcribe_file(c.input_audio(r))
+                if samples == 0:
+                    raise ItemError("the audio decodes to no samples")
+                out.append(
+                    {**dataclasses.asdict(transcript), "duration": round(samples / 16000, 6)}
+                )
+            return out
         audios = [load_audio(c.input_audio(r)) for r, c in zip(records, ctxs, strict=True)]
-        if self.params.engine == "vosk":
-            transcripts = [self.engine.transcribe(a) for a in audios]
-        else:
-            transcripts = self.engine.transcribe_many(audios)
+        transcripts = self.engine.transcribe_many(audios)
         return [
             {**dataclasses.asdict(t), "duration": round(len(a) / 16000, 6)}
             for t, a in zip(transcripts, audios, strict=True)
