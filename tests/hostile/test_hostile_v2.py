@@ -336,3 +336,19 @@ def test_16_vosk_text_does_not_depend_on_the_clips_before(tmp_path: Path) -> Non
         recs = read_jsonl(out / "manifest.jsonl")
         texts[name] = {r["id"]: r["text"] for r in recs}
     assert texts["alone"]["ko1"] and texts["alone"]["ko1"] == texts["after"]["ko1"]
+
+
+# -- 15: dedupe never rejects through a chain of links ---------------------------------------------
+def test_15_dedupe_pairs_count_only_when_they_pass_the_rule_themselves(tmp_path: Path) -> None:
+    from audioprep.run.runner import run_stage
+    from audioprep.stages.dedupe import DedupeStage
+
+    jingle = melody(4.0, seed=1)
+    items = {f"ep{i}": np.concatenate([jingle, melody(6.0 + i, seed=20 + i)]) for i in range(5)}
+    items["half"] = np.concatenate([jingle, melody(4.0, seed=40)])  # jingle is half of it
+    src = manifest(tmp_path / "in", items)
+    run_stage(DedupeStage(), tmp_path / "out", in_dir=src, jobs=1)
+    rejected = read_jsonl(tmp_path / "out" / "rejected.jsonl")
+    assert all(r["dedupe"]["coverage"] >= 0.5 for r in rejected), rejected
+    kept = {r["id"] for r in read_jsonl(tmp_path / "out" / "manifest.jsonl")}
+    assert {f"ep{i}" for i in range(5)} <= kept  # five distinct talks stay
