@@ -352,3 +352,84 @@ def test_15_dedupe_pairs_count_only_when_they_pass_the_rule_themselves(tmp_path:
     assert all(r["dedupe"]["coverage"] >= 0.5 for r in rejected), rejected
     kept = {r["id"] for r in read_jsonl(tmp_path / "out" / "manifest.jsonl")}
     assert {f"ep{i}" for i in range(5)} <= kept  # five distinct talks stay
+
+
+# -- 12: dedupe --against a damaged or hostile earlier index ---------------------------------------
+def _npz(path: Path, *, compress: bool = False, **arrays: np.ndarray) -> None:
+    (np.savez_compressed if compress else np.savez)(path, **arrays)
+    if path.suffix != ".npz":
+        Path(f"{path}.npz").rename(path)
+
+
+def _good_arrays() -> dict[str, np.ndarray]:
+    return {
+        "keys": np.array([1, 2, 3], np.uint32),
+        "items": np.array([0, 0, 1], np.int32),
+        "times": np.array([5, 6, 7], np.int32),
+        "ids": np.array(["x", "y"]),
+        "frames": np.array([100, 100]),
+        "kept": np.array([True, True]),
+    }
+
+
+def _huge_shape(path: Path) -> None:
+    """A member whose header claims 10^12 values (a few bytes of data)."""
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<u4", "fortran_order": False, "shape": (10**12,)}
+    )
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("keys.npy", np.lib.format.magic(1, 0) + header.getvalue() + b"\0" * 16)
+        for name, arr in _good_arrays().items():
+            if name != "keys":
+                buf = io.BytesIO()
+                np.save(buf, arr)
+                zf.writestr(f"{name}.npy", buf.getvalue())
+
+
+INDEX_CASES = {
+    "empty": lambda p: p.write_bytes(b""),
+    "text": lambda p: p.write_text("not an index\n"),
+    "truncated": lambda p: (_npz(p, **_good_arrays()), p.write_bytes(p.read_bytes()[:200])),
+    "missing-kept": lambda p: _npz(p, **{k: v for k, v in _good_arrays().items() if k != "kept"}),
+    "items-out-of-range": lambda p: _npz(p, **{**_good_arrays(), "items": np.array([0, 0, 9])}),
+    "lengths-differ": lambda p: _npz(p, **{**_good_arrays(), "times": np.array([1, 2])}),
+    "objects": lambda p: np.savez(p.with_suffix(""), **_good_arrays(), junk=np.array([{}, 1])),
+    "huge-shape": _huge_shape,
+    "compressed": lambda p: _npz(p, compress=True, **_good_arrays()),
+    "two-dimensional": lambda p: _npz(p, **{**_good_arrays(), "frames": np.zeros((2, 2))}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INDEX_CASES))
+def test_12_a_damaged_against_index_is_refused_before_any_work(tmp_path: Path, case: str) -> None:
+    import resource
+
+    from audioprep.stages.dedupe import INDEX_FILE, DedupeStage
+
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    INDEX_CASES[case](earlier / INDEX_FILE)
+    stage = DedupeStage(DedupeStage.Params(against=(str(earlier),)))
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (8 << 30, hard))  # a 10^12 shape must not be tried
+    try:
+        with pytest.raises(UsageError, match=r"--against .* cannot be used: .*rebuild it"):
+            stage.check()
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def test_12_the_index_is_saved_atomically_and_read_back(tmp_path: Path) -> None:
+    from audioprep.dsp.fingerprint import HashIndex
+    from audioprep.stages.dedupe import INDEX_FILE, load_against
+
+    arrays = _good_arrays()
+    index = HashIndex(arrays.pop("keys"), arrays.pop("items"), arrays.pop("times"))
+    index.save(tmp_path / INDEX_FILE, **arrays)
+    assert [p.name for p in tmp_path.iterdir()] == [INDEX_FILE]  # no stray temporary file
+    loaded, extra = load_against(tmp_path)
+    assert loaded.keys.tolist() == [1, 2, 3] and extra["ids"].tolist() == ["x", "y"]

@@ -417,15 +417,88 @@ class HashIndex:
         )
 
     def save(self, path: Any, **extra: Any) -> None:
-        """Write the index (and ``extra`` arrays) to an ``.npz`` file."""
-        np.savez(path, keys=self.keys, items=self.items, times=self.times, **extra)
+        """Write the index (and ``extra`` arrays) to an ``.npz`` file, atomically: into a
+        temporary file beside it, renamed over ``path`` once complete (a kill while saving
+        leaves the old file or none, never half of one)."""
+        import contextlib
+        import os
+
+        path = os.fspath(path)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, keys=self.keys, items=self.items, times=self.times, **extra)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
     @classmethod
     def load(cls, path: Any) -> tuple[HashIndex, dict[str, np.ndarray]]:
-        """Read an index written by :meth:`save`; returns it and the extra arrays."""
-        with np.load(path, allow_pickle=False) as data:
-            extra = {k: data[k] for k in data.files if k not in ("keys", "items", "times")}
-            return cls(data["keys"], data["items"], data["times"]), extra
+        """Read an index written by :meth:`save`; returns it and the extra arrays.
+
+        Every member is checked before it is read (ValueError with one sentence otherwise):
+        stored uncompressed (as :meth:`save` writes it, so no member can expand beyond the
+        file's own size), 1-D, a plain dtype (no objects), and a shape that fits the bytes
+        it holds; ``keys``, ``items`` and ``times`` integers of one length, keys sorted.
+        """
+        import zipfile
+
+        try:
+            shapes = _checked_members(path)
+            for name in ("keys", "items", "times"):
+                if name not in shapes:
+                    raise ValueError(f"it has no {name!r} array")
+                if shapes[name][1].kind not in "iu":
+                    raise ValueError(f"its {name!r} array is not integers")
+            if not shapes["keys"][0] == shapes["items"][0] == shapes["times"][0]:
+                raise ValueError("its keys, items and times differ in length")
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in shapes}
+        except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+            raise ValueError(f"it is not an index file ({exc})") from None
+        keys = arrays.pop("keys")
+        if len(keys) > 1 and not bool(np.all(keys[1:] >= keys[:-1])):
+            raise ValueError("its keys are not sorted")
+        index = cls(keys.astype(np.uint32), arrays.pop("items"), arrays.pop("times"))
+        return index, arrays
+
+
+def _checked_members(path: Any) -> dict[str, tuple[int, np.dtype]]:
+    """``{name: (length, dtype)}`` of the arrays in an ``.npz`` written by ``np.savez``,
+    read from their headers only; ValueError for anything else."""
+    import zipfile
+
+    out: dict[str, tuple[int, np.dtype]] = {}
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            name = info.filename
+            if not name.endswith(".npy"):
+                raise ValueError(f"it holds {name!r}, which is not an array")
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise ValueError(f"its member {name} is compressed (an index is stored as is)")
+            with zf.open(info) as fh:
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+                else:
+                    raise ValueError(f"its member {name} has .npy version {version}")
+                start = fh.tell()
+            if dtype.hasobject:
+                raise ValueError(f"its member {name} holds Python objects")
+            if len(shape) != 1:
+                raise ValueError(f"its member {name} has shape {shape}, not one dimension")
+            if start + shape[0] * dtype.itemsize != info.file_size:
+                raise ValueError(
+                    f"its member {name} claims {shape[0]} values but holds "
+                    f"{max(0, info.file_size - start)} bytes"
+                )
+            out[name[: -len(".npy")]] = (shape[0], dtype)
+    return out
 
 
 def vote(

@@ -88,6 +88,7 @@ class DedupeStage(CorpusStage):
                     f"--against {d}: no {INDEX_FILE} there; give the output directory of an "
                     "earlier `audioprep dedupe` run."
                 )
+            load_against(d)  # a damaged index is refused now, not after the fingerprinting
 
     # -- workers ---------------------------------------------------------------------------
     def measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
@@ -126,7 +127,7 @@ class DedupeStage(CorpusStage):
         pairs = find_pairs(fps, frames, **opts)
         earlier: dict[int, dict[str, Any]] = {}
         for d in p.against:
-            old_index, extra = HashIndex.load(Path(d) / INDEX_FILE)
+            old_index, extra = load_against(d)
             kept = extra["kept"]
             mask = kept[old_index.items]
             old_index = HashIndex(
@@ -285,3 +286,34 @@ class DedupeStage(CorpusStage):
             "<table><thead><tr><th>item</th><th>duplicate of</th><th>overlap (s)</th>"
             f"<th>coverage</th></tr></thead><tbody>{rows}</tbody></table>"
         )
+
+
+def load_against(folder: str | Path) -> tuple[Any, dict[str, Any]]:
+    """The index of an earlier dedupe run in ``folder`` and its ``ids``, ``frames`` and
+    ``kept`` arrays, every part checked; UsageError with one sentence for a damaged or
+    foreign file (truncated, text, missing or ill-fitting arrays, objects, absurd shapes)."""
+    import numpy as np
+
+    from audioprep.dsp.fingerprint import HashIndex
+
+    path = Path(folder) / INDEX_FILE
+    try:
+        index, extra = HashIndex.load(path)
+        for name, kinds in (("ids", "U"), ("frames", "iu"), ("kept", "b")):
+            if name not in extra:
+                raise ValueError(f"it has no {name!r} array")
+            if extra[name].dtype.kind not in kinds:
+                raise ValueError(f"its {name!r} array has dtype {extra[name].dtype}")
+        n = len(extra["ids"])
+        if not len(extra["frames"]) == len(extra["kept"]) == n:
+            raise ValueError("its ids, frames and kept differ in length")
+        if len(index) and (int(index.items.min()) < 0 or int(index.items.max()) >= n):
+            raise ValueError("its items name items it does not list")
+        if n and int(np.min(extra["frames"])) < 0:
+            raise ValueError("its frames are negative")
+    except ValueError as exc:
+        raise UsageError(
+            f"--against {folder}: {path.name} cannot be used: {exc}; run `audioprep dedupe` "
+            "on that corpus again (with --overwrite) to rebuild it."
+        ) from None
+    return index, extra
