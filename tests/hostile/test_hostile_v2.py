@@ -433,3 +433,42 @@ def test_12_the_index_is_saved_atomically_and_read_back(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == [INDEX_FILE]  # no stray temporary file
     loaded, extra = load_against(tmp_path)
     assert loaded.keys.tolist() == [1, 2, 3] and extra["ids"].tolist() == ["x", "y"]
+
+
+# -- 1: run --estimate never writes into the chain's input ------------------------------------------
+def test_1_estimate_leaves_the_input_alone(tmp_path: Path, monkeypatch) -> None:
+    import hashlib
+    import subprocess
+    import sys
+    import tempfile
+
+    from audioprep.chains.estimate import estimate_chain
+    from audioprep.chains.plan import load_chain
+
+    items = {f"a{i}": tone(0.5, freq=200 + 50 * i) for i in range(4)}
+    src = manifest(tmp_path / "in", items)
+    lines = (src / "manifest.jsonl").read_text().splitlines()
+    hostile = [
+        {"id": "m", "audio": "manifest.jsonl", "duration": 1.0, "sample_rate": 16000},
+        {"id": "abs", "audio": str(src / "audio/a0.wav"), "duration": 1.0, "sample_rate": 16000},
+        {"id": "gone", "audio": "audio/gone.wav", "duration": 1.0, "sample_rate": 16000},
+    ]
+    lines = [lines[0], *(json.dumps({**h, "channels": 1}) for h in hostile), *lines[1:]]
+    (src / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    before = hashlib.sha256((src / "manifest.jsonl").read_bytes()).hexdigest()
+
+    # a scratch folder of an estimate killed with -9 (its process is gone)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / "tmp" / f"audioprep-estimate-{dead.pid}-abcd"
+    (stale / "00-sample").mkdir(parents=True)
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"input: {src}\nstages:\n  - trim: {{head: 0.1}}\n")
+    rows = estimate_chain(load_chain(config), 7, echo=lambda _: None)
+    assert len(rows) == 1
+    assert hashlib.sha256((src / "manifest.jsonl").read_bytes()).hexdigest() == before
+    assert len((src / "manifest.jsonl").read_text().splitlines()) == 7
+    assert list((tmp_path / "tmp").iterdir()) == []  # the stale one gone, its own removed
