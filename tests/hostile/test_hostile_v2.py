@@ -435,7 +435,7 @@ def test_12_the_index_is_saved_atomically_and_read_back(tmp_path: Path) -> None:
     assert loaded.keys.tolist() == [1, 2, 3] and extra["ids"].tolist() == ["x", "y"]
 
 
-# -- 1: run --estimate never writes into the chain's input ------------------------------------------
+# -- 1: run --estimate never writes into the chain's input --------------------------------
 def test_1_estimate_leaves_the_input_alone(tmp_path: Path, monkeypatch) -> None:
     import hashlib
     import subprocess
