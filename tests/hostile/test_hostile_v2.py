@@ -6,6 +6,7 @@ Each test names its item number. Memory cases live in ``test_memory.py``.
 from __future__ import annotations
 
 import json
+import os
 import tarfile
 from pathlib import Path
 
@@ -472,3 +473,157 @@ def test_1_estimate_leaves_the_input_alone(tmp_path: Path, monkeypatch) -> None:
     assert hashlib.sha256((src / "manifest.jsonl").read_bytes()).hexdigest() == before
     assert len((src / "manifest.jsonl").read_text().splitlines()) == 7
     assert list((tmp_path / "tmp").iterdir()) == []  # the stale one gone, its own removed
+
+
+# -- 2 and 13: tone-train's MODEL target, and hostile tone model files -----------------------------
+def _labelled(root: Path, *, nan: bool = False) -> Path:
+    rng = np.random.default_rng(0)
+    for label in ("hum", "hiss"):
+        (root / label).mkdir(parents=True)
+        for i in range(3):
+            y = tone(1.0, freq=120 + 10 * i) if label == "hum" else 0.1 * rng.standard_normal(16000)
+            sf.write(root / label / f"{i}.wav", y.astype(np.float32), 16000, subtype="FLOAT")
+    if nan:
+        sf.write(root / "hum" / "9.wav", nan_tone(1.0), 16000, subtype="FLOAT")
+    return root
+
+
+@pytest.fixture(scope="module")
+def tone_model(tmp_path_factory) -> Path:
+    from audioprep.engines.tone.model import train_tone_model
+
+    tmp = tmp_path_factory.mktemp("tone")
+    train_tone_model(_labelled(tmp / "lab"), tmp / "m.tone.npz", test_size=0.34, max_iter=50)
+    return tmp / "m.tone.npz"
+
+
+def _fifo(tmp: Path) -> Path:
+    os.mkfifo(tmp / "pipe")  # a scratch non-regular file standing in for a device node
+    return tmp / "pipe"
+
+
+TARGETS = {
+    "an input wav": (lambda tmp, lab: lab / "hum" / "0.wav", "inside LABELLED_DIR"),
+    "a folder": (lambda tmp, lab: tmp, "not a plain file"),
+    "a pipe": (lambda tmp, lab: _fifo(tmp), "not a plain file"),
+    "no parent": (lambda tmp, lab: tmp / "nope" / "m.npz", "does not exist"),
+    "another file": (
+        lambda tmp, lab: (tmp / "x.txt").write_text("x") and tmp / "x.txt",
+        "not a tone",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TARGETS))
+def test_2_tone_train_refuses_a_model_path_it_would_destroy(tmp_path: Path, case: str) -> None:
+    from audioprep.engines.tone.model import train_tone_model
+
+    lab = _labelled(tmp_path / "lab")
+    make, needle = TARGETS[case]
+    target = make(tmp_path, lab)
+    before = {p: p.read_bytes() for p in lab.rglob("*.wav")}
+    with pytest.raises(UsageError, match=needle):
+        train_tone_model(lab, target, max_iter=5)
+    assert {p: p.read_bytes() for p in lab.rglob("*.wav")} == before
+    if case == "a pipe":
+        assert target.is_fifo()
+
+
+@pytest.mark.parametrize("test_size", [5.0, 0.99, float("nan"), 0.0])
+def test_2_tone_train_refuses_a_test_size_it_cannot_use(tmp_path: Path, test_size) -> None:
+    from audioprep.engines.tone.model import train_tone_model
+
+    with pytest.raises(UsageError, match="--test-size"):
+        train_tone_model(_labelled(tmp_path / "lab"), tmp_path / "m.npz", test_size=test_size)
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_2_tone_train_names_a_nan_file(tmp_path: Path) -> None:
+    from audioprep.engines.tone.model import train_tone_model
+    from audioprep.errors import AudioprepError
+
+    with pytest.raises(AudioprepError, match=r"9\.wav.*NaN"):
+        train_tone_model(_labelled(tmp_path / "lab", nan=True), tmp_path / "m.npz", max_iter=5)
+
+
+def _rewrite(src: Path, dest: Path, *, header=None, compress=False, **arrays) -> Path:
+    with np.load(src, allow_pickle=False) as data:
+        members = {k: data[k] for k in data.files}
+    if header is not None:
+        text = header if isinstance(header, str) else json.dumps(header)
+        members["header"] = np.frombuffer(text.encode(), dtype=np.uint8)
+    members.update(arrays)
+    with open(dest, "wb") as fh:
+        (np.savez_compressed if compress else np.savez)(fh, **members)
+    return dest
+
+
+def _header(src: Path) -> dict:
+    with np.load(src, allow_pickle=False) as data:
+        return json.loads(bytes(data["header"]).decode())
+
+
+MODEL_CASES = {
+    "header-list": lambda m, d: _rewrite(m, d, header=[1, 2]),
+    "header-string": lambda m, d: _rewrite(m, d, header='"x"'),
+    "header-deep": lambda m, d: _rewrite(m, d, header="[" * 200_000 + "]" * 200_000),
+    "bomb": lambda m, d: _rewrite(m, d, compress=True, w9=np.zeros((20000, 20000), np.uint8)),
+    "unknown-activation": lambda m, d: _rewrite(m, d, header={**_header(m), "activation": "x"}),
+    "labels-misfit": lambda m, d: _rewrite(m, d, header={**_header(m), "labels": ["a", "b", "c"]}),
+    "duplicate-labels": lambda m, d: _rewrite(m, d, header={**_header(m), "labels": ["a", "a"]}),
+    "rate-0": lambda m, d: _rewrite(m, d, header={**_header(m), "sample_rate": 0}),
+    "rate-2e9": lambda m, d: _rewrite(m, d, header={**_header(m), "sample_rate": 2_000_000_000}),
+    "rate-1": lambda m, d: _rewrite(m, d, header={**_header(m), "sample_rate": 1}),
+    "nan-mean": lambda m, d: _rewrite(m, d, mean=np.full(180, np.nan)),
+    "zero-scale": lambda m, d: _rewrite(m, d, scale=np.zeros(180)),
+    "inf-weights": lambda m, d: _rewrite(m, d, w0=np.full((180, 256), np.inf)),
+    "shapes-do-not-chain": lambda m, d: _rewrite(m, d, w1=np.zeros((7, 2))),
+}
+
+
+def _huge_member(model: Path, dest: Path) -> Path:
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**6)}
+    )
+    with np.load(model, allow_pickle=False) as data, zipfile.ZipFile(dest, "w") as zf:
+        for k in data.files:
+            buf = io.BytesIO()
+            np.save(buf, data[k])
+            body = buf.getvalue()
+            if k == "w0":
+                body = np.lib.format.magic(1, 0) + header.getvalue() + b"\0" * 64
+            zf.writestr(f"{k}.npy", body)
+    return dest
+
+
+MODEL_CASES["shape-10^12"] = _huge_member
+
+
+@pytest.mark.parametrize("case", sorted(MODEL_CASES))
+def test_13_a_hostile_tone_model_is_refused_once_before_any_work(
+    tmp_path: Path, tone_model: Path, case: str
+) -> None:
+    import resource
+
+    from audioprep.stages.tone import ToneStage
+
+    bad = MODEL_CASES[case](tone_model, tmp_path / "bad.tone.npz")
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (8 << 30, hard))  # a bomb must not be inflated
+    try:
+        with pytest.raises(UsageError, match="not a usable audioprep tone model"):
+            ToneStage(ToneStage.Params(model=str(bad))).check()
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def test_13_a_trained_model_still_loads(tone_model: Path) -> None:
+    from audioprep.engines.tone.model import ToneModel
+
+    model = ToneModel.load(tone_model)
+    assert sorted(model.labels) == ["hiss", "hum"]
+    assert model.predict_proba(np.zeros((1, 180))).shape == (1, 2)
