@@ -627,3 +627,129 @@ def test_13_a_trained_model_still_loads(tone_model: Path) -> None:
     model = ToneModel.load(tone_model)
     assert sorted(model.labels) == ["hiss", "hum"]
     assert model.predict_proba(np.zeros((1, 180))).shape == (1, 2)
+
+
+# -- 23-26: Ray: a private Ray, a lost head, a port that is not Ray, loopback only ---------------
+def _ray_env(tmp_root: Path) -> dict[str, str]:
+    from audioprep.testing import REPO
+
+    (tmp_root / "home").mkdir(exist_ok=True)
+    return {
+        **os.environ,
+        "HOME": str(tmp_root / "home"),  # where Ray would write ~/.ray/auth_token
+        "RAY_TMPDIR": str(tmp_root),  # Ray's temporary folder of this test alone
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
+
+
+@pytest.fixture
+def ray_tmp():
+    """A short private RAY_TMPDIR (Ray's socket paths must stay short), removed afterwards,
+    with a check that no recorded cluster file is left in it."""
+    import shutil
+    import tempfile
+
+    pytest.importorskip("ray")
+    root = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_23_without_an_address_ray_is_private(tmp_path: Path, ray_tmp: Path) -> None:
+    import subprocess
+    import sys
+
+    from audioprep.testing.ray_cluster import free_port
+
+    # a cluster `ray start` recorded, now gone: ray.init() would try to join it
+    (ray_tmp / "ray").mkdir()
+    recorded = ray_tmp / "ray" / "ray_current_cluster"
+    recorded.write_text(f"127.0.0.1:{free_port()}")
+    src = manifest(tmp_path / "in", {f"a{i}": tone(0.3) for i in range(3)})
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "audioprep", "trim", src, out, "--executor", "ray", "-j", "1", "-q"],
+        env=_ray_env(ray_tmp),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert len(read_jsonl(out / "manifest.jsonl")) == 3
+    assert recorded.read_text().startswith("127.0.0.1:")  # left as it was, not joined
+    assert not (ray_tmp / "home" / ".ray" / "auth_token").exists()  # nothing written in HOME
+
+
+def test_25_an_address_that_is_not_ray_fails_fast(tmp_path: Path) -> None:
+    import http.server
+    import threading
+    import time
+
+    pytest.importorskip("ray")
+    from audioprep.errors import AudioprepError
+    from audioprep.run.executors.ray import RayExecutor
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        address = f"127.0.0.1:{server.server_address[1]}"
+        started = time.monotonic()
+        with pytest.raises(AudioprepError, match="answers but is not a Ray cluster"):
+            RayExecutor(address, connect_timeout=2.0).check()
+        assert time.monotonic() - started < 20
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.slow
+def test_24_a_head_killed_mid_run_is_one_sentence_and_errors(tmp_path: Path, ray_tmp) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from audioprep.run.executors.ray import ITEM_LOG
+    from audioprep.testing.ray_cluster import LocalRayCluster, recorded_cluster_file
+
+    src = manifest(tmp_path / "in", {f"a{i:02d}": tone(0.1) for i in range(40)})
+    out = tmp_path / "out"
+    code = (
+        "import sys\n"
+        "from audioprep.run.executors.ray import RayExecutor\n"
+        "from audioprep.run.runner import run_stage\n"
+        "from audioprep.testing import ToyStage\n"
+        "stage = ToyStage(ToyStage.Params(sleep=0.5))\n"
+        "s = run_stage(stage, sys.argv[1], in_dir=sys.argv[2], progress=False,\n"
+        "              executor=RayExecutor(sys.argv[3]))\n"
+        "print(s.line(), file=sys.stderr)\n"
+        "sys.exit(s.exit_code)\n"
+    )
+    env = _ray_env(ray_tmp)
+    with LocalRayCluster(nodes=1, cpus_per_node=1, env=env) as cluster:
+        driver = subprocess.Popen(
+            [sys.executable, "-c", code, str(out), str(src), cluster.address],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(read_jsonl(out / ITEM_LOG)) < 3:
+            time.sleep(0.2)
+        killed = time.monotonic()
+        cluster.kill_node(0)
+        _, stderr = driver.communicate(timeout=120)
+        took = time.monotonic() - killed
+    assert driver.returncode == 1, stderr
+    assert took < 45  # before Ray's own 60-s exit
+    assert "Traceback" not in stderr and "failed" in stderr
+    assert (out / "stage.json").exists()
+    errors = read_jsonl(out / "errors.jsonl")
+    assert errors and all("head node is gone" in e["reason"] for e in errors)
+    done = read_jsonl(out / "manifest.jsonl")
+    assert len(done) + len(errors) == 40
+    assert not (ray_tmp / "ray" / "ray_current_cluster").exists()
+    assert not recorded_cluster_file().exists() or cluster.address not in (
+        recorded_cluster_file().read_text()
+    )

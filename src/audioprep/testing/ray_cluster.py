@@ -19,6 +19,13 @@ import time
 from pathlib import Path
 
 
+def recorded_cluster_file() -> Path:
+    """Ray's record of the last cluster `ray start` made on this machine, which a bare
+    ``ray.init()`` joins: ``$RAY_TMPDIR/ray/ray_current_cluster`` (else ``$TMPDIR``, ``/tmp``)."""
+    base = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"
+    return Path(base) / "ray" / "ray_current_cluster"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -53,6 +60,8 @@ class LocalRayCluster:
         self.env = {
             **os.environ,
             "RAY_USAGE_STATS_ENABLED": "0",
+            # every address stays 127.0.0.1 (Ray would rewrite it to the interface address)
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
             # notice a lost node in about 2 s rather than 15 s
             "RAY_health_check_period_ms": "500",
             "RAY_health_check_timeout_ms": "1000",
@@ -175,7 +184,11 @@ class LocalRayCluster:
                 proc.wait()
             with contextlib.suppress(ProcessLookupError):  # stragglers of the group
                 os.killpg(proc.pid, signal.SIGKILL)
-        shutil.rmtree(self.temp_dir, ignore_errors=True)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)  # with the ray_current_cluster file
+        recorded = recorded_cluster_file()
+        with contextlib.suppress(OSError):
+            if recorded.read_text().strip().endswith(f":{self.port}"):
+                recorded.unlink()  # never leave this cluster recorded for `ray.init()`
 
     def __enter__(self) -> LocalRayCluster:
         try:
