@@ -753,3 +753,15 @@ def test_24_a_head_killed_mid_run_is_one_sentence_and_errors(tmp_path: Path, ray
     assert not recorded_cluster_file().exists() or cluster.address not in (
         recorded_cluster_file().read_text()
     )
+
+
+# -- 7: fingerprints are computed from a stream, equal to the whole-signal result -------------------
+def test_7_streamed_fingerprint_equals_the_whole_signal() -> None:
+    from audioprep.dsp.fingerprint import SR, analyse, analyse_stream
+
+    rng = np.random.default_rng(3)
+    x = (0.3 * rng.standard_normal(SR * 75 + 13)).astype(np.float32)  # over one block
+    whole = analyse(x)
+    for parts in (2, 9, 400):
+        streamed = analyse_stream(np.array_split(x, parts))
+        assert all(np.array_equal(whole[k], streamed[k]) for k in whole)

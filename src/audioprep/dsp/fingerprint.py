@@ -233,20 +233,48 @@ def analyse(x: np.ndarray, *, sr: int = SR, fanout: int = FANOUT) -> dict[str, n
 
     Returns ``hashes`` (uint32, ``(m,)``), ``times`` (int32 anchor frames, ``(m,)``),
     ``features`` (float16 ``(frames, N_BANDS)``: band log energies in dB) and ``energy``
-    (float16 ``(frames,)``: frame energy in dB). Memory: the signal plus one block of
-    BLOCK_FRAMES frames.
+    (float16 ``(frames,)``: frame energy in dB). The same as :func:`analyse_stream` over
+    ``x`` in any blocks.
     """
     if sr != SR:
         raise ValueError(f"fingerprints are computed at {SR} Hz; resample first")
-    total = n_frames(len(x))
+    return analyse_stream([np.asarray(x, np.float32)], fanout=fanout)
+
+
+def analyse_stream(blocks: Any, *, fanout: int = FANOUT) -> dict[str, np.ndarray]:
+    """:func:`analyse` of a signal given as successive mono 8 kHz blocks (shapes ``(k,)``):
+    memory holds one spectrogram block of BLOCK_FRAMES frames and its samples, the peaks and
+    the per-frame features, never the signal; the result does not depend on the block sizes.
+
+    >>> x = np.random.default_rng(0).standard_normal(3 * SR).astype(np.float32)
+    >>> a, b = analyse(x), analyse_stream(np.array_split(x, 7))
+    >>> all(np.array_equal(a[k], b[k]) for k in a)
+    True
+    """
+    half = N_FFT // 2
     bands = _band_matrix(N_FFT // 2 + 1, SR, N_FFT)
-    pt, pf, pv = [], [], []
-    feats = np.zeros((total, N_BANDS), np.float16)
-    energy = np.zeros(total, np.float16)
-    for f0 in range(0, total, BLOCK_FRAMES):
-        f1 = min(total, f0 + BLOCK_FRAMES)
+    pt: list[np.ndarray] = []
+    pf: list[np.ndarray] = []
+    pv: list[np.ndarray] = []
+    feats: list[np.ndarray] = []
+    energy: list[np.ndarray] = []
+    buf = np.zeros(0, np.float32)  # samples from absolute index ``start``
+    start = 0
+    n = 0  # samples seen
+    f0 = 0  # first frame of the next spectrogram block
+
+    def block(f0: int, f1: int, total: int) -> None:
+        nonlocal buf, start
         c0, c1 = max(0, f0 - PEAK_T), min(total, f1 + PEAK_T)
-        p = power_spectrogram(x, first=c0, last=c1)
+        lo = c0 * HOP - half
+        length = (c1 - 1 - c0) * HOP + N_FFT
+        seg = np.zeros(length, np.float32)
+        a, b = max(lo, start), min(lo + length, start + len(buf))
+        if b > a:
+            seg[a - lo : b - lo] = buf[a - start : b - start]
+        frames = np.lib.stride_tricks.sliding_window_view(seg, N_FFT)[::HOP][: c1 - c0]
+        spec = np.fft.rfft(frames * np.hanning(N_FFT).astype(np.float32), axis=1)
+        p = (spec.real**2 + spec.imag**2).astype(np.float32)
         s_db = 10 * np.log10(p + 1e-10)
         t, f, v = find_peaks(s_db, frame_offset=c0)
         inside = (t >= f0) & (t < f1)
@@ -254,14 +282,38 @@ def analyse(x: np.ndarray, *, sr: int = SR, fanout: int = FANOUT) -> dict[str, n
         pf.append(f[inside])
         pv.append(v[inside])
         core = p[f0 - c0 : f0 - c0 + (f1 - f0)]
-        feats[f0:f1] = 10 * np.log10(core @ bands + 1e-10)
-        energy[f0:f1] = 10 * np.log10(core.sum(axis=1) + 1e-10)
+        feats.append((10 * np.log10(core @ bands + 1e-10)).astype(np.float16))
+        energy.append((10 * np.log10(core.sum(axis=1) + 1e-10)).astype(np.float16))
+        keep = max(0, (f1 - PEAK_T) * HOP - half)  # the next block's first sample
+        if keep > start:
+            buf = buf[keep - start :].copy()
+            start = keep
+
+    for piece in blocks:
+        piece = np.asarray(piece, np.float32)
+        buf = np.concatenate([buf, piece]) if len(buf) else piece
+        n += len(piece)
+        # a block can be made once the samples of its last context frame are in
+        while (f0 + BLOCK_FRAMES + PEAK_T - 1) * HOP + half <= n:
+            f1 = f0 + BLOCK_FRAMES
+            block(f0, f1, f1 + PEAK_T)
+            f0 = f1
+    total = n_frames(n)
+    while f0 < total:
+        f1 = min(total, f0 + BLOCK_FRAMES)
+        block(f0, f1, total)
+        f0 = f1
     if pt:
         t, f = thin_peaks(np.concatenate(pt), np.concatenate(pf), np.concatenate(pv))
     else:
         t = f = np.zeros(0, np.int32)
     hashes, times = pair_peaks(t, f, fanout=fanout)
-    return {"hashes": hashes, "times": times, "features": feats, "energy": energy}
+    return {
+        "hashes": hashes,
+        "times": times,
+        "features": np.concatenate(feats) if feats else np.zeros((0, N_BANDS), np.float16),
+        "energy": np.concatenate(energy) if energy else np.zeros(0, np.float16),
+    }
 
 
 def frame_similarity(
