@@ -755,7 +755,7 @@ def test_24_a_head_killed_mid_run_is_one_sentence_and_errors(tmp_path: Path, ray
     )
 
 
-# -- 7: fingerprints are computed from a stream, equal to the whole-signal result -------------------
+# -- 7: fingerprints are computed from a stream, equal to the whole-signal result ----------------
 def test_7_streamed_fingerprint_equals_the_whole_signal() -> None:
     from audioprep.dsp.fingerprint import SR, analyse, analyse_stream
 
