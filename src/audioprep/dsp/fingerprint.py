@@ -62,6 +62,7 @@ HASH_BITS = 20
 #: Band features for the frame check: log energies of N_BANDS log-spaced bands.
 N_BANDS = 24
 BAND_LO, BAND_HI = 120.0, 3900.0
+POSTINGS_CHUNK = 1 << 14  # query hashes looked up at a time (HashIndex.postings)
 BLOCK_FRAMES = 4096  # spectrogram computed this many frames (65 s) at a time
 
 
@@ -241,10 +242,13 @@ def analyse(x: np.ndarray, *, sr: int = SR, fanout: int = FANOUT) -> dict[str, n
     return analyse_stream([np.asarray(x, np.float32)], fanout=fanout)
 
 
-def analyse_stream(blocks: Any, *, fanout: int = FANOUT) -> dict[str, np.ndarray]:
+def analyse_stream(
+    blocks: Any, *, fanout: int = FANOUT, features: bool = True
+) -> dict[str, np.ndarray]:
     """:func:`analyse` of a signal given as successive mono 8 kHz blocks (shapes ``(k,)``):
     memory holds one spectrogram block of BLOCK_FRAMES frames and its samples, the peaks and
     the per-frame features, never the signal; the result does not depend on the block sizes.
+    ``features=False`` leaves the band features out (``features`` then has 0 columns).
 
     >>> x = np.random.default_rng(0).standard_normal(3 * SR).astype(np.float32)
     >>> a, b = analyse(x), analyse_stream(np.array_split(x, 7))
@@ -282,7 +286,8 @@ def analyse_stream(blocks: Any, *, fanout: int = FANOUT) -> dict[str, np.ndarray
         pf.append(f[inside])
         pv.append(v[inside])
         core = p[f0 - c0 : f0 - c0 + (f1 - f0)]
-        feats.append((10 * np.log10(core @ bands + 1e-10)).astype(np.float16))
+        if features:
+            feats.append((10 * np.log10(core @ bands + 1e-10)).astype(np.float16))
         energy.append((10 * np.log10(core.sum(axis=1) + 1e-10)).astype(np.float16))
         keep = max(0, (f1 - PEAK_T) * HOP - half)  # the next block's first sample
         if keep > start:
@@ -311,7 +316,9 @@ def analyse_stream(blocks: Any, *, fanout: int = FANOUT) -> dict[str, np.ndarray
     return {
         "hashes": hashes,
         "times": times,
-        "features": np.concatenate(feats) if feats else np.zeros((0, N_BANDS), np.float16),
+        "features": np.concatenate(feats)
+        if feats
+        else np.zeros((0, N_BANDS if features else 0), np.float16),
         "energy": np.concatenate(energy) if energy else np.zeros(0, np.float16),
     }
 
@@ -417,31 +424,55 @@ class HashIndex:
         return len(self.keys)
 
     def postings(
-        self, hashes: np.ndarray, times: np.ndarray, *, max_postings: int | None = None
+        self,
+        hashes: np.ndarray,
+        times: np.ndarray,
+        *,
+        max_postings: int | None = None,
+        where: Any = None,
+        chunk: int = POSTINGS_CHUNK,
     ) -> dict[str, np.ndarray]:
         """Every index entry sharing a hash with the query (``hashes``, ``times``: shape ``(m,)``).
 
         Returns arrays of one shape ``(k,)``: ``item``, ``offset`` (indexed time minus query
         time, in frames), ``qtime`` (the query anchor frame) and ``qindex`` (position in the
-        query).
+        query). ``where``: a function of the ``item`` array giving the entries to keep (say,
+        other items than the query's own), applied ``chunk`` query hashes at a time, so the
+        entries left out are never all held at once: an item's matches with itself grow with
+        the square of its length.
+
+        >>> index = HashIndex.build([(np.array([7, 7, 9]), np.array([0, 5, 9]))] * 2)
+        >>> p = index.postings(np.array([7, 9]), np.array([0, 9]), where=lambda it: it != 0)
+        >>> p["item"].tolist(), p["offset"].tolist(), p["qindex"].tolist()
+        ([1, 1, 1], [0, 5, 0], [0, 0, 1])
         """
-        lo = np.searchsorted(self.keys, hashes, side="left")
-        hi = np.searchsorted(self.keys, hashes, side="right")
-        counts = hi - lo
-        if max_postings is not None:
-            counts = np.where(counts > max_postings, 0, counts)
-        total = int(counts.sum())
-        qidx = np.repeat(np.arange(len(hashes)), counts)
-        starts = np.repeat(lo, counts)
-        firsts = np.repeat(np.cumsum(counts) - counts, counts)
-        pos = starts + (np.arange(total) - firsts)
-        qt = np.asarray(times, np.int64)[qidx]
-        return {
-            "item": self.items[pos],
-            "offset": self.times[pos].astype(np.int64) - qt,
-            "qtime": qt,
-            "qindex": qidx,
-        }
+        parts = []
+        for first in range(0, max(1, len(hashes)), chunk):
+            h, t = hashes[first : first + chunk], times[first : first + chunk]
+            lo = np.searchsorted(self.keys, h, side="left")
+            hi = np.searchsorted(self.keys, h, side="right")
+            counts = hi - lo
+            if max_postings is not None:
+                counts = np.where(counts > max_postings, 0, counts)
+            total = int(counts.sum())
+            qidx = np.repeat(np.arange(len(h)), counts)
+            starts = np.repeat(lo, counts)
+            firsts = np.repeat(np.cumsum(counts) - counts, counts)
+            pos = starts + (np.arange(total) - firsts)
+            qt = np.asarray(t, np.int64)[qidx]
+            part = {
+                "item": self.items[pos],
+                "offset": self.times[pos].astype(np.int64) - qt,
+                "qtime": qt,
+                "qindex": qidx + first,
+            }
+            if where is not None:
+                keep = where(part["item"])
+                part = {k: v[keep] for k, v in part.items()}
+            parts.append(part)
+        if len(parts) == 1:
+            return parts[0]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def offsets(
         self,

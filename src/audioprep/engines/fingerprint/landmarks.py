@@ -143,7 +143,7 @@ def fingerprint_file(path: Path, out_dir: Path, item_id: str, *, features: bool)
             yield part
 
     try:
-        fp = analyse_stream(measured(_resample_blocks(blocks, sr, stats)))
+        fp = analyse_stream(measured(_resample_blocks(blocks, sr, stats)), features=features)
     except RuntimeError as exc:  # libsndfile errors while reading
         raise ItemError(f"could not decode the audio: {exc}") from None
     if level["n"] == 0:
