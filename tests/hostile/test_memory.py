@@ -94,5 +94,6 @@ def test_memory_does_not_grow_with_length(items, tmp_path: Path, case: str) -> N
     peaks = {
         name: _peak_mb(CASES[case](src, tmp_path / f"out-{name}")) for name, src in items.items()
     }
+    print(case, peaks)
     slack = SLACK_MB + (FEATURES_MB if case == "repeats" else 0)
     assert peaks["3h"] <= peaks["1h"] + slack, peaks
