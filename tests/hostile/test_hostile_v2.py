@@ -615,7 +615,7 @@ def test_13_a_hostile_tone_model_is_refused_once_before_any_work(
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     resource.setrlimit(resource.RLIMIT_AS, (8 << 30, hard))  # a bomb must not be inflated
     try:
-        with pytest.raises(UsageError, match="not a usable audioprep tone model"):
+        with pytest.raises(UsageError, match="not a readable audioprep tone model"):
             ToneStage(ToneStage.Params(model=str(bad))).check()
     finally:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))

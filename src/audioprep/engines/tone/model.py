@@ -253,7 +253,7 @@ class ToneModel:
         ) as exc:
             reason = str(exc) if isinstance(exc, ValueError) else type(exc).__name__
             raise UsageError(
-                f"tone model {path} is not a usable audioprep tone model ({reason[:200]}); "
+                f"tone model {path} is not a readable audioprep tone model ({reason[:200]}); "
                 "make one with `audioprep tone-train LABELLED_DIR MODEL`"
             ) from None
         return model
