@@ -62,6 +62,10 @@ class LocalRayCluster:
             "RAY_USAGE_STATS_ENABLED": "0",
             # every address stays 127.0.0.1 (Ray would rewrite it to the interface address)
             "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+            # a loopback test cluster without token authentication: Ray 2.60 turns it on for
+            # `ray start` whenever ~/.ray/auth_token exists (a bare ray.init() writes one),
+            # and then refuses clients that do not send it
+            "RAY_AUTH_MODE": "disabled",
             # notice a lost node in about 2 s rather than 15 s
             "RAY_health_check_period_ms": "500",
             "RAY_health_check_timeout_ms": "1000",
