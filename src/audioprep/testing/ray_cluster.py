@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
 
 def recorded_cluster_file() -> Path:
     """Ray's record of the last cluster `ray start` made on this machine, which a bare
@@ -60,8 +62,10 @@ class LocalRayCluster:
         self.env = {
             **os.environ,
             "RAY_USAGE_STATS_ENABLED": "0",
-            # every address stays 127.0.0.1 (Ray would rewrite it to the interface address)
-            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+            # a one-node cluster and its clients stay on 127.0.0.1 (Ray would rewrite it to the
+            # interface address); a node joining another needs "1" (`ray start --address`
+            # refuses otherwise), so a cluster of several nodes runs with "1"
+            LOOPBACK_ENV: "0" if nodes == 1 else "1",
             # a loopback test cluster without token authentication: Ray 2.60 turns it on for
             # `ray start` whenever ~/.ray/auth_token exists (a bare ray.init() writes one),
             # and then refuses clients that do not send it
@@ -117,7 +121,11 @@ class LocalRayCluster:
             cmd += ["--address", self.address]
         log = open(self.temp_dir / f"node-{len(self.procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            cmd,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         self.procs.append(proc)
