@@ -22,6 +22,21 @@ class ItemError(Exception):
     """One item failed; its message is the reason written to errors.jsonl."""
 
 
+class NonFiniteAudio(ItemError):
+    """The item's audio holds NaN or infinite samples: raised by the shared block readers
+    (``engines.tone.model.mono_blocks``, ``engines.fingerprint.landmarks``), so every stage
+    says so instead of computing NaN results; a stage may turn it into a rejection.
+
+    >>> str(NonFiniteAudio())
+    'the audio holds NaN or infinite samples'
+    """
+
+    REASON = "the audio holds NaN or infinite samples"
+
+    def __init__(self, reason: str = REASON) -> None:
+        super().__init__(reason)
+
+
 def from_os_error(exc: OSError, where: object) -> AudioprepError:
     """One sentence (exit 3) for a file-system failure outside any one item: a disk that is
     full, a folder that is read-only or missing.

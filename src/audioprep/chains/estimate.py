@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -31,7 +33,7 @@ from typing import Any
 
 from audioprep.core.stage import link_or_copy
 from audioprep.errors import UsageError
-from audioprep.manifests.records import MANIFEST, dumps, read_manifest, resolve_audio
+from audioprep.manifests.records import MANIFEST, dumps, resolve_audio
 
 
 @dataclasses.dataclass
@@ -57,23 +59,58 @@ def _du(path: Path) -> int:
 def sample_manifest(src: Path, dest: Path, n: int) -> tuple[float, float, int]:
     """Write ``n`` records spread evenly over ``src``'s manifest into ``dest`` (audio linked).
 
-    Returns (input seconds, sample seconds, input item count).
+    Only valid records whose audio is a file inside ``src`` are sampled (an absolute, missing
+    or escaping ``audio`` is left out); each sampled file is linked into ``dest/audio/`` under
+    a name of the sample's own (``audio/000003.wav``), never the record's path, so nothing of
+    ``src`` (its manifest, say) can be reached through the sample. Returns (input seconds,
+    sample seconds, input item count).
     """
-    records = list(read_manifest(src))
+    from audioprep.manifests.records import iter_checked
+
+    records = [
+        r
+        for _, r, _ in iter_checked(src)
+        if r is not None and resolve_audio(src, r["audio"]).is_file()
+    ]
     if not records:
-        raise UsageError(f"{src} has no items to sample")
+        raise UsageError(f"{src} has no items with audio to sample")
     total = sum(float(r.get("duration") or 0.0) for r in records)
     n = max(1, min(n, len(records)))
     picked = [records[(i * len(records)) // n] for i in range(n)]
     (dest / "audio").mkdir(parents=True, exist_ok=True)
-    for r in picked:
+    rows = []
+    for number, r in enumerate(picked):
         source = resolve_audio(src, r["audio"])
-        target = dest / r["audio"]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
-            link_or_copy(source, target)  # a symlink would point outside the sample's folder
-    (dest / MANIFEST).write_text("".join(dumps(r) + "\n" for r in picked), encoding="utf-8")
+        ext = source.suffix.lower() if _SAFE_EXT.match(source.suffix.lower()) else ".media"
+        name = f"audio/{number:06d}{ext}"
+        link_or_copy(source, dest / name)  # a symlink would point outside the sample's folder
+        rows.append({**r, "audio": name})
+    manifest = dest / MANIFEST
+    manifest.unlink(missing_ok=True)  # written afresh, never through a link
+    manifest.write_text("".join(dumps(r) + "\n" for r in rows), encoding="utf-8")
     return total, sum(float(r.get("duration") or 0.0) for r in picked), len(records)
+
+
+#: Scratch folders of estimates, in the temporary folder: ``audioprep-estimate-PID-XXXX``.
+SCRATCH_PREFIX = "audioprep-estimate-"
+_SAFE_EXT = re.compile(r"^\.[a-z0-9]{1,5}$")
+
+
+def _scratch() -> Path:
+    """A new scratch folder named after this process; the folders of estimates whose process
+    is gone (killed with -9, so its ``finally`` never ran) are removed first."""
+    base = Path(tempfile.gettempdir())
+    for old in base.glob(f"{SCRATCH_PREFIX}*"):
+        m = re.fullmatch(rf"{SCRATCH_PREFIX}(\d+)-.*", old.name)
+        if not m or not old.is_dir() or old.is_symlink():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(old, ignore_errors=True)
+        except (PermissionError, OverflowError):
+            pass  # another user's live process
+    return Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
 
 
 def estimate_chain(
@@ -91,7 +128,7 @@ def estimate_chain(
     if n < 1:
         raise UsageError("--estimate needs a number of items of at least 1")
     own = scratch is None
-    work = Path(tempfile.mkdtemp(prefix="audioprep-estimate-")) if own else scratch
+    work = _scratch() if own else scratch
     try:
         steps = list(chain.steps)
         in_dir = chain.input.absolute() if chain.input else None

@@ -285,6 +285,7 @@ def run_chain(
 
     stop = chain.stop_on_failure if stop_on_failure is None else stop_on_failure
     steps = plan(chain, workdir)
+    check_stages(steps)
     lines: list[str] = []
     exit_code = 0
     try:
@@ -319,6 +320,17 @@ def run_chain(
                 echo(f"[{p.step.dir_name}] some items failed and stop_on_failure is set: stopping")
                 return ChainResult(lines, exit_code, p.out_dir)
     return ChainResult(lines, exit_code, steps[-1].out_dir if steps else None)
+
+
+def check_stages(steps: list[Planned]) -> None:
+    """Each stage's own checks (option combinations, models, tools), as its run makes them,
+    before anything runs: a dry run refuses what the run would, and a run refuses a bad stage
+    3 before stage 1 starts. UsageError names the stage."""
+    for p in steps:
+        try:
+            p.call.stage.check()
+        except UsageError as exc:
+            raise UsageError(f"stage {p.step.index} (audioprep {p.step.command}): {exc}") from None
 
 
 def _warn_stale(workdir: Path, steps: list[Planned], echo: Callable[[str], None]) -> None:

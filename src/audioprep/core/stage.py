@@ -63,7 +63,10 @@ __all__ = [
 
 def link_or_copy(source: Path, dest: Path) -> None:
     """Hard-link ``source`` as ``dest`` (replacing it); copy where a link cannot be made
-    (another file system, a link limit, a file system without links)."""
+    (another file system, a link limit, a file system without links). A symlink is followed
+    to the file it names: on Linux ``os.link`` would link the symlink itself, and a relative
+    link copied into OUT points outside the directory (or nowhere)."""
+    source = Path(os.path.realpath(source))
     with contextlib.suppress(FileNotFoundError):
         dest.unlink()
     try:

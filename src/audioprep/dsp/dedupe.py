@@ -70,13 +70,9 @@ def duplicates_of(
     Returns ``[(other, offset_frames, overlap_s, coverage, n_hashes), ...]`` (other = query +
     offset), best first.
     """
-    p = index.postings(fp["hashes"], fp["times"], max_postings=max_postings)
-    it, off = p["item"], p["offset"]
-    if item is not None:
-        keep = it != item
-        it, off, qt = it[keep], off[keep], p["qtime"][keep]
-    else:
-        qt = p["qtime"]
+    where = None if item is None else (lambda found: found != item)
+    p = index.postings(fp["hashes"], fp["times"], max_postings=max_postings, where=where)
+    it, off, qt = p["item"], p["offset"], p["qtime"]
     v = vote(it, off, min_count=min_hashes, peaks_per_item=2)
     n_query = len(fp["energy"]) if "energy" in fp else int(fp["frames"])
     found: dict[int, tuple[int, int, float, float, int]] = {}

@@ -62,6 +62,7 @@ HASH_BITS = 20
 #: Band features for the frame check: log energies of N_BANDS log-spaced bands.
 N_BANDS = 24
 BAND_LO, BAND_HI = 120.0, 3900.0
+POSTINGS_CHUNK = 1 << 14  # query hashes looked up at a time (HashIndex.postings)
 BLOCK_FRAMES = 4096  # spectrogram computed this many frames (65 s) at a time
 
 
@@ -233,20 +234,51 @@ def analyse(x: np.ndarray, *, sr: int = SR, fanout: int = FANOUT) -> dict[str, n
 
     Returns ``hashes`` (uint32, ``(m,)``), ``times`` (int32 anchor frames, ``(m,)``),
     ``features`` (float16 ``(frames, N_BANDS)``: band log energies in dB) and ``energy``
-    (float16 ``(frames,)``: frame energy in dB). Memory: the signal plus one block of
-    BLOCK_FRAMES frames.
+    (float16 ``(frames,)``: frame energy in dB). The same as :func:`analyse_stream` over
+    ``x`` in any blocks.
     """
     if sr != SR:
         raise ValueError(f"fingerprints are computed at {SR} Hz; resample first")
-    total = n_frames(len(x))
+    return analyse_stream([np.asarray(x, np.float32)], fanout=fanout)
+
+
+def analyse_stream(
+    blocks: Any, *, fanout: int = FANOUT, features: bool = True
+) -> dict[str, np.ndarray]:
+    """:func:`analyse` of a signal given as successive mono 8 kHz blocks (shapes ``(k,)``):
+    memory holds one spectrogram block of BLOCK_FRAMES frames and its samples, the peaks and
+    the per-frame features, never the signal; the result does not depend on the block sizes.
+    ``features=False`` leaves the band features out (``features`` then has 0 columns).
+
+    >>> x = np.random.default_rng(0).standard_normal(3 * SR).astype(np.float32)
+    >>> a, b = analyse(x), analyse_stream(np.array_split(x, 7))
+    >>> all(np.array_equal(a[k], b[k]) for k in a)
+    True
+    """
+    half = N_FFT // 2
     bands = _band_matrix(N_FFT // 2 + 1, SR, N_FFT)
-    pt, pf, pv = [], [], []
-    feats = np.zeros((total, N_BANDS), np.float16)
-    energy = np.zeros(total, np.float16)
-    for f0 in range(0, total, BLOCK_FRAMES):
-        f1 = min(total, f0 + BLOCK_FRAMES)
+    pt: list[np.ndarray] = []
+    pf: list[np.ndarray] = []
+    pv: list[np.ndarray] = []
+    feats: list[np.ndarray] = []
+    energy: list[np.ndarray] = []
+    buf = np.zeros(0, np.float32)  # samples from absolute index ``start``
+    start = 0
+    n = 0  # samples seen
+    f0 = 0  # first frame of the next spectrogram block
+
+    def block(f0: int, f1: int, total: int) -> None:
+        nonlocal buf, start
         c0, c1 = max(0, f0 - PEAK_T), min(total, f1 + PEAK_T)
-        p = power_spectrogram(x, first=c0, last=c1)
+        lo = c0 * HOP - half
+        length = (c1 - 1 - c0) * HOP + N_FFT
+        seg = np.zeros(length, np.float32)
+        a, b = max(lo, start), min(lo + length, start + len(buf))
+        if b > a:
+            seg[a - lo : b - lo] = buf[a - start : b - start]
+        frames = np.lib.stride_tricks.sliding_window_view(seg, N_FFT)[::HOP][: c1 - c0]
+        spec = np.fft.rfft(frames * np.hanning(N_FFT).astype(np.float32), axis=1)
+        p = (spec.real**2 + spec.imag**2).astype(np.float32)
         s_db = 10 * np.log10(p + 1e-10)
         t, f, v = find_peaks(s_db, frame_offset=c0)
         inside = (t >= f0) & (t < f1)
@@ -254,14 +286,41 @@ def analyse(x: np.ndarray, *, sr: int = SR, fanout: int = FANOUT) -> dict[str, n
         pf.append(f[inside])
         pv.append(v[inside])
         core = p[f0 - c0 : f0 - c0 + (f1 - f0)]
-        feats[f0:f1] = 10 * np.log10(core @ bands + 1e-10)
-        energy[f0:f1] = 10 * np.log10(core.sum(axis=1) + 1e-10)
+        if features:
+            feats.append((10 * np.log10(core @ bands + 1e-10)).astype(np.float16))
+        energy.append((10 * np.log10(core.sum(axis=1) + 1e-10)).astype(np.float16))
+        keep = max(0, (f1 - PEAK_T) * HOP - half)  # the next block's first sample
+        if keep > start:
+            buf = buf[keep - start :].copy()
+            start = keep
+
+    for piece in blocks:
+        piece = np.asarray(piece, np.float32)
+        buf = np.concatenate([buf, piece]) if len(buf) else piece
+        n += len(piece)
+        # a block can be made once the samples of its last context frame are in
+        while (f0 + BLOCK_FRAMES + PEAK_T - 1) * HOP + half <= n:
+            f1 = f0 + BLOCK_FRAMES
+            block(f0, f1, f1 + PEAK_T)
+            f0 = f1
+    total = n_frames(n)
+    while f0 < total:
+        f1 = min(total, f0 + BLOCK_FRAMES)
+        block(f0, f1, total)
+        f0 = f1
     if pt:
         t, f = thin_peaks(np.concatenate(pt), np.concatenate(pf), np.concatenate(pv))
     else:
         t = f = np.zeros(0, np.int32)
     hashes, times = pair_peaks(t, f, fanout=fanout)
-    return {"hashes": hashes, "times": times, "features": feats, "energy": energy}
+    return {
+        "hashes": hashes,
+        "times": times,
+        "features": np.concatenate(feats)
+        if feats
+        else np.zeros((0, N_BANDS if features else 0), np.float16),
+        "energy": np.concatenate(energy) if energy else np.zeros(0, np.float16),
+    }
 
 
 def frame_similarity(
@@ -365,31 +424,55 @@ class HashIndex:
         return len(self.keys)
 
     def postings(
-        self, hashes: np.ndarray, times: np.ndarray, *, max_postings: int | None = None
+        self,
+        hashes: np.ndarray,
+        times: np.ndarray,
+        *,
+        max_postings: int | None = None,
+        where: Any = None,
+        chunk: int = POSTINGS_CHUNK,
     ) -> dict[str, np.ndarray]:
         """Every index entry sharing a hash with the query (``hashes``, ``times``: shape ``(m,)``).
 
         Returns arrays of one shape ``(k,)``: ``item``, ``offset`` (indexed time minus query
         time, in frames), ``qtime`` (the query anchor frame) and ``qindex`` (position in the
-        query).
+        query). ``where``: a function of the ``item`` array giving the entries to keep (say,
+        other items than the query's own), applied ``chunk`` query hashes at a time, so the
+        entries left out are never all held at once: an item's matches with itself grow with
+        the square of its length.
+
+        >>> index = HashIndex.build([(np.array([7, 7, 9]), np.array([0, 5, 9]))] * 2)
+        >>> p = index.postings(np.array([7, 9]), np.array([0, 9]), where=lambda it: it != 0)
+        >>> p["item"].tolist(), p["offset"].tolist(), p["qindex"].tolist()
+        ([1, 1, 1], [0, 5, 0], [0, 0, 1])
         """
-        lo = np.searchsorted(self.keys, hashes, side="left")
-        hi = np.searchsorted(self.keys, hashes, side="right")
-        counts = hi - lo
-        if max_postings is not None:
-            counts = np.where(counts > max_postings, 0, counts)
-        total = int(counts.sum())
-        qidx = np.repeat(np.arange(len(hashes)), counts)
-        starts = np.repeat(lo, counts)
-        firsts = np.repeat(np.cumsum(counts) - counts, counts)
-        pos = starts + (np.arange(total) - firsts)
-        qt = np.asarray(times, np.int64)[qidx]
-        return {
-            "item": self.items[pos],
-            "offset": self.times[pos].astype(np.int64) - qt,
-            "qtime": qt,
-            "qindex": qidx,
-        }
+        parts = []
+        for first in range(0, max(1, len(hashes)), chunk):
+            h, t = hashes[first : first + chunk], times[first : first + chunk]
+            lo = np.searchsorted(self.keys, h, side="left")
+            hi = np.searchsorted(self.keys, h, side="right")
+            counts = hi - lo
+            if max_postings is not None:
+                counts = np.where(counts > max_postings, 0, counts)
+            total = int(counts.sum())
+            qidx = np.repeat(np.arange(len(h)), counts)
+            starts = np.repeat(lo, counts)
+            firsts = np.repeat(np.cumsum(counts) - counts, counts)
+            pos = starts + (np.arange(total) - firsts)
+            qt = np.asarray(t, np.int64)[qidx]
+            part = {
+                "item": self.items[pos],
+                "offset": self.times[pos].astype(np.int64) - qt,
+                "qtime": qt,
+                "qindex": qidx + first,
+            }
+            if where is not None:
+                keep = where(part["item"])
+                part = {k: v[keep] for k, v in part.items()}
+            parts.append(part)
+        if len(parts) == 1:
+            return parts[0]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def offsets(
         self,
@@ -417,15 +500,88 @@ class HashIndex:
         )
 
     def save(self, path: Any, **extra: Any) -> None:
-        """Write the index (and ``extra`` arrays) to an ``.npz`` file."""
-        np.savez(path, keys=self.keys, items=self.items, times=self.times, **extra)
+        """Write the index (and ``extra`` arrays) to an ``.npz`` file, atomically: into a
+        temporary file beside it, renamed over ``path`` once complete (a kill while saving
+        leaves the old file or none, never half of one)."""
+        import contextlib
+        import os
+
+        path = os.fspath(path)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, keys=self.keys, items=self.items, times=self.times, **extra)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
     @classmethod
     def load(cls, path: Any) -> tuple[HashIndex, dict[str, np.ndarray]]:
-        """Read an index written by :meth:`save`; returns it and the extra arrays."""
-        with np.load(path, allow_pickle=False) as data:
-            extra = {k: data[k] for k in data.files if k not in ("keys", "items", "times")}
-            return cls(data["keys"], data["items"], data["times"]), extra
+        """Read an index written by :meth:`save`; returns it and the extra arrays.
+
+        Every member is checked before it is read (ValueError with one sentence otherwise):
+        stored uncompressed (as :meth:`save` writes it, so no member can expand beyond the
+        file's own size), 1-D, a plain dtype (no objects), and a shape that fits the bytes
+        it holds; ``keys``, ``items`` and ``times`` integers of one length, keys sorted.
+        """
+        import zipfile
+
+        try:
+            shapes = _checked_members(path)
+            for name in ("keys", "items", "times"):
+                if name not in shapes:
+                    raise ValueError(f"it has no {name!r} array")
+                if shapes[name][1].kind not in "iu":
+                    raise ValueError(f"its {name!r} array is not integers")
+            if not shapes["keys"][0] == shapes["items"][0] == shapes["times"][0]:
+                raise ValueError("its keys, items and times differ in length")
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in shapes}
+        except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+            raise ValueError(f"it is not an index file ({exc})") from None
+        keys = arrays.pop("keys")
+        if len(keys) > 1 and not bool(np.all(keys[1:] >= keys[:-1])):
+            raise ValueError("its keys are not sorted")
+        index = cls(keys.astype(np.uint32), arrays.pop("items"), arrays.pop("times"))
+        return index, arrays
+
+
+def _checked_members(path: Any) -> dict[str, tuple[int, np.dtype]]:
+    """``{name: (length, dtype)}`` of the arrays in an ``.npz`` written by ``np.savez``,
+    read from their headers only; ValueError for anything else."""
+    import zipfile
+
+    out: dict[str, tuple[int, np.dtype]] = {}
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            name = info.filename
+            if not name.endswith(".npy"):
+                raise ValueError(f"it holds {name!r}, which is not an array")
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise ValueError(f"its member {name} is compressed (an index is stored as is)")
+            with zf.open(info) as fh:
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+                else:
+                    raise ValueError(f"its member {name} has .npy version {version}")
+                start = fh.tell()
+            if dtype.hasobject:
+                raise ValueError(f"its member {name} holds Python objects")
+            if len(shape) != 1:
+                raise ValueError(f"its member {name} has shape {shape}, not one dimension")
+            if start + shape[0] * dtype.itemsize != info.file_size:
+                raise ValueError(
+                    f"its member {name} claims {shape[0]} values but holds "
+                    f"{max(0, info.file_size - start)} bytes"
+                )
+            out[name[: -len(".npy")]] = (shape[0], dtype)
+    return out
 
 
 def vote(

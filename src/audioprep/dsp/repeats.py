@@ -133,9 +133,8 @@ def pairwise_repeats(
     index = HashIndex.build([(f["hashes"], f["times"]) for f in fps])
     found = []
     for a, fa in enumerate(fps):
-        p = index.postings(fa["hashes"], fa["times"])
-        later = p["item"] > a
-        item, off, qidx = p["item"][later], p["offset"][later], p["qindex"][later]
+        p = index.postings(fa["hashes"], fa["times"], where=lambda found, a=a: found > a)
+        item, off, qidx = p["item"], p["offset"], p["qindex"]
         v = vote(item, off, min_count=min_hashes, peaks_per_item=16)
         spans: dict[int, list[tuple[int, int, int, int]]] = {}
         for b, o in zip(v["item"].tolist(), v["offset"].tolist(), strict=True):

@@ -9,6 +9,7 @@ UsageError) and ``skip_reason(record) -> str | None`` (leave one record out, wit
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -28,6 +29,8 @@ SKIPPED_FILE = "export-errors.jsonl"
 ASMR_FIELDS = SCHEMA_FIELDS
 #: Record fields every hf export carries as columns (the manifest format's own fields).
 RECORD_FIELDS = tuple(f.name for f in CORE_FIELDS)
+#: errno values of a disk that is full or cannot be written: these end the whole export.
+_DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM}
 _SAFE_EXT = re.compile(r"^\.[a-z0-9]{1,5}$")
 #: First characters that make a spreadsheet read a cell as a formula (OWASP's list).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -100,6 +103,7 @@ class ExportJob:
         self._stage_fields: list[RecordField] | None = None
         self.caption: str | None = None  # spectrogram-captions' --caption
         self.shard_size: int | None = None  # webdataset's --shard-size
+        self._placed: list[Path] | None = None
         self.stats: dict[str, Any] = {
             "format": fmt,
             "items": 0,
@@ -148,20 +152,62 @@ class ExportJob:
         return [f for f in self._stage_fields if f.name not in skip]
 
     # -- names and files ---------------------------------------------------------------------
-    def stem(self, record: Record) -> str:
+    def stem(self, record: Record, *, dotless: bool = False) -> str:
         """A file stem for ``record`` unique in this export: its id when that is a safe id
         not given out yet (compared case-insensitively), else a slug of it plus a hash of the
-        id and audio path. Never a raw id, never the audio's base name."""
+        id and audio path. Never a raw id, never the audio's base name. ``dotless``: dots
+        become underscores BEFORE the uniqueness check (a WebDataset key), so ``a.b`` and
+        ``a_b`` still get two names."""
         item_id = str(record.get("id"))
         stem = item_id if is_safe_id(item_id) and len(item_id) <= 120 else ""
+        if dotless:
+            stem = stem.replace(".", "_")
         n = 0
         while not stem or stem.lower() in self._names:
             key = f"{item_id}\0{record.get('audio')}\0{n}"
             digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:8]
             stem = f"{slugify(item_id, max_len=100)}-{digest}"
+            if dotless:
+                stem = stem.replace(".", "_")
             n += 1
         self._names.add(stem.lower())
         return stem
+
+    @contextlib.contextmanager
+    def item(self, record: Record) -> Iterator[None]:
+        """Write one record's share of the export; if it fails (audio that cannot be decoded,
+        a field of the wrong shape) the files it placed are removed and the record is listed
+        in ``export-errors.jsonl`` with the reason, and the export goes on. A full or read-only
+        disk still ends the whole export (exit 3).
+
+        >>> job = ExportJob(Path("."), Path("."), "csv")
+        >>> with job.item({"id": "a"}):
+        ...     raise ValueError("words must be objects")
+        >>> job.skipped[0]["reason"]
+        "id 'a': words must be objects"
+        """
+        placed: list[Path] = []
+        self._placed = placed
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno in _DISK_ERRNOS:
+                raise
+            self._skip_item(record, placed, exc)
+        except Exception as exc:  # noqa: BLE001 - one item's failure, whatever it is
+            self._skip_item(record, placed, exc)
+        finally:
+            self._placed = None
+
+    def _skip_item(self, record: Record, placed: list[Path], exc: BaseException) -> None:
+        for path in placed:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        self.skipped.append(
+            {"id": record.get("id"), "reason": f"id {record.get('id')!r}: {reason}"}
+        )
+        self.stats["skipped"] = len(self.skipped)
 
     def place_audio(self, record: Record, folder: str = "audio", *, ext: str | None = None) -> str:
         """Hard-link (or copy) the record's audio into ``OUT/folder/`` under a unique safe name;
@@ -174,6 +220,8 @@ class ExportJob:
         dest = self.out / name
         dest.parent.mkdir(parents=True, exist_ok=True)
         link_or_copy(source, dest)
+        if getattr(self, "_placed", None) is not None:
+            self._placed.append(dest)
         return name
 
     @contextlib.contextmanager

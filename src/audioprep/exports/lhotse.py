@@ -79,21 +79,22 @@ def write(job: Any) -> None:
         ) from None
     recordings, supervisions = [], []
     for record in job.records():
-        name = job.place_audio(record)
-        rec_id = name.split("/", 1)[1].rsplit(".", 1)[0]
-        rec = Recording.from_file(str(job.out / name), recording_id=rec_id)
-        source = rec.sources[0]
-        source.source = name  # relative to the export folder
-        recordings.append(rec)
-        sup = supervision(record, rec_id, rec.duration)
-        alignment = sup.pop("alignment", None)
-        seg = SupervisionSegment(**sup)
-        if alignment:
-            from lhotse.supervision import AlignmentItem
+        with job.item(record):  # one bad record (undecodable audio, odd words) is skipped
+            name = job.place_audio(record)
+            rec_id = name.split("/", 1)[1].rsplit(".", 1)[0]
+            rec = Recording.from_file(str(job.out / name), recording_id=rec_id)
+            source = rec.sources[0]
+            source.source = name  # relative to the export folder
+            sup = supervision(record, rec_id, rec.duration)
+            alignment = sup.pop("alignment", None)
+            seg = SupervisionSegment(**sup)
+            if alignment:
+                from lhotse.supervision import AlignmentItem
 
-            seg.alignment = {"word": [AlignmentItem(**w) for w in alignment["word"]]}
-        supervisions.append(seg)
-        job.count(record)
+                seg.alignment = {"word": [AlignmentItem(**w) for w in alignment["word"]]}
+            recordings.append(rec)
+            supervisions.append(seg)
+            job.count(record)
     rset = RecordingSet.from_recordings(recordings)
     sset = SupervisionSet.from_segments(supervisions)
     for filename, manifest in (

@@ -34,10 +34,17 @@ def member_key(stem: str) -> str:
     return stem.replace(".", "_")
 
 
-def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+def _add(tar: tarfile.TarFile, name: str, data: bytes | Path) -> None:
+    """Add a member from bytes, or streamed from a file (never read whole into memory)."""
     info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = len(data), 0, 0o644
+    info.mtime, info.mode = 0, 0o644
     info.uname = info.gname = ""
+    if isinstance(data, Path):
+        with open(data, "rb") as fh:
+            info.size = os.fstat(fh.fileno()).st_size
+            tar.addfile(info, fh)  # copies in blocks of its own
+        return
+    info.size = len(data)
     tar.addfile(info, io.BytesIO(data))
 
 
@@ -63,9 +70,9 @@ def write(job: Any) -> None:
                 source = resolve_audio(job.in_dir, record["audio"])
                 ext = Path(record["audio"]).suffix.lower().lstrip(".") or "audio"
                 ext = ext if ext.isalnum() and len(ext) <= 5 else "audio"
-                key = member_key(job.stem(record))
+                key = job.stem(record, dotless=True)  # unique after the dots are gone
                 row: Record = {**record, "audio": f"{key}.{ext}"}
-                _add(tar, f"{key}.{ext}", source.read_bytes())
+                _add(tar, f"{key}.{ext}", source)
                 _add(tar, f"{key}.json", json.dumps(row, ensure_ascii=False).encode("utf-8"))
                 job.count(record)
         os.replace(tmp, job.out / name)

@@ -15,6 +15,7 @@ import os
 import platform
 import shutil
 import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -401,6 +402,15 @@ class Runner:
                 outs = stage.finish(record, measurements[item_id], decision, ctx)  # type: ignore[attr-defined]
             except ItemError as exc:
                 journal.append(error_result(record, str(exc), "ItemError"))
+                continue
+            except AudioprepError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one record's failure, as in a worker
+                where = traceback.extract_tb(exc.__traceback__)[-1]
+                reason = (
+                    f"{type(exc).__name__}: {exc} (at {Path(where.filename).name}:{where.lineno})"
+                )
+                journal.append(error_result(record, reason, type(exc).__name__))
                 continue
             if not outs and not ctx.rejected:
                 ctx.reject(record, f"{stage.name} produced no output for this item")

@@ -91,6 +91,7 @@ class DedupeStage(CorpusStage):
                     f"--against {d}: no {INDEX_FILE} there; give the output directory of an "
                     "earlier `audioprep dedupe` run."
                 )
+            load_against(d)  # a damaged index is refused now, not after the fingerprinting
 
     # -- workers ---------------------------------------------------------------------------
     def setup(self, ctx: WorkerContext) -> None:
@@ -137,7 +138,7 @@ class DedupeStage(CorpusStage):
         pairs = find_pairs(fps, frames, **opts)
         earlier: dict[int, dict[str, Any]] = {}
         for d in p.against:
-            old_index, extra = HashIndex.load(Path(d) / INDEX_FILE)
+            old_index, extra = load_against(d)
             kept = extra["kept"]
             mask = kept[old_index.items]
             old_index = HashIndex(
@@ -176,48 +177,52 @@ class DedupeStage(CorpusStage):
                 "offset": info["offset"],
             }
         kept_for: dict[str, list[str]] = {}
-        for group in components(len(ids), list(pairs)):
-            members = [m for m in group if ids[m] not in rejected]
-            if not members:
-                continue
-            best = members[0]
-            for m in members[1:]:
-                if better(rank[m], rank[best], prefer=bool(p.prefer)):
-                    best = m
-            for m in members:
-                if m == best:
-                    continue
-                key = (min(m, best), max(m, best))
-                via = best
-                if key not in pairs:  # found through another copy: measure against the kept one
-                    one = HashIndex.build(
-                        [(fps[best]["hashes"], fps[best]["times"])], numbers=[best]
-                    )
-                    direct = duplicates_of(fps[m], m, one, frames, **{**opts, "min_coverage": 0.01})
-                    if direct:
-                        _, off, overlap, cov, n = direct[0]
-                        pairs[key] = {
-                            "overlap": overlap,
-                            "coverage": cov,
-                            "hashes": n,
-                            "offset": round((off if m < best else -off) * FRAME_SECONDS, 3),
-                        }
-                if key not in pairs:  # no common audio with the kept one: name the link
-                    via = max(
-                        (o for o in group if (min(m, o), max(m, o)) in pairs),
-                        key=lambda o: pairs[(min(m, o), max(m, o))]["overlap"],
-                    )
-                    key = (min(m, via), max(m, via))
-                info = pairs[key]
-                rejected[ids[m]] = {
-                    "duplicate_of": ids[best],
-                    **({"via": ids[via]} if via != best else {}),
-                    "overlap": info["overlap"],
-                    "coverage": info["coverage"],
-                    # where this item starts inside the one it duplicates (seconds)
-                    "offset": info["offset"] if m < via else -info["offset"],
+
+        def direct(m: int, k: int) -> dict[str, Any] | None:
+            """The pair of ``m`` and ``k`` if it passes the rules itself (found, or measured
+            now: a batched search meets only the first copy of earlier audio)."""
+            key = (min(m, k), max(m, k))
+            if key not in pairs:
+                one = HashIndex.build([(fps[k]["hashes"], fps[k]["times"])], numbers=[k])
+                found = duplicates_of(fps[m], m, one, frames, **opts)
+                if not found:
+                    return None
+                _, off, overlap, cov, n = found[0]
+                pairs[key] = {
+                    "overlap": overlap,
+                    "coverage": cov,
+                    "hashes": n,
+                    "offset": round((off if m < k else -off) * FRAME_SECONDS, 3),
                 }
-                kept_for.setdefault(ids[best], []).append(ids[m])
+            return pairs[key]
+
+        # linked items are grouped, but an item is a duplicate only of a kept item it shares
+        # audio with under the coverage rule itself, never through a chain of links: six
+        # talks that share a jingle, linked through the one that is half jingle, stay six
+        for group in components(len(ids), list(pairs)):
+            left = [m for m in group if ids[m] not in rejected]
+            while left:
+                best = left[0]
+                for m in left[1:]:
+                    if better(rank[m], rank[best], prefer=bool(p.prefer)):
+                        best = m
+                rest = []
+                for m in left:
+                    if m == best:
+                        continue
+                    info = direct(m, best)
+                    if info is None:
+                        rest.append(m)  # compared with the next one kept
+                        continue
+                    rejected[ids[m]] = {
+                        "duplicate_of": ids[best],
+                        "overlap": info["overlap"],
+                        "coverage": info["coverage"],
+                        # where this item starts inside the one it duplicates (seconds)
+                        "offset": info["offset"] if m < best else -info["offset"],
+                    }
+                    kept_for.setdefault(ids[best], []).append(ids[m])
+                left = rest
         keep_mask = np.array([i not in rejected or p.dry_run for i in ids], dtype=bool)
         kept_numbers = np.flatnonzero(keep_mask)
         index = HashIndex.build(
@@ -290,3 +295,34 @@ class DedupeStage(CorpusStage):
             "<table><thead><tr><th>item</th><th>duplicate of</th><th>overlap (s)</th>"
             f"<th>coverage</th></tr></thead><tbody>{rows}</tbody></table>"
         )
+
+
+def load_against(folder: str | Path) -> tuple[Any, dict[str, Any]]:
+    """The index of an earlier dedupe run in ``folder`` and its ``ids``, ``frames`` and
+    ``kept`` arrays, every part checked; UsageError with one sentence for a damaged or
+    foreign file (truncated, text, missing or ill-fitting arrays, objects, absurd shapes)."""
+    import numpy as np
+
+    from audioprep.dsp.fingerprint import HashIndex
+
+    path = Path(folder) / INDEX_FILE
+    try:
+        index, extra = HashIndex.load(path)
+        for name, kinds in (("ids", "U"), ("frames", "iu"), ("kept", "b")):
+            if name not in extra:
+                raise ValueError(f"it has no {name!r} array")
+            if extra[name].dtype.kind not in kinds:
+                raise ValueError(f"its {name!r} array has dtype {extra[name].dtype}")
+        n = len(extra["ids"])
+        if not len(extra["frames"]) == len(extra["kept"]) == n:
+            raise ValueError("its ids, frames and kept differ in length")
+        if len(index) and (int(index.items.min()) < 0 or int(index.items.max()) >= n):
+            raise ValueError("its items name items it does not list")
+        if n and int(np.min(extra["frames"])) < 0:
+            raise ValueError("its frames are negative")
+    except ValueError as exc:
+        raise UsageError(
+            f"--against {folder}: {path.name} cannot be used: {exc}; run `audioprep dedupe` "
+            "on that corpus again (with --overwrite) to rebuild it."
+        ) from None
+    return index, extra

@@ -14,12 +14,16 @@ from typing import Any
 
 from audioprep.core.params import param
 from audioprep.core.stage import CorpusStage, DecideContext, FinalizeContext, ItemContext, Output
-from audioprep.errors import ItemError, UsageError
+from audioprep.errors import ItemError, NonFiniteAudio, UsageError
 from audioprep.manifests.records import Record
 
 ARRAYS_DIR = "arrays"
 PARTS_DIR = ".parts"  # under arrays/: per-item arrays waiting to be packed into shards
 INDEX = "index.jsonl"
+#: The largest array one item may make (``--pad-to`` is checked against it before any work).
+MAX_ARRAY_BYTES = 4e9
+#: The sample rate assumed for that check when ``--sample-rate`` is not given.
+ASSUMED_RATE = 48000
 ROWS_PER_COPY = 1024  # frames per block when normalising / casting the raw file
 
 
@@ -87,6 +91,13 @@ class FeaturesStage(CorpusStage):
             raise UsageError("--n-mfcc must not exceed --n-mels")
         if p.pad_to is not None and p.crop_to is not None and p.pad_to > p.crop_to:
             raise UsageError("--pad-to must not exceed --crop-to")
+        if p.pad_to is not None and self.array_bytes(p.pad_to) > MAX_ARRAY_BYTES:
+            raise UsageError(
+                f"--pad-to {p.pad_to:g} s would make arrays of about "
+                f"{self.array_bytes(p.pad_to) / 1e9:.3g} GB per item, over the "
+                f"{MAX_ARRAY_BYTES / 1e9:g} GB an item may take; pad to at most "
+                f"{p.pad_to * MAX_ARRAY_BYTES / self.array_bytes(p.pad_to):.0f} s."
+            )
         try:
             import librosa  # noqa: F401
         except ImportError:
@@ -94,12 +105,30 @@ class FeaturesStage(CorpusStage):
                 "features needs librosa: pip install 'audioprep[features]' (or make setup)"
             ) from None
 
+    def array_bytes(self, seconds: float) -> float:
+        """The size of one item's array for ``seconds`` of audio, before any work: at the
+        ``--sample-rate`` (else 48 kHz, a high rate a corpus may have), its rows and bins.
+
+        >>> FeaturesStage(FeaturesStage.Params(kind="mel", hop=256)).array_bytes(1.0)
+        96000.0
+        """
+        p = self.params
+        if p.kind == "tone":
+            return 180 * 4.0
+        sr = p.sample_rate or ASSUMED_RATE
+        bins = {"logspec": p.frame // 2 + 1, "mel": p.n_mels, "mfcc": p.n_mfcc}[p.kind]
+        size = 2 if p.dtype == "float16" else 4
+        return seconds * sr / p.hop * bins * size
+
     # -- measure: compute and write each item's array (in a worker) -----------------------
     def measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
         from audioprep.engines.tone.model import one_blas_thread
 
         with one_blas_thread():
-            return self._measure(record, ctx)
+            try:
+                return self._measure(record, ctx)
+            except NonFiniteAudio as exc:  # rejected with its reason, like quality/loudness
+                return {"rejected": str(exc)}
 
     def _measure(self, record: Record, ctx: ItemContext) -> dict[str, Any]:
         import numpy as np
@@ -147,6 +176,9 @@ class FeaturesStage(CorpusStage):
                 shape, lo, hi = _write_matrix(rows, tmp, normalise=p.normalise, dtype=p.dtype)
         except ValueError as exc:
             raise ItemError(f"no features: {exc}") from None
+        except NonFiniteAudio:
+            tmp.unlink(missing_ok=True)
+            raise
         finally:
             raw = tmp.with_suffix(".raw")
             if raw.exists():
@@ -176,7 +208,7 @@ class FeaturesStage(CorpusStage):
         size = self.params.shard_size
         if not size:
             return {}
-        ids = list(measurements)
+        ids = [i for i, m in measurements.items() if "rejected" not in m]
         where = {
             item_id: [f"{ARRAYS_DIR}/{_shard_name(n // size)}", n % size]
             for n, item_id in enumerate(ids)
@@ -197,7 +229,7 @@ class FeaturesStage(CorpusStage):
         # a resumed run packs again (items retried since may shift members): each array comes
         # from its part file, or from the shard an earlier run packed it into
         previous = _previous_shards(arrays)
-        ids = list(measurements)
+        ids = [i for i, m in measurements.items() if "rejected" not in m]
         lines = []
         # every shard is packed before any is renamed into place: a member may come from an
         # earlier shard of the same name
@@ -222,6 +254,9 @@ class FeaturesStage(CorpusStage):
         decision: dict[str, Any],
         ctx: ItemContext,
     ) -> list[Record]:
+        if "rejected" in measurement:
+            ctx.reject(record, measurement["rejected"])
+            return []
         info = dict(measurement)
         if "shards" in decision:
             shard, index = decision["shards"][record["id"]]

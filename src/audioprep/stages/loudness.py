@@ -137,14 +137,15 @@ class LoudnessStage(MapStage):
                 loud.feed(block)
             tp.feed(block)
             peak = max(peak, float(np.abs(block).max(initial=0.0)))
-        if loud is None:
+        if loud is None and self.params.mode == "lufs":
             raise ItemError(f"BS.1770 loudness is defined for up to 5 channels, not {channels}")
         return {
             "sr": sr,
             "seconds": frames / sr,
             "finite": finite,
             "too_short": frames / sr < MIN_SECONDS,
-            "lufs": loud.result() if finite else float("nan"),
+            # --mode peak on 6+ channels: no loudness (BS.1770 stops at 5), peaks only
+            "lufs": loud.result() if finite and loud is not None else float("nan"),
             "true_peak_db": to_db(tp.result()) if finite else float("nan"),
             "sample_peak_db": to_db(peak) if finite else float("nan"),
         }

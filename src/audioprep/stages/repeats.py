@@ -18,7 +18,7 @@ from audioprep.core.params import param
 from audioprep.core.stage import CorpusStage, DecideContext, ItemContext, Output, WorkerContext
 from audioprep.errors import ItemError, UsageError
 from audioprep.manifests.layout import DECISION_FILE
-from audioprep.manifests.offsets import child_offset
+from audioprep.manifests.offsets import child_offset, seconds_field
 from audioprep.manifests.records import Record
 
 WHERE = ("head", "tail", "any")
@@ -260,6 +260,8 @@ class RepeatsStage(CorpusStage):
 
         from audioprep.core.media import codec_fields, exact_dtype, output_format
 
+        seconds_field(record, "offset")  # a bad time field is this item's error, before any write
+        child_offset(record)
         try:
             info = sf.info(str(src))
             readable = info.frames > 0 and info.format in SNDFILE_FORMATS
@@ -302,7 +304,7 @@ class RepeatsStage(CorpusStage):
             **record,
             "audio": ctx.relpath(name),
             "duration": round(kept / sr, 6),
-            "offset": round(float(record.get("offset") or 0.0) + head / sr, 6),
+            "offset": round(seconds_field(record, "offset") + head / sr, 6),
             "repeats": {
                 "cuts": cuts,
                 "removed": round(removed / sr, 6),

@@ -26,6 +26,10 @@ from audioprep.manifests.offsets import child_offset
 from audioprep.manifests.records import Record
 
 HOP = 0.01  # energy frames for finding quiet split points
+#: ``--random`` at most: excerpts per item (each a file and a record), checked before any work.
+MAX_RANDOM = 10_000
+#: ``--duration`` at least (s), so an excerpt holds samples at any rate.
+MIN_DURATION = 0.01
 
 
 class SliceStage(MapStage):
@@ -61,7 +65,9 @@ class SliceStage(MapStage):
             3.0, help="Seconds before --max-duration searched for a quiet split point.", min=0.0
         )
         random: int | None = param(
-            None, help="Cut N random excerpts of --duration seconds per item instead.", min=1
+            None,
+            help="Cut N random excerpts of --duration seconds per item instead (at most 10000).",
+            min=1,
         )
         duration: float = param(10.0, help="With --random: excerpt length (s).", above=0.0)
         seed: int = param(0, help="With --random: seed (each item draws from it and its id).")
@@ -149,8 +155,8 @@ class SliceStage(MapStage):
         def energy(t0: float, t1: float) -> tuple[Any, float, float]:
             a, b = int(t0 * sr), min(n, int(np.ceil(t1 * sr)))
             with sf.SoundFile(str(src)) as fh:
-                fh.seek(a)
-                y = fh.read(b - a, dtype="float32", always_2d=True).mean(axis=1)
+                y = _read_span(fh, a, b - a, "float32")
+                y = y.mean(axis=1) if y is not None else np.zeros(0, np.float32)
             hop = max(1, int(HOP * sr))
             frames = len(y) // hop
             rms = (
@@ -175,11 +181,27 @@ class SliceStage(MapStage):
                     continue
                 clip_id = f"{record['id']}_{index:04d}"
                 name = f"{clip_id}.{fmt}"
-                fin.seek(a)
+                data = _read_span(fin, a, b - a, dtype)
+                if data is None or len(data) == 0:
+                    # the header promised more than the file holds (a truncated file)
+                    ctx.reject(
+                        {
+                            "id": clip_id,
+                            "parent": record["id"],
+                            "offset": round(a / sr, 6),
+                            **child_offset(record, a / sr),
+                            "duration": round((b - a) / sr, 6),
+                        },
+                        f"clip {a / sr:.2f}-{b / sr:.2f} s lies past the end of the audio that "
+                        f"can be decoded: the file holds less than its header's {total:.2f} s "
+                        "(truncated?)",
+                    )
+                    continue
+                b = a + len(data)  # a truncated file: what was read, not what was asked
                 with ctx.output(name) as tmp:
                     sf.write(
                         str(tmp),
-                        fin.read(b - a, dtype=dtype, always_2d=True),
+                        data,
                         sr,
                         subtype=subtype,
                         format=fmt.upper(),
@@ -205,6 +227,18 @@ class SliceStage(MapStage):
         from importlib.metadata import version
 
         return {"soundfile": version("soundfile")}
+
+
+def _read_span(fh: Any, start: int, frames: int, dtype: str) -> Any:
+    """``frames`` frames from ``start`` as ``(m, channels)``, ``m`` shorter (or None) where the
+    file ends before its header says (libsndfile's seek then fails with ``psf_fseek``)."""
+    import soundfile as sf
+
+    try:
+        fh.seek(start)
+        return fh.read(frames, dtype=dtype, always_2d=True)
+    except (sf.LibsndfileError, RuntimeError):
+        return None
 
 
 def _rebase(segments: list[Record], start: float, end: float) -> list[Record]:
@@ -246,8 +280,13 @@ def _check_random(p: Any) -> None:
         raise UsageError("--random and --chunk cut in different ways: give one of them.")
     if p.random < 1:
         raise UsageError("--random must be at least 1 excerpt.")
-    if not p.duration > 0:
-        raise UsageError("--duration must be more than 0 seconds.")
+    if p.random > MAX_RANDOM:
+        raise UsageError(
+            f"--random {p.random} is more than the {MAX_RANDOM} excerpts an item may give; "
+            "cut fewer, or use --chunk for a whole file."
+        )
+    if not p.duration >= MIN_DURATION:
+        raise UsageError(f"--duration must be at least {MIN_DURATION:g} seconds.")
     if p.short not in ("reject", "keep"):
         raise UsageError("--short must be reject or keep.")
 

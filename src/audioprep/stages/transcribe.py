@@ -18,7 +18,7 @@ from audioprep.core.stage import (
 )
 from audioprep.engines import base as engines
 from audioprep.engines.models import model_dir, model_dir_option
-from audioprep.errors import UsageError
+from audioprep.errors import ItemError, UsageError
 from audioprep.manifests.records import Record
 
 #: Fewest clips of one language with text for ``--cps-range iqr`` to use that language's own
@@ -187,14 +187,13 @@ class TranscribeStage(CorpusStage):
     def measure_batch(self, records: list[Record], ctxs: list[ItemContext]) -> list[dict[str, Any]]:
         """Transcripts of several clips (their windows decoded together), JSON-able; word
         times as the engine gave them (the checks see them before they are clamped)."""
-        from audioprep.engines.asr.base import load_audio
-
-        audios = [load_audio(c.input_audio(r)) for r, c in zip(records, ctxs, strict=True)]
-        transcripts = self.engine.transcribe_many(audios)
-        return [
-            {**dataclasses.asdict(t), "duration": round(len(a) / 16000, 6)}
-            for t, a in zip(transcripts, audios, strict=True)
-        ]
+        paths = [c.input_audio(r) for r, c in zip(records, ctxs, strict=True)]
+        out = []
+        for transcript, samples in self.engine.transcribe_files(paths):
+            if samples == 0:
+                raise ItemError("the audio decodes to no samples")
+            out.append({**dataclasses.asdict(transcript), "duration": round(samples / 16000, 6)})
+        return out
 
     def decide(self, measurements: dict[str, dict[str, Any]], ctx: DecideContext) -> dict[str, Any]:
         """With ``--cps-range iqr``: each language's own letters-per-second fences

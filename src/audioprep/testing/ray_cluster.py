@@ -18,6 +18,15 @@ import tempfile
 import time
 from pathlib import Path
 
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def recorded_cluster_file() -> Path:
+    """Ray's record of the last cluster `ray start` made on this machine, which a bare
+    ``ray.init()`` joins: ``$RAY_TMPDIR/ray/ray_current_cluster`` (else ``$TMPDIR``, ``/tmp``)."""
+    base = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"
+    return Path(base) / "ray" / "ray_current_cluster"
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -53,6 +62,14 @@ class LocalRayCluster:
         self.env = {
             **os.environ,
             "RAY_USAGE_STATS_ENABLED": "0",
+            # a one-node cluster and its clients stay on 127.0.0.1 (Ray would rewrite it to the
+            # interface address); a node joining another needs "1" (`ray start --address`
+            # refuses otherwise), so a cluster of several nodes runs with "1"
+            LOOPBACK_ENV: "0" if nodes == 1 else "1",
+            # a loopback test cluster without token authentication: Ray 2.60 turns it on for
+            # `ray start` whenever ~/.ray/auth_token exists (a bare ray.init() writes one),
+            # and then refuses clients that do not send it
+            "RAY_AUTH_MODE": "disabled",
             # notice a lost node in about 2 s rather than 15 s
             "RAY_health_check_period_ms": "500",
             "RAY_health_check_timeout_ms": "1000",
@@ -104,7 +121,11 @@ class LocalRayCluster:
             cmd += ["--address", self.address]
         log = open(self.temp_dir / f"node-{len(self.procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            cmd,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         self.procs.append(proc)
@@ -175,7 +196,11 @@ class LocalRayCluster:
                 proc.wait()
             with contextlib.suppress(ProcessLookupError):  # stragglers of the group
                 os.killpg(proc.pid, signal.SIGKILL)
-        shutil.rmtree(self.temp_dir, ignore_errors=True)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)  # with the ray_current_cluster file
+        recorded = recorded_cluster_file()
+        with contextlib.suppress(OSError):
+            if recorded.read_text().strip().endswith(f":{self.port}"):
+                recorded.unlink()  # never leave this cluster recorded for `ray.init()`
 
     def __enter__(self) -> LocalRayCluster:
         try:

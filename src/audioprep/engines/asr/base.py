@@ -66,6 +66,13 @@ class RecogniserEngine(Engine):
     def transcribe_many(self, audios: list[Any]) -> list[Transcript]:
         raise NotImplementedError
 
+    def transcribe_files(self, paths: list[Path]) -> list[tuple[Transcript, int]]:
+        """``(transcript, samples at 16 kHz)`` of each file. By default the clips are decoded
+        whole and decoded together (:meth:`transcribe_many`); an engine that streams a file in
+        bounded memory overrides this."""
+        audios = [load_audio(p) for p in paths]
+        return list(zip(self.transcribe_many(audios), (len(a) for a in audios), strict=True))
+
 
 def load_audio(path: Path) -> Any:
     """The clip as 16 kHz mono float32 in [-1, 1] (ffmpeg decodes any format)."""

@@ -7,6 +7,7 @@ under ``MODEL_DIR/vosk/NAME/``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -85,7 +86,15 @@ def is_marker(word: str) -> bool:
 
 
 class VoskEngine(RecogniserEngine):
-    """One loaded Vosk model; :meth:`transcribe` runs one clip through a fresh recogniser."""
+    """One loaded Vosk model; each clip is decoded in a forked child by a fresh recogniser.
+
+    Vosk's model keeps state between recognisers (caches built while decoding), and a clip's
+    text depended on the clips decoded before it in the same process, so a resumed run gave
+    other text. The model is warmed once on a fixed second of silence, then every clip is
+    decoded in a ``fork`` of that state which is thrown away: a clip's text is the same
+    whatever came before (the model's pages are shared, not copied). The clip is streamed
+    from its file in 4-s blocks (:meth:`transcribe_file`): memory does not grow with length.
+    """
 
     name = "vosk"
     family = "asr"
@@ -115,6 +124,10 @@ class VoskEngine(RecogniserEngine):
         """:meth:`transcribe` of each clip (Vosk decodes one clip at a time)."""
         return [self.transcribe(a) for a in audios]
 
+    def transcribe_files(self, paths: list[Path]) -> list[tuple[Transcript, int]]:
+        """:meth:`transcribe_file` of each clip: streamed, in bounded memory."""
+        return [self.transcribe_file(p) for p in paths]
+
     def close(self) -> None:
         self.__dict__.pop("model", None)
 
@@ -134,18 +147,72 @@ class VoskEngine(RecogniserEngine):
         self.vosk = vosk
         self.model = vosk.Model(str(path))
         self.language = language
+        self._decode([bytes(SR * 2)])  # warm the model's caches the same way in every process
 
     def transcribe(self, audio: Any) -> Transcript:
         """``audio``: 16 kHz mono float32. Words with their times and confidence."""
         import numpy as np
 
+        pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+        step = SR * 2 * 4  # 4 s of 16-bit samples per call
+        return self._isolated(lambda: (pcm[i : i + step] for i in range(0, len(pcm), step)))[0]
+
+    def transcribe_file(self, path: Path) -> tuple[Transcript, int]:
+        """The transcript of the clip at ``path`` (any media, decoded to 16 kHz mono by
+        ffmpeg in 4-s blocks) and its number of 16 kHz samples."""
+        from audioprep.core.media import pcm16_chunks
+
+        def blocks() -> Any:
+            for chunk in pcm16_chunks(path, chunk_samples=SR * 4):
+                yield chunk.astype("<i2").tobytes()
+
+        return self._isolated(blocks)
+
+    def _isolated(self, blocks: Any) -> tuple[Transcript, int]:
+        """Run :meth:`_decode` on ``blocks()`` in a forked child and return its result: the
+        child's changes to the model die with it. ItemError carries the child's failure."""
+        import os
+
+        from audioprep.errors import ItemError
+
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: decode, send the JSON result, leave without cleanup
+            try:
+                os.close(read_fd)
+                transcript, samples = self._decode(blocks())
+                data = {"transcript": dataclasses.asdict(transcript), "samples": samples}
+            except BaseException as exc:  # noqa: BLE001 - sent to the parent as the reason
+                data = {"error": str(exc) or type(exc).__name__, "item": isinstance(exc, ItemError)}
+            try:
+                payload = json.dumps(data).encode("utf-8")
+                view = memoryview(payload)
+                while view:
+                    view = view[os.write(write_fd, view) :]
+            finally:
+                os._exit(0)
+        os.close(write_fd)
+        parts = []
+        with os.fdopen(read_fd, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 16), b""):
+                parts.append(block)
+        _, status = os.waitpid(pid, 0)
+        if not parts:
+            raise ItemError(f"the Vosk decoder process ended without a result (status {status})")
+        data = json.loads(b"".join(parts))
+        if "error" in data:
+            raise ItemError(data["error"]) if data.get("item") else AudioprepError(data["error"])
+        return Transcript(**data["transcript"]), int(data["samples"])
+
+    def _decode(self, blocks: Any) -> tuple[Transcript, int]:
+        """Decode 16-bit mono byte blocks with a fresh recogniser (in the calling process)."""
         rec = self.vosk.KaldiRecognizer(self.model, SR)
         rec.SetWords(True)
-        pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
         results: list[dict[str, Any]] = []
-        step = SR * 2 * 4  # 4 s of 16-bit samples per call
-        for i in range(0, len(pcm), step):
-            if rec.AcceptWaveform(pcm[i : i + step]):
+        samples = 0
+        for block in blocks:
+            samples += len(block) // 2
+            if rec.AcceptWaveform(block):
                 results.append(json.loads(rec.Result()))
         results.append(json.loads(rec.FinalResult()))
         words = [
@@ -160,7 +227,8 @@ class VoskEngine(RecogniserEngine):
             if not is_marker(w["word"])
         ]
         text = " ".join(w["word"] for w in words)
-        return Transcript(text=text, language=self.language, language_prob=None, words=words)
+        transcript = Transcript(text=text, language=self.language, language_prob=None, words=words)
+        return transcript, samples
 
     @staticmethod
     def version() -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from audioprep.engines.fingerprint.base import Fingerprint, FingerprinterEngine
-from audioprep.errors import ItemError
+from audioprep.errors import ItemError, NonFiniteAudio
 
 FINGERPRINT_DIR = "fingerprints"
 BLOCK_SECONDS = 30
@@ -37,6 +37,8 @@ def _resample_blocks(blocks: Any, sr: int, stats: dict[str, float]) -> Any:
     carry = np.zeros(0, np.float32)
     prev_tail = np.zeros(0, np.float32)
     for block in blocks:
+        if not np.isfinite(block).all():
+            raise NonFiniteAudio()
         stats["in_power"] += float(np.square(block, dtype=np.float64).sum())
         stats["in_n"] += len(block)
         carry = np.concatenate([carry, block])
@@ -119,15 +121,42 @@ def decode_8k(path: Path) -> tuple[Any, dict[str, float]]:
 
 def fingerprint_file(path: Path, out_dir: Path, item_id: str, *, features: bool) -> dict[str, Any]:
     """Fingerprint ``path`` into ``out_dir/fingerprints/ITEM_ID.npz``; return the
-    measurement: ``frames``, ``hashes`` (count), level statistics and ``file`` (relative)."""
+    measurement: ``frames``, ``hashes`` (count), level statistics and ``file`` (relative).
+
+    The audio is streamed (decoded, resampled to 8 kHz and analysed block by block): memory
+    holds the landmarks and per-frame features, never the signal, whatever its length."""
     import os
 
     import numpy as np
 
-    from audioprep.dsp.fingerprint import FRAME_SECONDS, analyse
+    from audioprep.dsp.fingerprint import FRAME_SECONDS, analyse_stream
 
-    x, stats = decode_8k(path)
-    fp = analyse(x)
+    blocks, sr = _source_blocks(path)
+    stats = {"in_power": 0.0, "in_n": 0}
+    level = {"power": 0.0, "n": 0, "peak": 0.0}
+
+    def measured(parts: Any) -> Any:
+        for part in parts:
+            level["power"] += float(np.square(part, dtype=np.float64).sum())
+            level["n"] += len(part)
+            if len(part):
+                level["peak"] = max(level["peak"], float(np.abs(part).max()))
+            yield part
+
+    try:
+        fp = analyse_stream(measured(_resample_blocks(blocks, sr, stats)), features=features)
+    except RuntimeError as exc:  # libsndfile errors while reading
+        raise ItemError(f"could not decode the audio: {exc}") from None
+    if level["n"] == 0:
+        raise ItemError("the audio holds no samples")
+    in_mean = stats["in_power"] / max(1, stats["in_n"])
+    out_mean = level["power"] / level["n"]
+    hf = max(0.0, 1.0 - out_mean / in_mean) if in_mean > 0 else 0.0
+    levels = {
+        "hf_db": round(max(-100.0, 10 * math.log10(hf)) if hf > 0 else -100.0, 2),
+        "rms_db": round(10 * math.log10(out_mean + 1e-12), 2),
+        "peak": round(level["peak"], 5),
+    }
     folder = out_dir / FINGERPRINT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {"hashes": fp["hashes"], "times": fp["times"]}
@@ -142,7 +171,7 @@ def fingerprint_file(path: Path, out_dir: Path, item_id: str, *, features: bool)
         "frames": frames,
         "seconds": round(frames * FRAME_SECONDS, 3),
         "hashes": len(fp["hashes"]),
-        **stats,
+        **levels,
     }
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from audioprep.engines.base import Engine, Settings, package_versions
-from audioprep.errors import AudioprepError, UsageError
+from audioprep.errors import AudioprepError, NonFiniteAudio, UsageError
 
 MODEL_FORMAT = "audioprep-tone-model"
 MODEL_VERSION = 1
@@ -82,6 +82,8 @@ def mono_blocks(path: Path, *, sample_rate: int, block: int = 1 << 16) -> Iterat
                 last = len(data) < block
                 mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
                 mono = np.ascontiguousarray(mono)
+                if not np.isfinite(mono).all():
+                    raise NonFiniteAudio()
                 if resampler is not None:
                     mono = resampler.resample_chunk(mono, last=last)
                 if len(mono):
@@ -93,6 +95,8 @@ def mono_blocks(path: Path, *, sample_rate: int, block: int = 1 << 16) -> Iterat
     for chunk in decode_chunks(
         Path(path), chunk_frames=block, sample_rate=sample_rate, channels=1, sample_format="f32"
     ):
+        if not np.isfinite(chunk).all():
+            raise NonFiniteAudio()
         yield chunk[:, 0]
 
 
@@ -190,48 +194,184 @@ class ToneModel:
 
     @classmethod
     def load(cls, path: Path) -> ToneModel:
-        """Read a model file; UsageError naming the problem for anything else."""
+        """Read a model file, checked whole and with limits before it is used; UsageError
+        naming the problem for anything else (see :func:`_check_members` and
+        :meth:`_check`): a damaged or hostile file is refused once, in ``check()``, never
+        item by item."""
         path = Path(path)
         if not path.is_file():
             raise UsageError(f"tone model {path} does not exist")
         try:
+            members = _check_members(path)
+            if "header" not in members:
+                raise ValueError("it has no header")
             with np.load(path, allow_pickle=False) as data:
-                header = json.loads(bytes(data["header"]).decode())
+                raw = bytes(data["header"])
+                header = json.loads(raw.decode("utf-8"))
+                if not isinstance(header, dict):
+                    raise ValueError("its header is not a JSON object")
                 if header.get("format") != MODEL_FORMAT:
                     raise ValueError("its header is not an audioprep tone model's")
                 if header.get("version") != MODEL_VERSION:
                     raise _VersionError(header.get("version"))
-                n = int(header["layers"])
+                n = header.get("layers")
+                if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_LAYERS:
+                    raise ValueError(f"its number of layers is {n!r}, not 1 to {MAX_LAYERS}")
+                labels = header.get("labels")
+                if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+                    raise ValueError("its labels are not a list of names")
+                rate = header.get("sample_rate")
+                if not isinstance(rate, int) or isinstance(rate, bool):
+                    raise ValueError(f"its sample_rate is {rate!r}, not a whole number")
+                info = header.get("info") or {}
+                if not isinstance(info, dict):
+                    raise ValueError("its info is not a JSON object")
                 model = cls(
-                    labels=[str(x) for x in header["labels"]],
+                    labels=list(labels),
                     mean=np.asarray(data["mean"], np.float64),
                     scale=np.asarray(data["scale"], np.float64),
                     weights=[np.asarray(data[f"w{i}"], np.float64) for i in range(n)],
                     biases=[np.asarray(data[f"b{i}"], np.float64) for i in range(n)],
-                    activation=str(header["activation"]),
-                    out_activation=str(header["out_activation"]),
-                    sample_rate=int(header["sample_rate"]),
-                    info=dict(header.get("info") or {}),
+                    activation=str(header.get("activation")),
+                    out_activation=str(header.get("out_activation")),
+                    sample_rate=rate,
+                    info=info,
                 )
+            model._check()
         except _VersionError as exc:
             raise UsageError(
                 f"tone model {path} has format version {exc.args[0]!r}; this audioprep reads "
                 f"version {MODEL_VERSION}: train it again with `audioprep tone-train`"
             ) from None
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            RecursionError,
+            zipfile.BadZipFile,
+            EOFError,
+        ) as exc:
+            reason = str(exc) if isinstance(exc, ValueError) else type(exc).__name__
             raise UsageError(
-                f"tone model {path} is not a readable audioprep tone model ({exc}); "
+                f"tone model {path} is not a readable audioprep tone model ({reason[:200]}); "
                 "make one with `audioprep tone-train LABELLED_DIR MODEL`"
             ) from None
-        dims = [w.shape for w in model.weights]
-        if (
-            model.mean.shape != model.scale.shape
-            or not dims
-            or dims[0][0] != model.mean.shape[0]
-            or dims[-1][1] != (1 if model.out_activation == "logistic" else len(model.labels))
-        ):
-            raise UsageError(f"tone model {path} is damaged: its layer shapes do not fit")
         return model
+
+    def _check(self) -> None:
+        """ValueError unless the model can work: known activations, distinct labels that fit
+        the output layer, layer shapes that chain from the 180-value tone vector, a sample
+        rate tone vectors are made at, finite numbers and a scale above zero."""
+        from audioprep.dsp.features import TONE_SIZE
+
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"its activation {self.activation!r} is not one of {ACTIVATIONS}")
+        if self.out_activation not in ("softmax", "logistic"):
+            raise ValueError(f"its output activation {self.out_activation!r} is unknown")
+        if not 2 <= len(self.labels) <= MAX_LABELS or len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"it needs 2 to {MAX_LABELS} distinct labels, not {self.labels!r}")
+        if self.out_activation == "logistic" and len(self.labels) != 2:
+            raise ValueError("a logistic output has exactly 2 labels")
+        if not MIN_RATE <= self.sample_rate <= MAX_RATE:
+            raise ValueError(f"its sample_rate {self.sample_rate} is not {MIN_RATE}-{MAX_RATE} Hz")
+        if self.mean.shape != (TONE_SIZE,) or self.scale.shape != (TONE_SIZE,):
+            raise ValueError(f"its mean and scale are not {TONE_SIZE} values")
+        width = TONE_SIZE
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            if w.ndim != 2 or b.ndim != 1 or w.shape[0] != width or b.shape[0] != w.shape[1]:
+                raise ValueError(f"its layer {i} shapes {w.shape}, {b.shape} do not chain")
+            width = w.shape[1]
+        if width != (1 if self.out_activation == "logistic" else len(self.labels)):
+            raise ValueError(f"its output layer has {width} units for {len(self.labels)} labels")
+        arrays = [self.mean, self.scale, *self.weights, *self.biases]
+        if not all(np.isfinite(a).all() for a in arrays):
+            raise ValueError("it holds NaN or infinite numbers")
+        if not (self.scale > 0).all():
+            raise ValueError("its scale has zero or negative values")
+
+
+#: Limits of a model file (checked before anything in it is used).
+MAX_MODEL_BYTES = 256 << 20
+MAX_HEADER_BYTES = 1 << 20
+MAX_LAYERS = 16
+MAX_LABELS = 1000
+MIN_RATE, MAX_RATE = 8000, 192000
+ACTIVATIONS = ("relu", "tanh", "logistic", "identity")
+
+
+def _check_members(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """``{name: (shape, dtype)}`` of a model file's arrays, from their headers only;
+    ValueError unless each is stored as ``np.savez`` writes it (uncompressed: nothing can
+    expand past the file's own size), numeric, at most 2-D and of the size its shape says."""
+    if path.stat().st_size > MAX_MODEL_BYTES:
+        raise ValueError(f"it is larger than {MAX_MODEL_BYTES >> 20} MB")
+    out: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+    with zipfile.ZipFile(path) as zf:
+        for item in zf.infolist():
+            name = item.filename
+            if not name.endswith(".npy") or item.compress_type != zipfile.ZIP_STORED:
+                raise ValueError(f"its member {name!r} is not a stored array")
+            with zf.open(item) as fh:
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+                else:
+                    raise ValueError(f"its member {name} has .npy version {version}")
+                start = fh.tell()
+            if dtype.hasobject or dtype.kind not in "fiub" or len(shape) > 2:
+                raise ValueError(f"its member {name} is {dtype} of shape {shape}")
+            if start + int(np.prod(shape, dtype=object)) * dtype.itemsize != item.file_size:
+                raise ValueError(f"its member {name} claims shape {shape} but holds other bytes")
+            if name == "header.npy" and item.file_size > MAX_HEADER_BYTES:
+                raise ValueError("its header is over 1 MB")
+            out[name[: -len(".npy")]] = (shape, dtype)
+    return out
+
+
+def check_model_target(model_path: Path, labelled_dir: Path) -> None:
+    """Refuse, before any training, a MODEL path that would be lost or would destroy
+    something: one inside LABELLED_DIR (an input), a folder, a device, a pipe or a link, a
+    file that is not a tone model, or a folder that does not exist.
+
+    >>> check_model_target(Path("/nonexistent-dir/m.tone.npz"), Path("/tmp"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    audioprep.errors.UsageError: the folder of MODEL /nonexistent-dir/m.tone.npz does not exist; ...
+    """
+    import stat
+
+    parent = model_path.absolute().parent
+    if not parent.is_dir():
+        raise UsageError(f"the folder of MODEL {model_path} does not exist; create it first")
+    where = parent.resolve() / model_path.name
+    root = labelled_dir.resolve()
+    if where == root or root in where.parents:
+        raise UsageError(
+            f"MODEL {model_path} is inside LABELLED_DIR {labelled_dir}: it would replace or "
+            "join the training files; write it elsewhere"
+        )
+    try:
+        mode = os.lstat(model_path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise UsageError(
+            f"MODEL {model_path} exists and is not a plain file (a folder, device, pipe or "
+            "link); give the path of a new file"
+        )
+    if os.path.getsize(model_path) > 0:
+        try:
+            with zipfile.ZipFile(model_path) as zf:
+                is_model = "header.npy" in zf.namelist()
+        except (zipfile.BadZipFile, OSError):
+            is_model = False
+        if not is_model:
+            raise UsageError(
+                f"MODEL {model_path} exists and is not a tone model; give a new file name "
+                "(or delete it)"
+            )
 
 
 class _VersionError(Exception):
@@ -291,6 +431,9 @@ def train_tone_model(
     from sklearn.neural_network import MLPClassifier
     from sklearn.preprocessing import StandardScaler
 
+    check_model_target(Path(model_path), Path(labelled_dir))
+    if not (isinstance(test_size, int | float) and 0 < test_size < 1):
+        raise UsageError(f"--test-size is the share held out, between 0 and 1, not {test_size}")
     pairs = labelled_files(Path(labelled_dir))
     labels = sorted({label for _, label in pairs})
     if len(labels) < 2:
@@ -312,6 +455,13 @@ def train_tone_model(
     x = np.stack(vectors)
     y = np.array([labels.index(label) for _, label in pairs])
     n_test = max(len(labels), int(round(test_size * len(y))))
+    if len(y) - n_test < len(labels):
+        raise UsageError(
+            f"--test-size {test_size:g} holds out {n_test} of {len(y)} files, leaving fewer "
+            f"than one per label ({len(labels)}) to train on: use a smaller share"
+        )
+    if not np.isfinite(x).all():
+        raise UsageError("a tone vector is not finite (NaN or infinite audio?): check the files")
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=n_test, random_state=seed, stratify=y)
     scaler = StandardScaler().fit(x_tr)
     clf = MLPClassifier(

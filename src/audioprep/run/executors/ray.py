@@ -41,6 +41,12 @@ from audioprep.run.executors.base import Executor, Worker, WorkerSpec, error_res
 ADDRESS_ENV = "AUDIOPREP_RAY_ADDRESS"
 ITEM_LOG = RAY_ITEM_LOG  # names owned by manifests.layout (cleared by --overwrite)
 PROBE_FILE = RAY_PROBE
+#: Ray's switch that keeps a node's address on loopback ("0": what a private Ray uses).
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+#: Ray's authentication settings (a private Ray gets a token of its own in the environment).
+AUTH_MODE_ENV, AUTH_TOKEN_ENV = "RAY_AUTH_MODE", "RAY_AUTH_TOKEN"
+#: The head is checked this often (s); this many failed checks in a row mean it is gone.
+HEAD_CHECK_S, HEAD_MISSES = 1.0, 3
 _CONNECTED: str | None = None  # the address this process's Ray is connected to
 
 
@@ -58,6 +64,34 @@ def _host_port(address: str) -> tuple[str, int] | None:
         return host.strip("[]"), int(port)
     except ValueError:
         return None
+
+
+def _is_loopback(host: str) -> bool:
+    """
+    >>> _is_loopback("127.0.0.1"), _is_loopback("localhost"), _is_loopback("10.0.0.2")
+    (True, True, False)
+    """
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def speaks_grpc(where: tuple[str, int], *, timeout: float = 5.0) -> bool:
+    """Whether ``host:port`` answers the HTTP/2 connection preface with a SETTINGS frame, as
+    Ray's GCS (a gRPC server) does; a web server, an SSH daemon or a silent port does not.
+    Never waits longer than ``timeout``."""
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    try:
+        with socket.create_connection(where, timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(preface)
+            head = b""
+            while len(head) < 9:
+                part = sock.recv(9 - len(head))
+                if not part:
+                    break
+                head += part
+    except OSError:
+        return False
+    return len(head) == 9 and head[3] == 0x04  # frame type 4: SETTINGS
 
 
 def access_problem(spec: WorkerSpec, probe: dict[str, Any]) -> str | None:
@@ -193,6 +227,11 @@ class RayExecutor(Executor):
     # -- connecting (before OUT_DIR is touched) ---------------------------------------------
     def check(self) -> None:
         """Import Ray and connect to the cluster; raise AudioprepError (one sentence) if not."""
+        where = _host_port(self.address) if self.address else None
+        if self.address is None or (where is not None and _is_loopback(where[0])):
+            # Ray rewrites 127.0.0.1 to the machine's interface address unless clusters are
+            # "disabled": a private or loopback Ray stays on loopback (set before the import)
+            os.environ.setdefault(LOOPBACK_ENV, "0")
         try:
             import ray
         except ImportError:
@@ -200,12 +239,15 @@ class RayExecutor(Executor):
                 "--executor ray needs Ray, which is not installed here; run `make setup` or "
                 "`pip install 'audioprep[ray]'`, or use --executor local."
             ) from None
+        if os.environ.get(LOOPBACK_ENV) == "0":
+            import ray._private.ray_constants as ray_constants
+
+            ray_constants.ENABLE_RAY_CLUSTER = False  # Ray may have been imported before
         global _CONNECTED
         if ray.is_initialized():
             if (self.address or "local") == _CONNECTED:
                 return
             ray.shutdown()  # connected elsewhere (another cluster earlier in this process)
-        where = _host_port(self.address) if self.address else None
         if where is not None:
             try:
                 socket.create_connection(where, timeout=self.connect_timeout).close()
@@ -215,6 +257,12 @@ class RayExecutor(Executor):
                     "(`ray start --head`, see docs/cluster.md) or fix --ray-address / "
                     f"${ADDRESS_ENV}."
                 ) from None
+            if not speaks_grpc(where, timeout=self.connect_timeout):
+                raise AudioprepError(
+                    f"{self.address} answers but is not a Ray cluster (no gRPC service there); "
+                    f"give the head node's GCS port (6379 unless `ray start --port` said "
+                    f"otherwise) in --ray-address / ${ADDRESS_ENV}."
+                )
         kwargs: dict[str, Any] = {
             "logging_level": logging.ERROR,
             "log_to_driver": False,
@@ -222,11 +270,14 @@ class RayExecutor(Executor):
         }
         if self.address:
             kwargs["address"] = self.address
-        else:  # a Ray of our own, on this machine only
-            kwargs.update(include_dashboard=False, _node_ip_address="127.0.0.1")
+        else:  # a Ray of our own, on this machine only: "local" starts a new one, never the
+            # cluster `ray start` recorded in Ray's temporary folder (what None would join)
+            kwargs.update(address="local", include_dashboard=False, _node_ip_address="127.0.0.1")
             if self.actors:
                 kwargs["num_cpus"] = self.actors
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if not self.address:
+            self._private_token()
         try:
             ray.init(**kwargs)
         except Exception as exc:  # noqa: BLE001 - any failure to connect is one sentence
@@ -236,6 +287,35 @@ class RayExecutor(Executor):
                 f"{first}"
             ) from None
         _CONNECTED = self.address or "local"
+        try:
+            self._gcs = _host_port(ray.get_runtime_context().gcs_address)
+        except Exception:  # noqa: BLE001 - without it a lost head is left to Ray
+            self._gcs = None
+
+    def _private_token(self) -> None:
+        """A private Ray authenticates with a random token held in this process's environment
+        (its nodes inherit it), unless ``RAY_AUTH_MODE`` says otherwise. Left to itself, Ray
+        2.60 writes a token to ``~/.ray/auth_token``, after which every ``ray start`` on the
+        machine demands it from clients that do not send it."""
+        import secrets
+
+        if AUTH_MODE_ENV in os.environ:
+            return
+        self._saved_env = {k: os.environ.get(k) for k in (AUTH_MODE_ENV, AUTH_TOKEN_ENV)}
+        os.environ.setdefault(AUTH_TOKEN_ENV, secrets.token_hex(32))
+        os.environ[AUTH_MODE_ENV] = "token"
+        _refresh_ray_config()
+
+    def head_alive(self) -> bool:
+        """Whether the cluster's head (its GCS) still accepts connections."""
+        gcs = getattr(self, "_gcs", None)
+        if gcs is None:
+            return True
+        try:
+            socket.create_connection(gcs, timeout=1.0).close()
+        except OSError:
+            return False
+        return True
 
     def close(self) -> None:
         """Disconnect from Ray (stops the in-process Ray this executor started)."""
@@ -245,6 +325,15 @@ class RayExecutor(Executor):
         if ray.is_initialized():
             ray.shutdown()
         _CONNECTED = None
+        saved = getattr(self, "_saved_env", None)
+        if saved is not None:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            self._saved_env = None  # type: ignore[assignment]
+            _refresh_ray_config()
 
     def info(self) -> dict[str, Any]:
         """What the last run did, for stage.json: actors, resources, items per node, retries."""
@@ -357,6 +446,7 @@ class RayExecutor(Executor):
         log = files.open_log(ITEM_LOG)  # closed in finally
         started = time.monotonic()
         lost_since: float | None = None
+        head_checked, head_misses = time.monotonic(), 0
         try:
             for _ in range(size):
                 start_actor()
@@ -383,6 +473,30 @@ class RayExecutor(Executor):
                             f"needs {cpus:g} CPU and {gpus:g} GPU; the cluster has "
                             f"{_resources_line(ray.cluster_resources())}); re-run to resume."
                         )
+                if time.monotonic() - head_checked >= HEAD_CHECK_S:
+                    head_checked = time.monotonic()
+                    head_misses = 0 if self.head_alive() else head_misses + 1
+                    if head_misses >= HEAD_MISSES:
+                        # the head is gone: Ray would end this process in a minute with a log
+                        # line; every item not done yet is an error instead (re-run resumes)
+                        reason = (
+                            f"the Ray cluster at {self.address or 'this machine'} stopped "
+                            "answering (its head node is gone); re-run to retry this item"
+                        )
+                        self._info["head_lost"] = True
+                        for call in inflight.values():
+                            for record, _ in call.items:
+                                yield error_result(record, reason, "RayHeadLost")
+                        inflight.clear()
+                        pool.clear()
+                        starting.clear()
+                        while True:
+                            batch = next_batch()
+                            if not batch:
+                                break
+                            for record, _ in batch:
+                                yield error_result(record, reason, "RayHeadLost")
+                        return
                 waiting = list(inflight) + list(starting)
                 done, _ = ray.wait(waiting, num_returns=1, timeout=1.0)
                 for ref in done:
@@ -456,6 +570,18 @@ class RayExecutor(Executor):
                 (Path(spec.out_dir) / PROBE_FILE).unlink()
             self._info["items_per_node"] = dict(nodes)
             self._info["nodes"] = len(nodes)
+
+
+def _refresh_ray_config() -> None:
+    """Make Ray re-read its settings (the authentication mode) from the environment."""
+    with contextlib.suppress(Exception):  # a Ray without token authentication
+        from ray._raylet import (  # type: ignore[attr-defined]
+            AuthenticationTokenLoader,
+            Config,
+        )
+
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
 
 
 def _resources_line(total: dict[str, float]) -> str:
