@@ -83,12 +83,12 @@ setup: setup-gpu
 endif
 
 test: setup chromium espeak
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=25
 
 # The fast tier: everything not marked slow (no models, no whole chains), under a minute:
 # the CLI runs in-process, and two pytest workers share the two cores.
 test-fast: $(STAMP) ffmpeg
-	$(BIN)/python -m pytest -m 'not slow' -q -n 2
+	$(BIN)/python -m pytest -m 'not slow' -q -n 2 --dist loadfile
 
 # Regenerate docs/cli.md from the stage registry (a test fails while it is out of date).
 docs: $(STAMP)
