@@ -615,3 +615,14 @@ def test_memory_of_one_long_item_does_not_grow_with_its_length(tmp_path) -> None
         assert len(kept) == 1 and kept[0]["voiced_seconds"] > 30 * hours, kept
     print(peaks)
     assert peaks[3] <= peaks[1] + 200, peaks
+
+
+def test_an_empty_corpus_is_an_empty_result_not_a_traceback(tmp_path: Path) -> None:
+    from audioprep.testing import cli, make_manifest_dir
+
+    src = make_manifest_dir(tmp_path / "in", [])
+    proc = cli("speaker-filter", src, tmp_path / "out", "--enrol", "dominant", "-q", check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (tmp_path / "out" / "stage.json").is_file()
+    assert (tmp_path / "out" / "manifest.jsonl").read_text() == ""

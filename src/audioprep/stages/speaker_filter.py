@@ -400,6 +400,13 @@ class SpeakerFilterStage(CorpusStage):
                 units.append((item_id, None))
                 embs.append(m["embedding"])
                 seconds.append(m["voiced_seconds"])
+        if not units:  # an empty corpus, or no clip with enough voiced audio: nothing to score
+            return {
+                "enrol": p.enrol,
+                "threshold": None,
+                "calibration": {"method": "none", "why": "no clip had enough voiced audio"},
+                **{k: {} for k in ("scores", "scores_initial", "snorm", "turns", "keep")},
+            }
         x = np.array(embs, dtype=np.float64).reshape(len(embs), -1)
         decision: dict[str, Any] = {"enrol": p.enrol}
         labels = cluster_voices(x, stop_similarity=CLUSTER_SIMILARITY, weights=np.array(seconds))
