@@ -95,7 +95,7 @@ class SpleeterWorker(SeparatorEngine):
                 f"spleeter/{m}",
                 CHECKPOINT,
                 f"{SPLEETER_URL}{m}.tar.gz",
-                used_by=f"separate --model spleeter:{m}",
+                used_by=f"separate --engine spleeter --model spleeter:{m}",
             )
             for m in cls.models
         )
