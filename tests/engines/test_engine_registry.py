@@ -139,3 +139,17 @@ def test_the_registry_imports_no_engine() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_engine_runtime_is_one_doctor_can_probe() -> None:
+    """A runtime doctor has no probe for is imported by name: that name must be a module
+    (DFN3 once declared "libdf", and doctor said it was not installed where it runs)."""
+    import importlib.util
+
+    from audioprep.cli.doctor import runtimes
+
+    known = set(runtimes(sys.executable)) | {"numpy"}
+    for entry in base.available():
+        runtime = base.engine_class(entry.family, entry.name).runtime
+        if runtime not in known:
+            assert importlib.util.find_spec(runtime) is not None, (entry, runtime)
