@@ -333,7 +333,7 @@ def test_16_vosk_text_does_not_depend_on_the_clips_before(tmp_path: Path) -> Non
     skips = [a for c in CHECKS for a in ("--skip-checks", c)]
     for name, src in (("alone", alone), ("after", after)):  # each run a process, as a resume
         out = tmp_path / f"out-{name}"
-        cli("transcribe", src, out, "--engine", "vosk", "-j", "1", "-q", *skips)
+        cli("transcribe", src, out, "--engine", "vosk", "-j", "1", "-q", *skips, process=True)
         recs = read_jsonl(out / "manifest.jsonl")
         texts[name] = {r["id"]: r["text"] for r in recs}
     assert texts["alone"]["ko1"] and texts["alone"]["ko1"] == texts["after"]["ko1"]
