@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -32,6 +33,37 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+#: Worker ports come from below the kernel's ephemeral range (32768 and up here), where
+#: :func:`free_port` and the ports Ray picks itself never land: a worker range drawn from the
+#: ephemeral range could hold a port another component of this or another cluster took.
+WORKER_PORTS_BELOW = 32000
+WORKER_PORT_COUNT = 200
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def worker_port_range(rng: random.Random | None = None) -> tuple[int, int]:
+    """``(lo, hi)``: a block of worker ports under :data:`WORKER_PORTS_BELOW` that is free now.
+
+    >>> lo, hi = worker_port_range(random.Random(0))
+    >>> hi - lo == WORKER_PORT_COUNT and hi < WORKER_PORTS_BELOW
+    True
+    """
+    rng = rng or random.Random()
+    for _ in range(100):
+        lo = rng.randrange(12000, WORKER_PORTS_BELOW - WORKER_PORT_COUNT)
+        if all(_bindable(p) for p in range(lo, lo + WORKER_PORT_COUNT + 1, 10)):
+            return lo, lo + WORKER_PORT_COUNT
+    raise RuntimeError("no free block of worker ports under 32000 on this machine")
 
 
 def _ray_bin() -> str:
@@ -80,7 +112,7 @@ class LocalRayCluster:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def _start(self, head: bool) -> subprocess.Popen[bytes]:
-        lo = free_port()
+        lo, hi = worker_port_range()
         cmd = [
             _ray_bin(),
             "start",
@@ -105,7 +137,7 @@ class LocalRayCluster:
             "--min-worker-port",
             str(lo),
             "--max-worker-port",
-            str(min(65535, lo + 200)),
+            str(hi),
         ]
         if head:
             cmd += [
