@@ -144,36 +144,6 @@ def turns(
     return split(0, len(x), 0.0, depth)
 
 
-# -- adaptive enrolment and calibrated scores -----------------------------------------------
-
-
-def snorm(
-    scores: np.ndarray,
-    embeddings: np.ndarray,
-    voice: np.ndarray,
-    cohort: np.ndarray,
-    *,
-    top: int = 20,
-    exclude_self: np.ndarray | None = None,
-) -> np.ndarray:
-    """Adaptive symmetric score normalisation (AS-norm) of ``scores`` ``(n,)``.
-
-    Each score is measured in standard deviations above the ``top`` cohort embeddings most
-    similar to the clip, and above those most similar to the voice; the two are averaged.
-    ``exclude_self`` (bool ``(n, m)``) marks cohort members that are the clip itself.
-    """
-    x, c = unit(np.atleast_2d(embeddings)), unit(np.atleast_2d(cohort))
-    k = max(1, min(top, len(c) - 1 if exclude_self is not None else len(c)))
-    sims = x @ c.T  # (n, m)
-    if exclude_self is not None:
-        sims = np.where(exclude_self, -np.inf, sims)
-    best = -np.sort(-sims, axis=1)[:, :k]
-    mu_e, sd_e = best.mean(axis=1), best.std(axis=1) + 1e-3
-    vs = np.sort(c @ unit(voice))[::-1][:k]
-    mu_v, sd_v = vs.mean(), vs.std() + 1e-3
-    return 0.5 * ((scores - mu_e) / sd_e + (scores - mu_v) / sd_v)
-
-
 # -- the voices of a corpus -----------------------------------------------------------------
 
 
@@ -237,109 +207,6 @@ def quietest(
     return float((a + (best + 0.5) * hop) / sr)
 
 
-def calibrated_decision(
-    embeddings: np.ndarray,
-    voice: np.ndarray,
-    *,
-    anchor: np.ndarray | None = None,
-    adapt: bool = True,
-    threshold: float | None = 0.75,
-    enrol_above: float = 0.8,
-    auto_z: float = 1.5,
-    cohort_below: float = 0.6,
-    cohort: np.ndarray | None = None,
-    target: np.ndarray | None = None,
-    enrol_floor: float = 0.6,
-    min_cohort: int = 5,
-    iterations: int = 3,
-    min_enrol: int = 3,
-    top: int = 20,
-) -> dict:
-    """Which embeddings ``(n, d)`` are ``voice``: adaptive enrolment, then a decision.
-
-    Enrolment (``adapt``): the embeddings scoring ``enrol_above`` or more against the voice
-    (a clear margin over ``threshold``) that also pass ``threshold`` against the first voice
-    (so the voice cannot drift to a guest), and the members of ``target`` (bool mask: the
-    corpus's cluster of voices nearest the voice) scoring ``enrol_floor`` or more, become the
-    voice, with ``anchor`` (the references' centroid) as one more member; repeated until the
-    set no longer changes, at most
-    ``iterations`` times, and only with at least ``min_enrol`` members.
-
-    Decision: cosine on the final voice >= ``threshold``; or, with ``threshold=None``, the
-    S-normalised score (:func:`snorm`) >= ``auto_z``, against an impostor cohort: ``cohort``
-    (a bool mask) or the embeddings scoring below ``cohort_below`` on the final voice. Without
-    ``min_cohort`` cohort members, the fixed 0.75 is used and the calibration says so.
-
-    Returns a dict: ``keep`` (bool ``(n,)``), ``score`` (final cosine), ``initial`` (cosine
-    against the first voice), ``z`` (normalised scores or None), ``voice``, ``enrolment``
-    (index arrays, one per round), ``threshold`` and ``calibration`` (how it was decided).
-
-    >>> rng = np.random.default_rng(1)
-    >>> host, guests = rng.normal(size=32), rng.normal(size=(3, 32))
-    >>> x = np.array([host + rng.normal(scale=0.4, size=32) for _ in range(10)]
-    ...              + [g + rng.normal(scale=0.4, size=32) for g in guests for _ in range(5)])
-    >>> r = calibrated_decision(x, host + rng.normal(scale=0.3, size=32))
-    >>> r["keep"].tolist() == [True] * 10 + [False] * 15, len(r["enrolment"]) > 0
-    (True, True)
-    """
-    fixed = 0.75 if threshold is None else float(threshold)
-    x = unit(np.atleast_2d(embeddings))
-    n = len(x)
-    v = unit(voice)
-    initial = x @ v
-    score = initial
-    sets: list[np.ndarray] = []
-    if adapt:
-        for _ in range(max(0, iterations)):
-            clear = score >= enrol_above
-            if target is not None:  # the corpus's own rendering of the voice: its cluster
-                clear = (target & (score >= enrol_floor)) | (clear & (initial >= fixed))
-            else:
-                clear = clear & (initial >= fixed)
-            chosen = np.flatnonzero(clear)
-            if len(chosen) < min_enrol or (sets and np.array_equal(chosen, sets[-1])):
-                break
-            sets.append(chosen)
-            pool = x[chosen] if anchor is None else np.vstack([x[chosen], unit(anchor)[None]])
-            v = centroid(pool)
-            score = x @ v
-    calibration: dict = {}
-    z = None
-    if threshold is not None:
-        keep = score >= threshold
-        calibration.update(method="fixed")
-        used = float(threshold)
-    else:
-        mask = cohort if cohort is not None else score < cohort_below
-        members = np.flatnonzero(mask)
-        calibration.update(cohort=int(len(members)), top=top)
-        if len(members) >= min_cohort:
-            exclude = members[None, :] == np.arange(n)[:, None]
-            z = snorm(score, x, v, x[members], top=top, exclude_self=exclude)
-            keep = z >= auto_z
-            calibration.update(method="s-norm", z_threshold=auto_z)
-            kept, dropped = score[keep], score[~keep]
-            used = float((kept.min() + dropped.max()) / 2) if len(kept) and len(dropped) else fixed
-        else:
-            keep = score >= fixed
-            calibration.update(
-                method="fixed",
-                note=f"only {len(members)} clearly-other clips (under {min_cohort}): "
-                f"no cohort to normalise against, used the fixed threshold {fixed}",
-            )
-            used = fixed
-    return {
-        "keep": np.asarray(keep, dtype=bool),
-        "score": score,
-        "initial": initial,
-        "z": z,
-        "voice": v,
-        "enrolment": sets,
-        "threshold": round(used, 4),
-        "calibration": calibration,
-    }
-
-
 # -- the target as a voice: joined clusters, a cohort of other voices, confirmed changes -----
 
 
@@ -369,8 +236,13 @@ def multi_snorm(
     top: int = 20,
     exclude_self: np.ndarray | None = None,
 ) -> np.ndarray:
-    """:func:`snorm` for a voice of several renderings: the voice side of the normalisation
-    scores each cohort member against its nearest rendering (:func:`voice_scores`)."""
+    """Adaptive symmetric score normalisation (AS-norm) of ``scores`` ``(n,)`` against a
+    voice of several renderings ``voices`` ``(r, d)``.
+
+    Each score is measured in standard deviations above the ``top`` cohort embeddings most
+    similar to the clip, and above those most similar to the voice (each cohort member scored
+    against its nearest rendering, :func:`voice_scores`); the two are averaged.
+    ``exclude_self`` (bool ``(n, m)``) marks cohort members that are the clip itself."""
     x, c = unit(np.atleast_2d(embeddings)), unit(np.atleast_2d(cohort))
     k = max(1, min(top, len(c) - 1 if exclude_self is not None else len(c)))
     sims = x @ c.T
