@@ -83,6 +83,25 @@ class LazyChoices(Sequence[Any]):
         return f"LazyChoices({self._values!r})"
 
 
+def number_or_auto(text: str) -> float | None:
+    """``parse=`` of an option that takes a number or ``auto`` (None).
+
+    >>> number_or_auto("auto"), number_or_auto("0.75")
+    (None, 0.75)
+    """
+    if text == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError("is not a number or auto") from None
+
+
+def number_or_auto_text(value: float | None) -> str:
+    """``render=`` of :func:`number_or_auto`: ``auto`` for None."""
+    return "auto" if value is None else repr(float(value))
+
+
 def param(
     default: Any = _MISSING,
     *,

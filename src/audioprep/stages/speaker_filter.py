@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from audioprep.core.media import MEDIA_EXTENSIONS, require_ffmpeg
-from audioprep.core.params import device_param, param
+from audioprep.core.params import device_param, number_or_auto, number_or_auto_text, param
 from audioprep.core.stage import (
     CorpusStage,
     DecideContext,
@@ -76,20 +76,6 @@ SPLIT_MIN_WINDOWS = 1
 DOUBT_REJECTS = True
 
 
-def _threshold(text: str) -> float | None:
-    """``--threshold``: a number, or ``auto`` (None)."""
-    if text == "auto":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError("is not a number or auto") from None
-
-
-def _threshold_text(value: float | None) -> str:
-    return "auto" if value is None else repr(float(value))
-
-
 class SpeakerFilterStage(CorpusStage):
     """Embed every item, compare it with the target voice, keep the target's speech.
 
@@ -149,8 +135,8 @@ class SpeakerFilterStage(CorpusStage):
             None,
             help="auto: a score normalised against the corpus's other voices (S-norm); "
             "a number: keep items at or above this cosine similarity to the (adapted) voice.",
-            parse=_threshold,
-            render=_threshold_text,
+            parse=number_or_auto,
+            render=number_or_auto_text,
             min=-1.0,
             max=1.0,
         )

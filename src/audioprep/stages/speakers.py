@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from audioprep.core.media import MEDIA_EXTENSIONS, require_ffmpeg
-from audioprep.core.params import device_param, param
+from audioprep.core.params import device_param, number_or_auto, number_or_auto_text, param
 from audioprep.core.stage import (
     CorpusStage,
     DecideContext,
@@ -44,19 +44,6 @@ CLUSTER_SAMPLE = 4000
 #: Speakers in speakers.json's similarity matrix (the ones with most hours).
 MATRIX_SPEAKERS = 40
 BOUNDARY_CLIPS = 10
-
-
-def _threshold(text: str) -> float | None:
-    if text == "auto":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError("is not a number or auto") from None
-
-
-def _threshold_text(value: float | None) -> str:
-    return "auto" if value is None else repr(float(value))
 
 
 def _engine_choices() -> tuple[str, ...]:
@@ -161,8 +148,10 @@ class SpeakersStage(CorpusStage):
             None,
             help="auto: stop merging voices at the dendrogram's widest gap between 0.70 and "
             "0.82; a number: stop where voices are on average less similar (cosine).",
-            parse=_threshold,
-            render=_threshold_text,
+            parse=number_or_auto,
+            render=number_or_auto_text,
+            min=-1.0,
+            max=1.0,
         )
         max_speakers: int | None = param(None, help="At most this many voices.", min=1)
         against: str | None = param(
@@ -186,14 +175,6 @@ class SpeakersStage(CorpusStage):
 
     def check(self) -> None:
         p = self.params
-        if p.merge_threshold is not None and not -1 <= p.merge_threshold <= 1:
-            raise UsageError("--merge-threshold is a cosine similarity, from -1 to 1, or auto.")
-        if p.max_speakers is not None and p.max_speakers < 1:
-            raise UsageError("--max-speakers must be at least 1.")
-        if p.engine not in _engine_choices():
-            raise UsageError(
-                f"--engine {p.engine}: not a speaker encoder ({', '.join(_engine_choices())})."
-            )
         self._reference_files()  # raises on a bad --reference
         if p.against:
             self._against()
@@ -409,7 +390,7 @@ class SpeakersStage(CorpusStage):
         summary.update(
             encoder=_encoder_versions(p.engine),
             clustering={
-                "merge_threshold": _threshold_text(p.merge_threshold),
+                "merge_threshold": number_or_auto_text(p.merge_threshold),
                 "stop_similarity": info["stop_similarity"],
                 "stopping": info["how"],
                 "clustered_sample": info["sampled"],
