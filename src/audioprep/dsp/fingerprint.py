@@ -554,6 +554,8 @@ def _checked_members(path: Any) -> dict[str, tuple[int, np.dtype]]:
     read from their headers only; ValueError for anything else."""
     import zipfile
 
+    from audioprep.dsp.npz import npy_header
+
     out: dict[str, tuple[int, np.dtype]] = {}
     with zipfile.ZipFile(path) as zf:
         for info in zf.infolist():
@@ -562,15 +564,7 @@ def _checked_members(path: Any) -> dict[str, tuple[int, np.dtype]]:
                 raise ValueError(f"it holds {name!r}, which is not an array")
             if info.compress_type != zipfile.ZIP_STORED:
                 raise ValueError(f"its member {name} is compressed (an index is stored as is)")
-            with zf.open(info) as fh:
-                version = np.lib.format.read_magic(fh)
-                if version == (1, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
-                elif version == (2, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
-                else:
-                    raise ValueError(f"its member {name} has .npy version {version}")
-                start = fh.tell()
+            shape, dtype, start = npy_header(zf, info)
             if dtype.hasobject:
                 raise ValueError(f"its member {name} holds Python objects")
             if len(shape) != 1:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from audioprep.dsp.npz import npy_header
 from audioprep.engines.base import Engine, Settings, package_versions
 from audioprep.errors import AudioprepError, NonFiniteAudio, UsageError
 
@@ -312,15 +313,7 @@ def _check_members(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
             name = item.filename
             if not name.endswith(".npy") or item.compress_type != zipfile.ZIP_STORED:
                 raise ValueError(f"its member {name!r} is not a stored array")
-            with zf.open(item) as fh:
-                version = np.lib.format.read_magic(fh)
-                if version == (1, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
-                elif version == (2, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
-                else:
-                    raise ValueError(f"its member {name} has .npy version {version}")
-                start = fh.tell()
+            shape, dtype, start = npy_header(zf, item)
             if dtype.hasobject or dtype.kind not in "fiub" or len(shape) > 2:
                 raise ValueError(f"its member {name} is {dtype} of shape {shape}")
             if start + int(np.prod(shape, dtype=object)) * dtype.itemsize != item.file_size:
