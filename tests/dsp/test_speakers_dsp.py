@@ -77,3 +77,25 @@ def test_the_target_rendered_another_way_joins_it_and_is_no_impostor() -> None:
     assert not any(r["joined"][c] for c in set(labels[24:].tolist()))
     assert r["keep"][:24].all() and not r["keep"][24:].any()
     assert r["calibration"]["cohort"] == 24  # the guests, not the host's renderings
+
+
+def test_join_renderings_joins_one_voice_through_two_channels_and_never_single_clips() -> None:
+    from audioprep.dsp.speaker_clusters import cluster_corpus, join_renderings
+
+    rng = np.random.default_rng(3)
+    voice, other = rng.normal(size=64), rng.normal(size=64)
+    channel = rng.normal(size=64) * 0.9  # a phone line: every clip through it shifts alike
+    studio = [voice + rng.normal(scale=0.5, size=64) for _ in range(6)]
+    phone = [voice + channel + rng.normal(scale=0.5, size=64) for _ in range(4)]
+    guest = [other + rng.normal(scale=0.5, size=64) for _ in range(5)]
+    singles = [rng.normal(size=64) for _ in range(6)]  # one clip each, all different voices
+    x = np.array(studio + phone + guest + singles)
+    labels = np.array([0] * 6 + [1] * 4 + [2] * 5 + list(range(3, 9)))
+    joined, merges = join_renderings(x, labels, join=0.7)
+    assert merges == 1
+    assert len(set(joined[:10].tolist())) == 1  # the voice, both channels
+    assert len(set(joined[10:15].tolist())) == 1 and joined[10] != joined[0]  # the guest apart
+    assert len(set(joined[15:].tolist())) == 6  # single clips never join this way
+    # cluster_corpus with a join records how many it made
+    _, _, info = cluster_corpus(x, stop_similarity=0.6, join=0.7)
+    assert info["joined"] >= 0 and info["speakers"] >= 3

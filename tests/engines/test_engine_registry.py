@@ -18,7 +18,7 @@ BUILT_IN = {
     "segment": {"ina", "silero"},
     "asr": {"whisper", "vosk"},
     "separate": {"spleeter"},
-    "speaker": {"resemblyzer"},
+    "speaker": {"resemblyzer", "campplus"},
     "quality": {"dnsmos"},
     "fingerprint": {"landmarks"},
     "tone": {"tone"},

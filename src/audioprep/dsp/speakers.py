@@ -279,6 +279,7 @@ def voice_decision(
     join_high: float = 0.9,
     bank_margin: float = 0.12,
     use_bank: bool = True,
+    floor: float | None = None,
 ) -> dict:
     """Which embeddings ``(n, d)`` are the target voice, the corpus's voices ``labels`` ``(n,)``
     (:func:`cluster_voices`) known.
@@ -297,7 +298,8 @@ def voice_decision(
     3. Decision: ``score >= threshold``; or (``threshold=None``) the score normalised
        (:func:`multi_snorm`) against a cohort of clearly-other voices (members of clusters that
        did not join, with centroids below ``cohort_below``), to which ``bank`` (embeddings of
-       other voices) is added when the corpus holds fewer than ``min_cohort`` of them;
+       other voices) is added when the corpus holds fewer than ``min_cohort`` of them (and,
+       with ``floor``, the score at least ``floor``);
        ``z >= auto_z`` keeps.
 
     Returns a dict: ``keep``, ``score``, ``initial`` (cosine with the first voice), ``z`` (or
@@ -390,7 +392,9 @@ def voice_decision(
             exclude[members, np.arange(len(members))] = True
             z = multi_snorm(score, x, renderings, cohort, top=top, exclude_self=exclude)
             keep = z >= auto_z
-            calibration.update(method="s-norm", z_threshold=auto_z)
+            if floor is not None:  # never below the encoder's own floor of other voices
+                keep &= score >= floor
+            calibration.update(method="s-norm", z_threshold=auto_z, floor=floor)
             kept, dropped = score[keep], score[~keep]
             used = float((kept.min() + dropped.max()) / 2) if len(kept) and len(dropped) else fixed
         else:
@@ -415,6 +419,7 @@ def voice_decision(
         "threshold": round(used, 4),
         "fixed_threshold": used if z is None else None,
         "top": top,
+        "floor": floor,
         "calibration": calibration,
     }
 
@@ -444,4 +449,7 @@ def score_more(result: dict, embeddings: np.ndarray, *, auto_z: float) -> tuple:
     if result["z"] is None:
         return score >= result["fixed_threshold"], score, None
     z = multi_snorm(score, x, result["renderings"], result["cohort"], top=result["top"])
-    return z >= auto_z, score, z
+    keep = z >= auto_z
+    if result.get("floor") is not None:
+        keep &= score >= result["floor"]
+    return keep, score, z

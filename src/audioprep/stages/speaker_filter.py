@@ -1,8 +1,9 @@
-"""speaker-filter: Keep only the target voice: Resemblyzer embeddings, adapted to the corpus.
+"""speaker-filter: Keep only the target voice: speaker embeddings, adapted to the corpus.
 
-Embeds every clip as 1.6 s windows, cuts clips holding two voices into turns, enrols the target
-from references (re-enrolled from the corpus's own clips) or from the largest cluster of voices,
-and keeps the target's speech by a score normalised against the corpus's other voices.
+Embeds every clip (CAM++ by default) whole and as 1.6 s windows, cuts clips holding two
+voices into turns, enrols the target from references (re-enrolled from the corpus's own
+clips) or from the largest cluster of voices, and keeps the target's speech by a score
+normalised against the corpus's other voices.
 """
 
 from __future__ import annotations
@@ -24,49 +25,27 @@ from audioprep.core.stage import (
     Resources,
     WorkerContext,
 )
+from audioprep.engines.models import model_dir, model_dir_option
 from audioprep.errors import AudioprepError, ItemError, UsageError
 from audioprep.manifests.layout import DECISION_FILE
 from audioprep.manifests.offsets import child_offset
 from audioprep.manifests.records import Record, atomic_write_text, read_manifest, resolve_audio
 
 SR = 16000
-#: The speaker embedder (a name in the engine registry, family "speaker").
-ENGINE = "resemblyzer"
-#: A fixed threshold (cosine similarity), measured here on clean LibriSpeech: same speaker
-#: 0.80-0.96, others <= 0.74. Used with ``--threshold 0.75``; the default is ``auto``.
-DEFAULT_THRESHOLD = 0.75
-#: Two halves of a clip less similar than this are kept apart as candidate turns; the
-#: decision then says whether they are one voice (both kept or both rejected) or two.
-TURN_SIMILARITY = 0.9
+#: The default speaker embedder (a name in the engine registry, family "speaker"). Every
+#: cosine similarity the decision uses comes from the engine's VoiceScale (its fixed
+#: threshold, clusters, joins, cohort, candidate turns, split margins).
+ENGINE = "campplus"
 TURN_MIN_WINDOWS = 1
-#: Measured on the synthetic shows (docs/stages/speaker-filter.md): the calibrated decision
-#: keeps units whose S-normalised score is at least this; enrolment takes those above ENROL_Z.
-AUTO_Z = 2.0
-#: Enrolment takes the clips scoring this much or more (a clear margin over 0.75).
-ENROL_ABOVE = 0.8
-#: Units scoring below this against the first voice form the impostor cohort ("clearly other":
-#: other speakers score 0.45-0.70 against clean references); fewer than MIN_COHORT of them and
-#: the decision falls back to the fixed threshold.
-COHORT_BELOW = 0.75
+#: Fewer than this many units in the impostor cohort (units under the scale's
+#: ``cohort_below`` against the first voice) and the decision falls back to the fixed threshold.
 MIN_COHORT = 20
-#: Dominant voice: agglomerative clustering stops merging groups less similar than this.
-CLUSTER_SIMILARITY = 0.7
-#: A cluster whose centroid is at least this similar to the adapted voice (or the references)
-#: is the target rendered another way and joins it (scripts/eval_speakers.py).
-JOIN_SIMILARITY = 0.8
-#: With the impostor bank: a cluster joins at JOIN_LOW when its centroid is JOIN_BANK_MARGIN
-#: more similar to the voice than to any voice of the bank, or at JOIN_HIGH regardless. Off
-#: (None): measured on the whole benchmark at 0.75 / 0.12 / 0.9, purity 0.899 and recall 0.779
-#: against 0.908 and 0.788 for the plain JOIN_SIMILARITY.
+#: With the impostor bank: a cluster may join at JOIN_LOW when its centroid is JOIN_BANK_MARGIN
+#: more similar to the voice than to any voice of the bank, or at the scale's ``join_high``.
+#: Off (None): measured with Resemblyzer on the whole benchmark at 0.75 / 0.12 / 0.9, purity
+#: 0.899 and recall 0.779 against 0.908 and 0.788 for the plain join.
 JOIN_LOW: float | None = None
 JOIN_BANK_MARGIN = 0.12
-JOIN_HIGH = 0.9
-#: A candidate change is confirmed when the side the decision rejects matches another voice
-#: (a cluster that did not join, or the impostor bank) better than the target by this much,
-#: and the two sides are different clusters; calibrated on the benchmark's single-voice clips.
-SPLIT_MARGIN = 0.05
-#: ... or, in one cluster, by this much.
-SPLIT_STRONG = 0.15
 #: Both sides of a confirmed change are long enough to embed: at least this many partial
 #: windows each (2 lost a third of the benchmark's host recall: most changes have a short side).
 SPLIT_MIN_WINDOWS = 1
@@ -76,10 +55,17 @@ SPLIT_MIN_WINDOWS = 1
 DOUBT_REJECTS = True
 
 
+def _engine_choices() -> tuple[str, ...]:
+    from audioprep.engines.base import names
+
+    return tuple(names("speaker")) or (ENGINE,)
+
+
 class SpeakerFilterStage(CorpusStage):
     """Embed every item, compare it with the target voice, keep the target's speech.
 
-    Every clip is embedded as Resemblyzer's 1.6 s partial windows; a clip whose windows fall
+    Every clip is embedded whole and as 1.6 s partial windows (`--engine`: CAM++ by default,
+    or Resemblyzer); a clip whose windows fall
     into two groups is cut into candidate turns. The target voice is enrolled from the
     references (or the largest cluster of voices in the corpus), then re-enrolled from the
     corpus's own clips that match it with a clear margin (the voice as this channel renders
@@ -165,11 +151,38 @@ class SpeakerFilterStage(CorpusStage):
             False, help="Write speaker_report.png and .json in OUT_DIR.", flags=("--report",)
         )
         device: str = device_param()
+        engine: str = param(
+            ENGINE,
+            help="The speaker encoder: campplus (CAM++, robust to codecs and beds) or "
+            "resemblyzer (the earlier default).",
+            choices=_engine_choices,
+        )
+        model_dir: str = model_dir_option()
         annotate_only: bool = param(
             False,
             help="Drop and split nothing: record the decision as speaker_pass.",
             flags=("--annotate-only",),
         )
+
+    def engine_class(self) -> Any:
+        """The speaker engine's class (its scale, bank and versions), without loading it."""
+        from audioprep.engines import base as engines
+
+        return engines.engine_class("speaker", self.params.engine)
+
+    def settings(self, threads: int = 1) -> Any:
+        from audioprep.engines import base as engines
+
+        return engines.Settings(
+            device=self.params.device,
+            threads=threads,
+            model_dir=model_dir(self.params.model_dir or None),
+        )
+
+    @property
+    def scale(self) -> Any:
+        """The engine's :class:`audioprep.engines.speaker.base.VoiceScale`."""
+        return self.engine_class().scale
 
     def check(self) -> None:
         p = self.params
@@ -194,6 +207,7 @@ class SpeakerFilterStage(CorpusStage):
                 raise UsageError(f"no such reference file or folder: {ref}")
         if p.enrol == "reference" and not self._reference_files():
             raise UsageError("the references hold no audio file.")
+        self.engine_class().check(self.settings())
         require_ffmpeg()
 
     def _reference_files(self) -> list[Path]:
@@ -223,13 +237,10 @@ class SpeakerFilterStage(CorpusStage):
 
         # threads: the stage's declared resources (one torch thread per worker: measured here,
         # one thread embeds faster than two) unless AUDIOPREP_THREADS says otherwise
-        settings = engines.Settings(device=self.params.device, threads=ctx.threads)
-        self.engine = engines.load("speaker", ENGINE, settings)
-        self.encoder = self.engine.encoder
+        self.engine = engines.load("speaker", self.params.engine, self.settings(ctx.threads))
 
     def teardown(self) -> None:
         engine = self.__dict__.pop("engine", None)
-        self.__dict__.pop("encoder", None)
         if engine is not None:
             engine.close()
 
@@ -244,7 +255,7 @@ class SpeakerFilterStage(CorpusStage):
         measuring them one by one."""
         import numpy as np
 
-        from audioprep.engines.speaker.resemblyzer import decode, embed_batch, embed_long, voiced
+        from audioprep.engines.speaker.voiced import decode, embed_long, voiced
 
         prepared: list[tuple[Any, Any, Any] | None] = []
         cached: list[dict[str, Any] | None] = []
@@ -262,7 +273,13 @@ class SpeakerFilterStage(CorpusStage):
                 continue
             cached.append(None)
             if _is_long(path, record):  # in blocks, in bounded memory
-                prepared.append(("long", embed_long(self.encoder, path), None))
+                prepared.append(
+                    (
+                        "long",
+                        embed_long(self.engine, path, batch_windows=self.params.window_batch),
+                        None,
+                    )
+                )
                 continue
             wav = decode(path)
             v, where = voiced(wav)
@@ -270,7 +287,7 @@ class SpeakerFilterStage(CorpusStage):
         todo = [
             p[1] for p in prepared if p is not None and len(p[1]) / SR >= self.params.min_voiced
         ]
-        embedded = iter(embed_batch(self.encoder, todo, batch_windows=self.params.window_batch))
+        embedded = iter(self.engine.embed_many(todo, batch_windows=self.params.window_batch))
         out: list[dict[str, Any]] = []
         for record, ctx, item, hit, key in zip(records, ctxs, prepared, cached, keys, strict=True):
             if hit is not None:
@@ -282,7 +299,7 @@ class SpeakerFilterStage(CorpusStage):
                 if isinstance(wav, str):  # "long"
                     seconds = v["seconds"]
                     enough = seconds >= self.params.min_voiced and v["embedding"] is not None
-                    m = _long_measurement(v) if enough else None
+                    m = _long_measurement(v, self.scale.turn) if enough else None
                     _cache_write(ctx.out_dir, key, seconds, m)
                     if m is not None:
                         out.append(m)
@@ -292,7 +309,7 @@ class SpeakerFilterStage(CorpusStage):
                 m = None
                 if seconds >= self.params.min_voiced:
                     embedding, partials = next(embedded)
-                    m = _measurement(wav, v, where, embedding, partials)
+                    m = _measurement(wav, v, where, embedding, partials, self.scale.turn)
                 _cache_write(ctx.out_dir, key, seconds, m)
             if seconds < self.params.min_voiced or m is None:
                 ctx.reject(
@@ -316,16 +333,14 @@ class SpeakerFilterStage(CorpusStage):
         except OSError:
             return None
         if not hasattr(self, "_encoder_tag"):
-            from audioprep.engines.speaker.resemblyzer import encoder_version
-
-            self._encoder_tag = encoder_version()
+            self._encoder_tag = self.engine_class().version_tag()
         ident = [
             str(path.resolve()),
             st.st_size,
             st.st_mtime_ns,
             self._encoder_tag,
             self.version,
-            TURN_SIMILARITY,
+            self.scale.turn,
             TURN_MIN_WINDOWS,
         ]
         return hashlib.sha256(json.dumps(ident).encode()).hexdigest()
@@ -336,11 +351,9 @@ class SpeakerFilterStage(CorpusStage):
         import numpy as np
 
         from audioprep.engines import base as engines
-        from audioprep.engines.speaker.resemblyzer import decode, embed_batch, voiced
+        from audioprep.engines.speaker.voiced import decode, voiced
 
-        encoder = engines.load(
-            "speaker", ENGINE, engines.Settings(device=self.params.device, threads=1)
-        ).encoder
+        engine = engines.load("speaker", self.params.engine, self.settings())
         wavs = []
         for path in self._reference_files():
             try:
@@ -352,7 +365,9 @@ class SpeakerFilterStage(CorpusStage):
                     f"reference {path} has under {self.params.min_voiced:g} s of voiced audio."
                 )
             wavs.append(v)
-        return np.array([e for e, _ in embed_batch(encoder, wavs)])
+        embedded = engine.embed_many(wavs, batch_windows=self.params.window_batch)
+        engine.close()
+        return np.array([e for e, _ in embedded])
 
     def decide(self, measurements: dict[str, dict[str, Any]], ctx: DecideContext) -> dict[str, Any]:
         """The voice, its clusters, every unit's score and keep, and the confirmed changes.
@@ -366,7 +381,6 @@ class SpeakerFilterStage(CorpusStage):
         import numpy as np
 
         from audioprep.dsp.speakers import centroid, cluster_voices, score_more, voice_decision
-        from audioprep.engines.speaker.resemblyzer import load_bank
 
         p = self.params
         units: list[tuple[str, int | None]] = []  # (item id, turn index or None)
@@ -395,7 +409,7 @@ class SpeakerFilterStage(CorpusStage):
             }
         x = np.array(embs, dtype=np.float64).reshape(len(embs), -1)
         decision: dict[str, Any] = {"enrol": p.enrol}
-        labels = cluster_voices(x, stop_similarity=CLUSTER_SIMILARITY, weights=np.array(seconds))
+        labels = cluster_voices(x, stop_similarity=self.scale.cluster, weights=np.array(seconds))
         clusters = _describe_clusters(x, labels, units, seconds)
         decision["clusters"] = clusters
         anchor = None
@@ -422,7 +436,7 @@ class SpeakerFilterStage(CorpusStage):
             voice = centroid(x[labels == wanted])
             decision["cluster"] = wanted
             decision["dominant_cluster_size"] = clusters[wanted]["size"]
-        bank = load_bank()
+        bank = self.engine_class().load_bank()
         result = voice_decision(
             x,
             voice,
@@ -430,15 +444,18 @@ class SpeakerFilterStage(CorpusStage):
             anchor=anchor,
             adapt=p.adapt and p.enrol == "reference",  # a cluster is the corpus's voice already
             threshold=p.threshold,
-            auto_z=AUTO_Z,
-            join=JOIN_SIMILARITY,
+            auto_z=self.scale.auto_z,
+            join=self.scale.join,
             join_low=JOIN_LOW,
-            join_high=JOIN_HIGH,
+            join_high=self.scale.join_high,
             bank_margin=JOIN_BANK_MARGIN,
-            cohort_below=COHORT_BELOW,
+            cohort_below=self.scale.cohort_below,
             bank=bank,
             min_cohort=MIN_COHORT,
-            enrol_above=ENROL_ABOVE,
+            enrol_above=self.scale.enrol_above,
+            enrol_floor=self.scale.enrol_floor,
+            fixed=self.scale.fixed,
+            floor=self.scale.floor,
         )
         keep, score, initial, z = result["keep"], result["score"], result["initial"], result["z"]
         for c, info in enumerate(clusters):
@@ -472,9 +489,9 @@ class SpeakerFilterStage(CorpusStage):
                 rows.setdefault(item_id, []).append(i)
         if whole_ids:
             w = np.array(whole_embs, dtype=np.float64)
-            wkeep, wscore, wz = score_more(result, w, auto_z=AUTO_Z)
+            wkeep, wscore, wz = score_more(result, w, auto_z=self.scale.auto_z)
             winit = w @ result["voice"] / np.linalg.norm(w, axis=1)
-        others = self._other_voices(x, labels, result, bank)
+        others = self._other_voices(x, labels, result, bank, self.scale.cohort_below)
         for j, item_id in enumerate(whole_ids):
             turns = measurements[item_id]["turns"]
             idx = rows[item_id]
@@ -493,7 +510,10 @@ class SpeakerFilterStage(CorpusStage):
                 }
                 for t, i in zip(turns, idx, strict=True)
             ]
-            pieces, checked = _confirmed_pieces(side, SPLIT_MARGIN)
+            scale = self.scale
+            pieces, checked = _confirmed_pieces(
+                side, scale.split_margin, scale.split_strong, scale.split_below, scale.split_gap
+            )
             decision["splits"][item_id] = checked
             if pieces is not None:
                 decision["turns"][item_id] = pieces
@@ -512,15 +532,17 @@ class SpeakerFilterStage(CorpusStage):
                 if flip:
                     decision["doubt"][item_id] = [[t["start"], t["end"]] for t in doubt]
             decision["scores_initial"][item_id] = round(float(winit[j]), 4)
-        decision["curve"] = _curve(decision, measurements)
+        decision["curve"] = _curve(decision, measurements, self.scale.fixed)
         if p.report:
             self._report(ctx, np.array(list(decision["scores"].values())), decision)
         return decision
 
     @staticmethod
-    def _other_voices(x: Any, labels: Any, result: dict[str, Any], bank: Any) -> Any:
+    def _other_voices(
+        x: Any, labels: Any, result: dict[str, Any], bank: Any, cohort_below: float
+    ) -> Any:
         """``f(i)``: how much better unit ``i`` matches another voice than the target: the
-        nearest centroid of a clearly-other cluster (not joined, under :data:`COHORT_BELOW`
+        nearest centroid of a clearly-other cluster (not joined, under the scale's ``cohort_below``
         from the voice; leaving ``i`` out of its own), and the
         nearest voice of the impostor bank, each minus its score (-inf where there is none)."""
         import numpy as np
@@ -530,7 +552,7 @@ class SpeakerFilterStage(CorpusStage):
         u = unit(x)
         # only clearly other voices: a cluster between the cohort's bound and the join (the
         # target under a harsher rendering, as often as a guest) is evidence of nothing
-        other = ~result["joined"] & (result["cluster_similarity"] < COHORT_BELOW)
+        other = ~result["joined"] & (result["cluster_similarity"] < cohort_below)
         sums = {c: u[labels == c].sum(axis=0) for c in range(len(other)) if other[c]}
         counts = {c: int((labels == c).sum()) for c in sums}
         extra = unit(bank) if bank is not None and len(bank) else np.zeros((0, x.shape[1]))
@@ -744,9 +766,8 @@ class SpeakerFilterStage(CorpusStage):
         return out
 
     def tool_versions(self) -> dict[str, str]:
-        from audioprep.engines import base as engines
 
-        return engines.engine_class("speaker", ENGINE).versions()
+        return {"engine": self.params.engine, **self.engine_class().versions()}
 
 
 #: Embeddings cached in OUT_DIR (a declared cache output): a re-run with another --threshold,
@@ -800,7 +821,11 @@ def _finite(value: float) -> float | None:
 
 
 def _confirmed_pieces(
-    side: list[dict[str, Any]], margin: float
+    side: list[dict[str, Any]],
+    margin: float,
+    strong: float,
+    below: float | None = None,
+    gap: float = 0.0,
 ) -> tuple[list[dict[str, Any]] | None, list[dict[str, Any]]]:
     """The pieces of a clip cut at its confirmed changes, or None (decide it whole), and every
     candidate change with both sides' scores and whether it was confirmed.
@@ -808,11 +833,14 @@ def _confirmed_pieces(
     A change between two candidate turns is confirmed when the decision keeps one side and
     not the other, both have :data:`SPLIT_MIN_WINDOWS` windows, and the rejected side matches
     another voice of the corpus better than the target (its ``other_voice``) by ``margin``
-    where the two sides are different clusters, by :data:`SPLIT_STRONG` where they are one; or
-    a voice of the impostor bank (``bank_voice``) by :data:`SPLIT_STRONG`. Turns between unconfirmed
+    where the two sides are different clusters, by ``strong`` where they are one; or
+    a voice of the impostor bank (``bank_voice``) by ``strong``; or, with ``below`` (an encoder
+    that places other voices that low), its own score is under ``below`` and ``gap`` under the
+    clip's best kept turn's. Turns between unconfirmed
     changes join; a piece is kept when most of its seconds were kept.
     """
     checked, cuts = [], []
+    best = max((t["score"] for t in side if t["keep"]), default=0.0)
     for j, (a, b) in enumerate(zip(side, side[1:], strict=False)):
         other = b if a["keep"] else a
         ok = (
@@ -820,8 +848,9 @@ def _confirmed_pieces(
             and min(a.get("windows") or 0, b.get("windows") or 0) >= SPLIT_MIN_WINDOWS
             and (
                 (a["cluster"] != b["cluster"] and (other["other_voice"] or -1.0) >= margin)
-                or (other["other_voice"] or -1.0) >= SPLIT_STRONG
-                or (other.get("bank_voice") or -1.0) >= SPLIT_STRONG
+                or (other["other_voice"] or -1.0) >= strong
+                or (other.get("bank_voice") or -1.0) >= strong
+                or (below is not None and other["score"] < below and best - other["score"] >= gap)
             )
         )
         checked.append({"at": b["start"], "before": a, "after": b, "confirmed": bool(ok)})
@@ -850,8 +879,11 @@ def _confirmed_pieces(
     return pieces, checked
 
 
-def _curve(decision: dict[str, Any], measurements: dict[str, Any]) -> list[dict[str, Any]]:
-    """Seconds of voiced audio kept at each cosine threshold (clips and cut pieces)."""
+def _curve(
+    decision: dict[str, Any], measurements: dict[str, Any], fixed: float
+) -> list[dict[str, Any]]:
+    """Seconds of voiced audio kept at each cosine threshold (clips and cut pieces), at 19
+    thresholds from the engine's fixed threshold - 0.25 to + 0.2."""
     units = []
     for item_id, s in decision["scores"].items():
         if item_id in decision["turns"]:
@@ -861,7 +893,7 @@ def _curve(decision: dict[str, Any], measurements: dict[str, Any]) -> list[dict[
     total = sum(sec for _, sec in units) or 1.0
     out = []
     for k in range(0, 19):
-        th = round(0.5 + 0.025 * k, 3)
+        th = round(fixed - 0.25 + 0.025 * k, 3)
         kept = sum(sec for s, sec in units if s >= th)
         out.append(
             {
@@ -882,7 +914,7 @@ def _cluster_number(enrol: str) -> int:
 
 def _is_long(path: Path, record: Record) -> bool:
     """Whether an item is long enough to be measured in blocks (over ten minutes)."""
-    from audioprep.engines.speaker.resemblyzer import LONG_SAMPLES
+    from audioprep.engines.speaker.voiced import LONG_SAMPLES
 
     try:
         import soundfile as sf
@@ -896,7 +928,7 @@ def _is_long(path: Path, record: Record) -> bool:
             return False
 
 
-def _long_measurement(r: dict[str, Any]) -> dict[str, Any]:
+def _long_measurement(r: dict[str, Any], turn: float) -> dict[str, Any]:
     """:func:`_measurement` of a long item measured in blocks: the changes are placed at the
     middle of the window where they were found (no sample-level search for the pause)."""
     import numpy as np
@@ -909,7 +941,7 @@ def _long_measurement(r: dict[str, Any]) -> dict[str, Any]:
         "voiced_seconds": round(r["seconds"], 3),
         "windows": len(partials),
     }
-    runs = turns(partials, change_similarity=TURN_SIMILARITY, min_windows=TURN_MIN_WINDOWS)
+    runs = turns(partials, change_similarity=turn, min_windows=TURN_MIN_WINDOWS)
     if len(runs) < 2:
         return m
     bounds = [0.0]
@@ -935,13 +967,15 @@ def _long_measurement(r: dict[str, Any]) -> dict[str, Any]:
     return m
 
 
-def _measurement(wav: Any, v: Any, where: Any, embedding: Any, partials: Any) -> dict[str, Any]:
+def _measurement(
+    wav: Any, v: Any, where: Any, embedding: Any, partials: Any, turn: float
+) -> dict[str, Any]:
     """The item's embedding and, where its windows fall into two groups, its candidate turns
     (start and end in the clip, seconds, at the quietest point near each change)."""
     import numpy as np
 
     from audioprep.dsp.speakers import centroid, quietest, turns
-    from audioprep.engines.speaker.resemblyzer import HOP_SAMPLES, RATE
+    from audioprep.engines.speaker.voiced import HOP_SAMPLES, RATE
 
     def rounded(e: Any) -> list[float]:
         return [round(float(x), 7) for x in e]
@@ -951,7 +985,7 @@ def _measurement(wav: Any, v: Any, where: Any, embedding: Any, partials: Any) ->
         "voiced_seconds": round(len(v) / SR, 3),
         "windows": len(partials),
     }
-    runs = turns(partials, change_similarity=TURN_SIMILARITY, min_windows=TURN_MIN_WINDOWS)
+    runs = turns(partials, change_similarity=turn, min_windows=TURN_MIN_WINDOWS)
     if len(runs) < 2:
         return m
     step = int(np.round((SR / RATE) / HOP_SAMPLES)) * HOP_SAMPLES

@@ -29,14 +29,15 @@ SR = 16000
 SPEAKERS_FILE = "speakers.json"
 EMBEDDINGS_FILE = "embeddings.npy"
 UNKNOWN = "unknown"
-#: A clip whose two sides' windows (at least 3 windows each) are less similar than this is cut
-#: into turns, each clustered as a unit of its own. Lower than speaker-filter's 0.9: measured on
-#: single-voice clips through codecs and beds (eval corpus, 118 clips), the two sides of a
-#: clip score 0.75-0.96 (p5 0.80), so 0.9 would cut half the clips in two.
-TURN_SIMILARITY = 0.7
+#: The default speaker encoder. Its VoiceScale gives the similarities this stage uses: a clip
+#: whose two sides' windows (at least TURN_MIN_WINDOWS each) are less similar than
+#: ``speakers_turn`` is cut into turns, each clustered as a unit of its own (lower than
+#: speaker-filter's ``turn``: with Resemblyzer, the two sides of single-voice clips through
+#: codecs and beds score 0.75-0.96, so 0.9 would cut half of them); the automatic stop is
+#: searched between ``auto_low`` and ``auto_high``; a reference names the cluster nearest to it
+#: when they are at least ``name`` similar.
+ENGINE = "campplus"
 TURN_MIN_WINDOWS = 3
-#: A reference names the cluster nearest to it when they are at least this similar.
-NAME_SIMILARITY = 0.7
 #: ... and the name goes to the voice with most hours among those this close to the nearest.
 NAME_SLACK = 0.05
 #: Rows clustered by average linkage; the others are assigned to the nearest centroid.
@@ -49,7 +50,7 @@ BOUNDARY_CLIPS = 10
 def _engine_choices() -> tuple[str, ...]:
     from audioprep.engines.base import names
 
-    return tuple(names("speaker")) or ("resemblyzer",)
+    return tuple(names("speaker")) or (ENGINE,)
 
 
 # -- the encoder ------------------------------------------------------------------------------
@@ -58,19 +59,22 @@ def _engine_choices() -> tuple[str, ...]:
 
 class _Encoder:
     """``voiced(path) -> (16 kHz float32 voiced audio, where)``; ``embed(wavs) -> [(unit
-    embedding (256,), partial-window embeddings (k, 256))]``; ``versions()``."""
+    embedding (d,), partial-window embeddings (k, d))]``; ``versions()``."""
 
     def __init__(self, name: str, threads: int, device: str, window_batch: int) -> None:
         from audioprep.engines import base as engines
+        from audioprep.engines.models import model_dir
 
         self.name = name
         self.window_batch = window_batch
         self.engine = engines.load(
-            "speaker", name, engines.Settings(device=device, threads=threads)
+            "speaker",
+            name,
+            engines.Settings(device=device, threads=threads, model_dir=model_dir(None)),
         )
 
     def voiced(self, path: Path) -> tuple[Any, Any]:
-        from audioprep.engines.speaker.resemblyzer import decode, voiced
+        from audioprep.engines.speaker.voiced import decode, voiced
 
         wav = decode(path)
         v, where = voiced(wav)
@@ -109,11 +113,14 @@ def _unpack(text: str) -> Any:
 class SpeakersStage(CorpusStage):
     """Give every clip a corpus-wide speaker id.
 
-    Every clip is embedded (Resemblyzer: 1.6 s windows); a clip whose windows fall into two
+    Every clip is embedded (CAM++ by default: whole, and 1.6 s windows); a clip whose windows
+    fall into two
     groups is cut into candidate turns, and each turn is clustered on its own. The corpus's
     voices are found by average-linkage clustering of (a sample of at most 4000 of) the
-    embeddings, stopped at the widest gap of the dendrogram between similarities 0.70 and 0.82
-    (or at `--merge-threshold`), then every embedding goes to its nearest voice, in blocks, from
+    embeddings, stopped at the widest gap of the dendrogram inside the encoder's band (CAM++:
+    similarities 0.64 to 0.68, then voices whose centroids are 0.7 similar join; Resemblyzer:
+    0.70 to 0.82), or at `--merge-threshold`;
+    then every embedding goes to its nearest voice, in blocks, from
     embeddings.npy on disk. Ids are ordered by hours (`spk00` has the most); with `--against`
     the voices of an earlier run keep their ids. Records `speaker`, `speaker_confidence`
     (`similarity` to the voice, `margin` to the next one), `speaker_name` (from `--reference
@@ -126,7 +133,7 @@ class SpeakersStage(CorpusStage):
     version = "1"
     outputs = (
         Output(SPEAKERS_FILE, "per speaker: hours, clips, similarities, samples; the settings"),
-        Output(EMBEDDINGS_FILE, "every clip's (and turn's) embedding, float32 (n, 256)"),
+        Output(EMBEDDINGS_FILE, "every clip's (and turn's) embedding, float32 (n, d)"),
     )
 
     @dataclasses.dataclass(frozen=True)
@@ -146,8 +153,9 @@ class SpeakersStage(CorpusStage):
         )
         merge_threshold: float | None = param(
             None,
-            help="auto: stop merging voices at the dendrogram's widest gap between 0.70 and "
-            "0.82; a number: stop where voices are on average less similar (cosine).",
+            help="auto: stop merging voices at the dendrogram's widest gap inside the "
+            "encoder's band (campplus 0.64-0.68, resemblyzer 0.70-0.82); a number: stop where "
+            "voices are on average less similar (cosine).",
             parse=number_or_auto,
             render=number_or_auto_text,
             min=-1.0,
@@ -159,7 +167,11 @@ class SpeakersStage(CorpusStage):
             help="An earlier `speakers` output: its voices keep their ids, new ones get new ids.",
             path=True,
         )
-        engine: str = param("resemblyzer", help="The speaker encoder.", choices=_engine_choices)
+        engine: str = param(
+            ENGINE,
+            help="The speaker encoder: campplus (CAM++) or resemblyzer.",
+            choices=_engine_choices,
+        )
         min_voiced: float = param(
             1.0, help="Reject clips with less voiced audio (s): too short to embed.", min=0.0
         )
@@ -178,6 +190,10 @@ class SpeakersStage(CorpusStage):
         self._reference_files()  # raises on a bad --reference
         if p.against:
             self._against()
+        from audioprep.engines import base as engines
+        from audioprep.engines.models import model_dir
+
+        self.engine_class().check(engines.Settings(device=p.device, model_dir=model_dir(None)))
         require_ffmpeg()
 
     def _reference_files(self) -> dict[str, list[Path]]:
@@ -230,6 +246,21 @@ class SpeakersStage(CorpusStage):
             )
         return data
 
+    def engine_class(self) -> Any:
+        """The speaker engine's class (its scale and versions), without loading it."""
+        from audioprep.engines import base as engines
+
+        return engines.engine_class("speaker", self.params.engine)
+
+    @property
+    def scale(self) -> Any:
+        """The engine's :class:`audioprep.engines.speaker.base.VoiceScale`."""
+        return self.engine_class().scale
+
+    @property
+    def turn_similarity(self) -> float:
+        return float(self.scale.speakers_turn)
+
     resources = Resources(threads=1)  # one torch thread embeds fastest here (make bench)
 
     def setup(self, ctx: WorkerContext) -> None:
@@ -270,7 +301,11 @@ class SpeakersStage(CorpusStage):
                 out.append({})
                 continue
             embedding, partials = next(embedded)
-            out.append(_measurement(*item, embedding, partials, split=self.params.turns))
+            out.append(
+                _measurement(
+                    *item, embedding, partials, split=self.params.turns, turn=self.turn_similarity
+                )
+            )
         return out
 
     # -- decide: once, in the main process ---------------------------------------------------
@@ -306,6 +341,7 @@ class SpeakersStage(CorpusStage):
         from audioprep.dsp.speaker_clusters import cluster_corpus
 
         p = self.params
+        scale = self.scale
         out_dir = Path(ctx.out_dir)
         units: list[tuple[str, int | None]] = []
         seconds: list[float] = []
@@ -320,7 +356,10 @@ class SpeakersStage(CorpusStage):
             raise AudioprepError("speakers: no clip could be embedded (see rejected.jsonl).")
         # every embedding into a memmap in OUT: clustering reads blocks of it
         x = np.lib.format.open_memmap(
-            out_dir / EMBEDDINGS_FILE, mode="w+", dtype=np.float32, shape=(n, 256)
+            out_dir / EMBEDDINGS_FILE,
+            mode="w+",
+            dtype=np.float32,
+            shape=(n, len(_unpack(next(iter(m for m in measurements.values() if m))["embedding"]))),
         )
         for i, (item_id, k) in enumerate(units):
             m = measurements[item_id]
@@ -332,6 +371,8 @@ class SpeakersStage(CorpusStage):
             stop_similarity=p.merge_threshold,
             max_speakers=p.max_speakers,
             sample=CLUSTER_SAMPLE,
+            band=(scale.auto_low, scale.auto_high, scale.auto_fallback),
+            join=scale.speakers_join,
         )
         sim, margin = _confidence(x, labels, cents)
         k = len(cents)
@@ -362,11 +403,11 @@ class SpeakersStage(CorpusStage):
             s = cents @ voice
             # the voice's largest cluster among those nearly as near as the nearest (a voice
             # split by channels has fragments; the name goes to its main cluster)
-            close = np.flatnonzero(s >= max(NAME_SIMILARITY, float(s.max()) - NAME_SLACK))
+            close = np.flatnonzero(s >= max(scale.name, float(s.max()) - NAME_SLACK))
             close = [int(c) for c in close if int(c) not in names]
             best = max(close, key=lambda c: totals[c]) if close else int(np.argmax(s))
             references[name] = {"similarity": round(float(s[best]), 4), "speaker": None}
-            if s[best] >= NAME_SIMILARITY and best not in names:
+            if s[best] >= scale.name and best not in names:
                 names[best] = name
                 references[name]["speaker"] = ids[best]
                 if ids[best] == UNKNOWN:  # a named voice is never unknown
@@ -393,6 +434,7 @@ class SpeakersStage(CorpusStage):
                 "merge_threshold": number_or_auto_text(p.merge_threshold),
                 "stop_similarity": info["stop_similarity"],
                 "stopping": info["how"],
+                "joined_renderings": info.get("joined", 0),
                 "clustered_sample": info["sampled"],
                 "units": n,
                 "clusters": k,
@@ -478,19 +520,19 @@ def _fresh(taken: set[str]) -> str:
 
 
 def _measurement(
-    wav: Any, v: Any, where: Any, embedding: Any, partials: Any, *, split: bool
+    wav: Any, v: Any, where: Any, embedding: Any, partials: Any, *, split: bool, turn: float
 ) -> dict[str, Any]:
     """The clip's embedding, and its candidate turns where its windows fall into two groups
     (speaker-filter's turn splitting)."""
     import numpy as np
 
     from audioprep.dsp.speakers import centroid, quietest, turns
-    from audioprep.engines.speaker.resemblyzer import HOP_SAMPLES, RATE
+    from audioprep.engines.speaker.voiced import HOP_SAMPLES, RATE
 
     m: dict[str, Any] = {"embedding": _pack(embedding), "voiced_seconds": round(len(v) / SR, 3)}
     if not split:
         return m
-    runs = turns(partials, change_similarity=TURN_SIMILARITY, min_windows=TURN_MIN_WINDOWS)
+    runs = turns(partials, change_similarity=turn, min_windows=TURN_MIN_WINDOWS)
     if len(runs) < 2:
         return m
     step = int(np.round((SR / RATE) / HOP_SAMPLES)) * HOP_SAMPLES
