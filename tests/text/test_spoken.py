@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from audioprep.text.checks import check_rate, letters, run_checks, spoken_letters
@@ -63,9 +63,14 @@ def test_no_digit_survives_in_english_or_korean(text: str, language: str) -> Non
 
 @settings(max_examples=300)
 @given(TEXT, st.sampled_from(["en", "ko", "de", "ja", None]))
+@example("10", "ko")  # found by hypothesis in a full run: 십 is one letter for two digits
 def test_speaking_never_loses_letters_and_is_idempotent(text: str, language: str | None) -> None:
     out = spoken(text, language)
-    assert letters(out) >= letters(text), (text, out)
+    if language == "ko":  # 10 is 십, 100 백: one syllable for a number of several digits
+        at_least = letters(re.sub(r"\d", "", text)) + len(re.findall(r"\d+", text))
+    else:
+        at_least = letters(text)
+    assert letters(out) >= at_least, (text, out)
     assert spoken(out, language) == out
 
 
