@@ -1,9 +1,11 @@
-"""speaker-filter beside Resemblyzer's own loop, on the same clips, in one run (make bench-speaker).
+"""speaker-filter beside the encoder's own loop, on the same clips, in one run (make bench-speaker).
 
-Times, in this one process, one torch thread each:
+Times, in this one process, one torch thread each, for each engine (``--engine``: campplus and
+resemblyzer by default):
 
-1. Resemblyzer alone: ``preprocess_wav(path)`` + ``VoiceEncoder.embed_utterance(wav)`` for every
-   clip (the encoder loaded once, before the clock starts);
+1. the encoder alone: Resemblyzer's ``preprocess_wav(path)`` + ``VoiceEncoder.embed_utterance``,
+   or CAM++'s: the file read at 16 kHz, Kaldi fbank, mean normalisation, one forward pass, for
+   every clip (the model loaded once, before the clock starts);
 2. ``speaker-filter`` through the runner (``-j 1``, three references, defaults): decoding, the
    voiced map, the embedding pass, turn analysis, clustering, the decision and writing the
    clips; the encoder is loaded in the worker's set-up, inside the clock;
@@ -31,17 +33,55 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 
+def _alone(name: str, clips: list[Path]) -> tuple[float, float]:
+    """The encoder's own loop over ``clips``: (seconds taken, seconds of audio embedded)."""
+    if name == "resemblyzer":
+        from audioprep.engines.speaker.resemblyzer import load_encoder, quiet_imports
+
+        quiet_imports()
+        from resemblyzer import preprocess_wav
+
+        encoder = load_encoder(1)
+        t0 = time.perf_counter()
+        seconds = 0.0
+        for path in clips:
+            wav = preprocess_wav(path)
+            seconds += len(wav) / 16000
+            if len(wav) >= 16000:
+                encoder.embed_utterance(wav)
+        return time.perf_counter() - t0, seconds
+    import soundfile as sf
+    import torch
+
+    from audioprep.dsp.fbank import fbank
+    from audioprep.engines import base as engines
+    from audioprep.engines.models import model_dir
+
+    model = engines.load("speaker", name, engines.Settings(model_dir=model_dir(None))).model
+    t0 = time.perf_counter()
+    seconds = 0.0
+    for path in clips:
+        wav = sf.read(str(path), dtype="float32")[0]
+        seconds += len(wav) / 16000
+        feats = fbank(wav)
+        with torch.no_grad():
+            model(torch.from_numpy(feats - feats.mean(axis=0))[None])
+    return time.perf_counter() - t0, seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--in", dest="in_dir", default=None, help="a manifest directory of clips")
     ap.add_argument("--reference", action="append", default=None)
     ap.add_argument("--profile", default=None, help="write a cProfile of speaker-filter here")
+    ap.add_argument("--engine", action="append", default=None, help="campplus, resemblyzer")
     args = ap.parse_args(argv)
     os.environ.setdefault("AUDIOPREP_SHARED", str(REPO.parent / "shared"))
 
+    import dataclasses
+
     import torch
 
-    from audioprep.engines.speaker.resemblyzer import load_encoder, quiet_imports
     from audioprep.manifests.records import read_manifest, resolve_audio
     from audioprep.run.runner import run_stage
     from audioprep.stages.speaker_filter import SpeakerFilterStage
@@ -59,58 +99,40 @@ def main(argv: list[str] | None = None) -> int:
     clips = [resolve_audio(corpus, r["audio"]) for r in read_manifest(corpus)]
     torch.set_num_threads(1)
 
-    # 1. Resemblyzer alone
-    quiet_imports()
-    from resemblyzer import preprocess_wav
+    rows = []
+    for name in args.engine or ["campplus", "resemblyzer"]:
+        alone, seconds = _alone(name, clips)
+        # 2. speaker-filter, the whole stage
+        params = SpeakerFilterStage.Params(references=tuple(refs), engine=name)
+        stage = SpeakerFilterStage(params)
+        prof = None
+        if args.profile:
+            import cProfile
 
-    encoder = load_encoder(1)
-    t0 = time.perf_counter()
-    seconds = 0.0
-    for path in clips:
-        wav = preprocess_wav(path)
-        seconds += len(wav) / 16000
-        if len(wav) >= 16000:
-            encoder.embed_utterance(wav)
-    alone = time.perf_counter() - t0
-
-    # 2. speaker-filter, the whole stage
-    stage = SpeakerFilterStage(SpeakerFilterStage.Params(references=tuple(refs)))
-    prof = None
-    if args.profile:
-        import cProfile
-
-        prof = cProfile.Profile()
-        prof.enable()
-    t0 = time.perf_counter()
-    run_stage(stage, tmp / "out", in_dir=corpus, jobs=1, progress=False)
-    ours = time.perf_counter() - t0
-    if prof is not None:
-        prof.disable()
-        prof.dump_stats(args.profile)
-
-    # 3. again with another threshold: from the cache
-    stage = SpeakerFilterStage(SpeakerFilterStage.Params(references=tuple(refs), threshold=0.7))
-    t0 = time.perf_counter()
-    run_stage(stage, tmp / "out", in_dir=corpus, jobs=1, progress=False, overwrite=True)
-    again = time.perf_counter() - t0
-    kept = sum(1 for _ in read_manifest(tmp / "out"))
-    print(f"{len(clips)} clips, {seconds:.0f} s of voiced audio, one torch thread, -j 1")
-    print("| run | seconds | ratio to Resemblyzer's loop |")
-    print("| --- | --- | --- |")
-    print(f"| Resemblyzer `preprocess_wav` + `embed_utterance` | {alone:.1f} | 1.00 |")
-    print(f"| speaker-filter (whole stage) | {ours:.1f} | {ours / alone:.2f} |")
-    print(f"| speaker-filter again, --threshold 0.7 (cached) | {again:.1f} | {again / alone:.2f} |")
-    print(
-        json.dumps(
-            {
-                "clips": len(clips),
-                "alone": alone,
-                "stage": ours,
-                "cached": again,
-                "kept_at_0.7": kept,
-            }
+            prof = cProfile.Profile()
+            prof.enable()
+        out = tmp / f"out-{name}"
+        t0 = time.perf_counter()
+        run_stage(stage, out, in_dir=corpus, jobs=1, progress=False)
+        ours = time.perf_counter() - t0
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(f"{args.profile}.{name}")
+        # 3. again with another threshold: from the cache
+        params = dataclasses.replace(params, threshold=0.7)
+        t0 = time.perf_counter()
+        run_stage(
+            SpeakerFilterStage(params), out, in_dir=corpus, jobs=1, progress=False, overwrite=True
         )
-    )
+        again = time.perf_counter() - t0
+        kept = sum(1 for _ in read_manifest(out))
+        rows.append((name, alone, ours, again, kept))
+    print(f"{len(clips)} clips, {seconds:.0f} s of voiced audio, one torch thread, -j 1")
+    print("| engine | its own loop (s) | speaker-filter (s) | ratio | again, cached (s) |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, alone, ours, again, _ in rows:
+        print(f"| {name} | {alone:.1f} | {ours:.1f} | {ours / alone:.2f} | {again:.1f} |")
+    print(json.dumps({"clips": len(clips), "rows": rows}))
     return 0
 
 

@@ -79,7 +79,7 @@ class SpeakerFilterStage(CorpusStage):
     """
 
     name = "speaker-filter"
-    version = "3"
+    version = "4"
     # one torch thread per worker: measured here, one thread embeds faster than two even with
     # a single worker (README, make bench); AUDIOPREP_THREADS overrides it
     resources = Resources(threads=1)
