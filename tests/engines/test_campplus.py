@@ -26,6 +26,7 @@ def engine() -> campplus.CampplusEngine:
     return engines.load("speaker", "campplus", engines.Settings(threads=1))
 
 
+@pytest.mark.slow
 def test_same_voice_scores_above_every_other_voice(engine: campplus.CampplusEngine) -> None:
     voices = {s: sorted((LIBRI / s).glob("*.flac"))[:3] for s in ("1688", "1998", "2033", "2414")}
     wavs, who = [], []
@@ -45,6 +46,7 @@ def test_same_voice_scores_above_every_other_voice(engine: campplus.CampplusEngi
     assert min(same) > campplus.SCALE.fixed > max(other)
 
 
+@pytest.mark.slow
 def test_partials_are_the_turn_windows_and_batching_changes_nothing(
     engine: campplus.CampplusEngine,
 ) -> None:
