@@ -16,7 +16,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from audioprep.engines.speaker.campplus import FILE, FOLDER, PACKAGE, SHA256, setup_dir, sha256
+from audioprep.engines.base import setup_dir, sha256
+from audioprep.engines.speaker.campplus import FILE, FOLDER, PACKAGE, SHA256
 
 
 def main() -> int:

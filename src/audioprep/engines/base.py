@@ -35,8 +35,10 @@ from __future__ import annotations
 import ast
 import dataclasses
 import functools
+import hashlib
 import importlib
 import importlib.metadata
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -111,6 +113,26 @@ class Weights:
             f"{self.origin} into {model_dir / self.path}/, or point --model-dir (or "
             "AUDIOPREP_MODEL_DIR) at a folder that has it."
         )
+
+
+def setup_dir() -> Path:
+    """Where `make setup` puts the weights it installs (Whisper's, CAM++'s): a folder inside the
+    Python environment (``<venv>/share/audioprep/models``), looked in after the model directory,
+    so they are found whatever ``AUDIOPREP_MODEL_DIR`` says.
+
+    >>> setup_dir().parts[-3:]
+    ('share', 'audioprep', 'models')
+    """
+    return Path(sys.prefix) / "share" / "audioprep" / "models"
+
+
+def sha256(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def package_versions(*packages: str) -> dict[str, str]:

@@ -26,6 +26,7 @@ from audioprep.core.stage import (
     WorkerContext,
 )
 from audioprep.engines.models import model_dir, model_dir_option
+from audioprep.engines.speaker.base import DEFAULT, engine_choices
 from audioprep.errors import AudioprepError, ItemError, UsageError
 from audioprep.manifests.layout import DECISION_FILE
 from audioprep.manifests.offsets import child_offset
@@ -35,7 +36,7 @@ SR = 16000
 #: The default speaker embedder (a name in the engine registry, family "speaker"). Every
 #: cosine similarity the decision uses comes from the engine's VoiceScale (its fixed
 #: threshold, clusters, joins, cohort, candidate turns, split margins).
-ENGINE = "campplus"
+ENGINE = DEFAULT
 TURN_MIN_WINDOWS = 1
 #: Fewer than this many units in the impostor cohort (units under the scale's
 #: ``cohort_below`` against the first voice) and the decision falls back to the fixed threshold.
@@ -53,12 +54,6 @@ SPLIT_MIN_WINDOWS = 1
 #: confirmed change is rejected whole ("in doubt"): measured on the benchmark, such clips held
 #: most of the other voices' seconds that whole-clip decisions kept.
 DOUBT_REJECTS = True
-
-
-def _engine_choices() -> tuple[str, ...]:
-    from audioprep.engines.base import names
-
-    return tuple(names("speaker")) or (ENGINE,)
 
 
 class SpeakerFilterStage(CorpusStage):
@@ -155,7 +150,7 @@ class SpeakerFilterStage(CorpusStage):
             ENGINE,
             help="The speaker encoder: campplus (CAM++, robust to codecs and beds) or "
             "resemblyzer (the earlier default).",
-            choices=_engine_choices,
+            choices=engine_choices,
         )
         model_dir: str = model_dir_option()
         annotate_only: bool = param(

